@@ -1,0 +1,149 @@
+//! Every setting once: its flag, its `CASHIER_*` environment variable, its default and one doc
+//! line. `cashier serve --help` prints them all; `.env.example` lists the variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::chain::Network;
+use crate::store::{DatabaseTarget, StoreError, StoreOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cashier",
+    version,
+    about = "Cashier: a self-hosted Bitcoin Cash payment server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the payment server.
+    Serve(Settings),
+    /// Manage merchant API keys (needed to create invoices).
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key and print it. It is shown this once; only its hash is stored.
+    Create {
+        /// A note to tell keys apart, such as the shop or till it is for.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List keys (ids, labels, dates; never the keys themselves).
+    List,
+    /// Revoke a key by the id `key list` shows.
+    Revoke { id: i64 },
+}
+
+/// Where the data lives; shared by the server and the commands that touch the database.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseSettings {
+    /// Folder for the default SQLite database (created if missing).
+    #[arg(long, env = "CASHIER_DATA_DIR", default_value = "./cashier-data")]
+    pub data_dir: PathBuf,
+
+    /// Database URL: sqlite://PATH (add ?mode=rwc to create a new file) or
+    /// postgres://USER:PASSWORD@HOST/DB. Default: sqlite://<data-dir>/cashier.sqlite.
+    #[arg(long, env = "CASHIER_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Pooled database connections for reads.
+    #[arg(long, env = "CASHIER_DB_CONNECTIONS", default_value_t = 8)]
+    pub db_connections: u32,
+
+    /// Writer connections on PostgreSQL (SQLite always uses one writer).
+    #[arg(long, env = "CASHIER_DB_WRITERS", default_value_t = 4)]
+    pub db_writers: usize,
+}
+
+impl DatabaseSettings {
+    /// The database to open. The default SQLite file (and its folder) is created on first use;
+    /// a URL given explicitly must name an existing database.
+    pub fn target(&self) -> Result<DatabaseTarget, StoreError> {
+        match &self.database_url {
+            Some(url) => DatabaseTarget::parse(url),
+            None => {
+                std::fs::create_dir_all(&self.data_dir).map_err(|e| {
+                    StoreError::Config(format!(
+                        "cannot create data folder {}: {e}",
+                        self.data_dir.display()
+                    ))
+                })?;
+                Ok(DatabaseTarget::default_in(&self.data_dir))
+            }
+        }
+    }
+
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            read_connections: self.db_connections,
+            postgres_writers: self.db_writers,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "cashier serve")]
+pub struct Settings {
+    /// Address and port to listen on (port 0 picks a free one).
+    #[arg(long, env = "CASHIER_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+
+    /// Public base URL used in every URL the server emits (payment URLs, QR codes).
+    /// Default: http://<listen address>, i.e. http://127.0.0.1:8000.
+    #[arg(long, env = "CASHIER_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+
+    /// BCH network invoices are on: main, test (chipnet/testnet) or regtest (the dev chain).
+    #[arg(long, env = "CASHIER_NETWORK", default_value = "regtest", value_parser = parse_network)]
+    pub network: Network,
+
+    /// Let anyone create invoices without a merchant API key (point-of-sale setups).
+    #[arg(long, env = "CASHIER_PUBLIC_INVOICES")]
+    pub public_invoices: bool,
+
+    /// Seconds an invoice stays payable when the create request gives no expires_in.
+    #[arg(long, env = "CASHIER_DEFAULT_EXPIRES_IN", default_value_t = 1800,
+          value_parser = clap::value_parser!(u32).range(60..=2_592_000))]
+    pub default_expires_in: u32,
+
+    /// HTTP worker threads. Default: one per CPU core.
+    #[arg(long, env = "CASHIER_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Log filter (tracing syntax), e.g. info or cashier=debug.
+    #[arg(long, env = "CASHIER_LOG", default_value = "info")]
+    pub log: String,
+}
+
+fn parse_network(s: &str) -> Result<Network, String> {
+    Network::parse(s).ok_or_else(|| format!("unknown network {s:?}: use main, test or regtest"))
+}
+
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .ok_or_else(|| format!("{s:?} must start with http:// or https://"))?;
+    if rest.is_empty() || rest.contains(['?', '#', ' ']) {
+        return Err(format!(
+            "{s:?} must be a plain base URL such as https://pay.example.com"
+        ));
+    }
+    Ok(s.trim_end_matches('/').to_owned())
+}

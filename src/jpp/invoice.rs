@@ -1,0 +1,234 @@
+//! The invoice and its state machine.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::chain::{Address, TokenData};
+
+/// An invoice id: 128 random bits, written as 32 lowercase hex digits. The id is the capability
+/// to read and pay an invoice, so it must not be guessable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InvoiceId([u8; 16]);
+
+impl InvoiceId {
+    pub fn random() -> InvoiceId {
+        InvoiceId(rand::random())
+    }
+}
+
+impl fmt::Display for InvoiceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl FromStr for InvoiceId {
+    type Err = ();
+
+    /// Accepts the 32-hex form and the dashed UUID form, in either case.
+    fn from_str(s: &str) -> Result<InvoiceId, ()> {
+        let compact: String = match s.len() {
+            32 => s.to_owned(),
+            36 => {
+                let dashes_ok = s
+                    .char_indices()
+                    .all(|(i, c)| matches!(i, 8 | 13 | 18 | 23) == (c == '-'));
+                if !dashes_ok {
+                    return Err(());
+                }
+                s.chars().filter(|c| *c != '-').collect()
+            }
+            _ => return Err(()),
+        };
+        let mut bytes = [0u8; 16];
+        hex::decode_to_slice(compact, &mut bytes).map_err(|_| ())?;
+        Ok(InvoiceId(bytes))
+    }
+}
+
+/// Where an invoice is in its life. Only `Open` accepts verify or pay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvoiceStatus {
+    Open,
+    /// Internal and short: a payment is claimed and its broadcast is in flight.
+    Paying,
+    Paid,
+    Confirmed,
+    Expired,
+    Cancelled,
+    /// The paid transaction was double-spent or dropped.
+    Invalid,
+}
+
+impl InvoiceStatus {
+    pub const ALL: [InvoiceStatus; 7] = [
+        InvoiceStatus::Open,
+        InvoiceStatus::Paying,
+        InvoiceStatus::Paid,
+        InvoiceStatus::Confirmed,
+        InvoiceStatus::Expired,
+        InvoiceStatus::Cancelled,
+        InvoiceStatus::Invalid,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvoiceStatus::Open => "open",
+            InvoiceStatus::Paying => "paying",
+            InvoiceStatus::Paid => "paid",
+            InvoiceStatus::Confirmed => "confirmed",
+            InvoiceStatus::Expired => "expired",
+            InvoiceStatus::Cancelled => "cancelled",
+            InvoiceStatus::Invalid => "invalid",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<InvoiceStatus> {
+        InvoiceStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl fmt::Display for InvoiceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceOutput {
+    pub address: Address,
+    /// Satoshis, exact.
+    pub amount: u64,
+    pub description: Option<String>,
+    pub token: Option<TokenData>,
+}
+
+impl InvoiceOutput {
+    /// The address as written back to clients: the token-aware form when tokens are asked for.
+    pub fn address_string(&self) -> String {
+        self.address.to_cashaddr(self.token.is_some())
+    }
+
+    /// The full locking bytecode a paying output must carry: token prefix, then the script.
+    pub fn locking_bytecode(&self) -> Vec<u8> {
+        let mut script = self
+            .token
+            .as_ref()
+            .map(TokenData::prefix_bytes)
+            .unwrap_or_default();
+        script.extend(self.address.locking_bytecode());
+        script
+    }
+}
+
+/// A validated create request, before it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewInvoice {
+    pub outputs: Vec<InvoiceOutput>,
+    pub memo: Option<String>,
+    pub merchant_data: Option<serde_json::Value>,
+    pub expires_in_secs: u32,
+    /// Required fee rate in sats per 1000 bytes (1000 = 1 sat/byte), kept integral.
+    pub fee_per_kb: u64,
+}
+
+/// A stored invoice. Times are milliseconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invoice {
+    pub id: InvoiceId,
+    pub status: InvoiceStatus,
+    pub outputs: Vec<InvoiceOutput>,
+    pub memo: Option<String>,
+    pub merchant_data: Option<serde_json::Value>,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub fee_per_kb: u64,
+}
+
+impl Invoice {
+    pub fn new(id: InvoiceId, new: NewInvoice, now_ms: i64) -> Invoice {
+        Invoice {
+            id,
+            status: InvoiceStatus::Open,
+            outputs: new.outputs,
+            memo: new.memo,
+            merchant_data: new.merchant_data,
+            created_ms: now_ms,
+            expires_ms: now_ms + i64::from(new.expires_in_secs) * 1000,
+            fee_per_kb: new.fee_per_kb,
+        }
+    }
+
+    /// The status as of `now_ms`: an open invoice past its expiry is expired, whether or not
+    /// that has been recorded yet.
+    pub fn status_at(&self, now_ms: i64) -> InvoiceStatus {
+        if self.status == InvoiceStatus::Open && now_ms >= self.expires_ms {
+            InvoiceStatus::Expired
+        } else {
+            self.status
+        }
+    }
+
+    /// Total satoshis asked for.
+    pub fn total_sats(&self) -> u64 {
+        self.outputs.iter().map(|o| o.amount).sum()
+    }
+
+    pub fn has_tokens(&self) -> bool {
+        self.outputs.iter().any(|o| o.token.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_in_both_forms_and_print_compact() {
+        let id = InvoiceId::random();
+        let compact = id.to_string();
+        assert_eq!(compact.len(), 32);
+        let dashed = format!(
+            "{}-{}-{}-{}-{}",
+            &compact[0..8],
+            &compact[8..12],
+            &compact[12..16],
+            &compact[16..20],
+            &compact[20..]
+        );
+        assert_eq!(dashed.parse::<InvoiceId>(), Ok(id));
+        assert_eq!(compact.to_uppercase().parse::<InvoiceId>(), Ok(id));
+        for bad in [
+            "",
+            "xyz",
+            &compact[1..],
+            &format!("{compact}0"),
+            "g".repeat(32).as_str(),
+        ] {
+            assert!(bad.parse::<InvoiceId>().is_err(), "{bad}");
+        }
+        let misplaced = format!("-{}", &dashed[..35]);
+        assert!(misplaced.parse::<InvoiceId>().is_err());
+    }
+
+    #[test]
+    fn open_invoices_expire_at_read_time() {
+        let inv = Invoice {
+            id: InvoiceId::random(),
+            status: InvoiceStatus::Open,
+            outputs: vec![],
+            memo: None,
+            merchant_data: None,
+            created_ms: 0,
+            expires_ms: 1000,
+            fee_per_kb: 1000,
+        };
+        assert_eq!(inv.status_at(999), InvoiceStatus::Open);
+        assert_eq!(inv.status_at(1000), InvoiceStatus::Expired);
+        let paid = Invoice {
+            status: InvoiceStatus::Paid,
+            ..inv
+        };
+        assert_eq!(paid.status_at(5000), InvoiceStatus::Paid);
+    }
+}

@@ -1,0 +1,14 @@
+//! BCH invoices over the JSON Payment Protocol family: the invoice model and its states, the
+//! create request and its validation, and the JSON views wallets and merchants read.
+//!
+//! Plain Rust: neither actix nor diesel is imported here.
+
+mod create;
+mod invoice;
+mod service;
+mod view;
+
+pub use create::{parse_create_request, CreateLimits, FieldError};
+pub use invoice::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus, NewInvoice};
+pub use service::{now_ms, InvoiceError, Invoices};
+pub use view::{iso_millis, payment_uri, InvoiceView};

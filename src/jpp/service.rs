@@ -1,0 +1,139 @@
+//! What the merchant API does with invoices: create, read, list, cancel. Each state change and
+//! its event are written in one transaction.
+
+use serde_json::json;
+
+use super::{
+    parse_create_request, CreateLimits, FieldError, Invoice, InvoiceId, InvoiceStatus, InvoiceView,
+};
+use crate::chain::Network;
+use crate::store::{self, InvoicePage, ListFilter, NewEvent, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvoiceError {
+    #[error("the invoice request has {} problem(s)", .0.len())]
+    Invalid(Vec<FieldError>),
+    #[error("no invoice with this id")]
+    NotFound,
+    #[error("the invoice is {0}; only open invoices can be cancelled")]
+    NotOpen(InvoiceStatus),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Invoice operations over one store, on one network, under one public URL.
+#[derive(Debug, Clone)]
+pub struct Invoices {
+    store: Store,
+    network: Network,
+    public_url: String,
+    limits: CreateLimits,
+}
+
+impl Invoices {
+    pub fn new(
+        store: Store,
+        network: Network,
+        public_url: String,
+        default_expires_in_secs: u32,
+    ) -> Self {
+        Invoices {
+            store,
+            network,
+            public_url,
+            limits: CreateLimits {
+                network,
+                default_expires_in_secs,
+                default_fee_per_kb: 1000,
+            },
+        }
+    }
+
+    pub fn view<'a>(&self, invoice: &'a Invoice, now_ms: i64) -> InvoiceView<'a> {
+        InvoiceView::new(invoice, self.network, &self.public_url, now_ms)
+    }
+
+    /// Validates the body and stores the invoice; nothing is written when the body is wrong.
+    pub async fn create(
+        &self,
+        body: &serde_json::Value,
+        api_key_id: Option<i64>,
+    ) -> Result<Invoice, InvoiceError> {
+        let new = parse_create_request(body, &self.limits).map_err(InvoiceError::Invalid)?;
+        let invoice = Invoice::new(InvoiceId::random(), new, now_ms());
+        let stored = invoice.clone();
+        self.store
+            .write(move |c| store::invoices::insert(c, &stored, api_key_id))
+            .await?;
+        Ok(invoice)
+    }
+
+    /// Reads an invoice. An open invoice found past its expiry is recorded as expired (with its
+    /// event) the first time anyone looks.
+    pub async fn get(&self, id: InvoiceId) -> Result<Invoice, InvoiceError> {
+        let now = now_ms();
+        let invoice = self
+            .store
+            .read(move |c| store::invoices::get(c, id))
+            .await?
+            .ok_or(InvoiceError::NotFound)?;
+        if invoice.status_at(now) == InvoiceStatus::Expired && invoice.status == InvoiceStatus::Open
+        {
+            return self
+                .transition(id, InvoiceStatus::Expired, now)
+                .await
+                .map(|(inv, _)| inv);
+        }
+        Ok(invoice)
+    }
+
+    pub async fn list(&self, filter: ListFilter) -> Result<InvoicePage, InvoiceError> {
+        let now = now_ms();
+        Ok(self
+            .store
+            .read(move |c| store::invoices::list(c, &filter, now))
+            .await?)
+    }
+
+    /// Cancels an open invoice; cancelling a cancelled one again is a no-op.
+    pub async fn cancel(&self, id: InvoiceId) -> Result<Invoice, InvoiceError> {
+        let (invoice, _) = self
+            .transition(id, InvoiceStatus::Cancelled, now_ms())
+            .await?;
+        match invoice.status_at(now_ms()) {
+            InvoiceStatus::Cancelled => Ok(invoice),
+            other => Err(InvoiceError::NotOpen(other)),
+        }
+    }
+
+    async fn transition(
+        &self,
+        id: InvoiceId,
+        to: InvoiceStatus,
+        now: i64,
+    ) -> Result<(Invoice, bool), InvoiceError> {
+        let (network, public_url) = (self.network, self.public_url.clone());
+        let event = move |inv: &Invoice| {
+            let kind = match to {
+                InvoiceStatus::Expired => "invoice_expired",
+                _ => "invoice_cancelled",
+            };
+            NewEvent {
+                topic: format!("invoice:{}", inv.id),
+                kind,
+                payload: json!({
+                    "type": kind,
+                    "invoice": InvoiceView::new(inv, network, &public_url, now).public(),
+                }),
+            }
+        };
+        self.store
+            .write(move |c| store::invoices::transition(c, id, to, now, &event))
+            .await?
+            .ok_or(InvoiceError::NotFound)
+    }
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,150 @@
+//! The watchtower JSON view of an invoice: the create response, every GET, and the invoice
+//! inside socket events.
+
+use serde::Serialize;
+
+use crate::chain::Network;
+
+use super::{Invoice, InvoiceOutput};
+
+/// An invoice as merchants and wallets read it.
+#[derive(Debug, Serialize)]
+pub struct InvoiceView<'a> {
+    pub payment_id: String,
+    pub payment_url: String,
+    /// `bitcoincash:?r=<payment_url>`: what a QR code or a payment link should carry.
+    pub payment_uri: String,
+    pub network: &'static str,
+    pub currency: &'static str,
+    pub memo: Option<&'a str>,
+    pub time: String,
+    pub expires: String,
+    pub outputs: Vec<OutputView<'a>>,
+    /// The payment once one is recorded; paying arrives with the pay flow.
+    pub payment: Option<serde_json::Value>,
+    /// Private to the merchant: the outer `None` leaves the field out (socket messages); an
+    /// inner `None` writes `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merchant_data: Option<Option<&'a serde_json::Value>>,
+    pub status: &'static str,
+    pub required_fee_per_byte: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutputView<'a> {
+    pub amount: u64,
+    pub address: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenView {
+    pub category: String,
+    pub amount: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nft: Option<NftView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NftView {
+    pub capability: &'static str,
+    pub commitment: String,
+}
+
+impl<'a> InvoiceView<'a> {
+    /// `base_url` is the configured public URL (never the request's Host header).
+    pub fn new(invoice: &'a Invoice, network: Network, base_url: &str, now_ms: i64) -> Self {
+        let payment_url = payment_url(base_url, &invoice.id.to_string());
+        InvoiceView {
+            payment_id: invoice.id.to_string(),
+            payment_uri: payment_uri(network, &payment_url),
+            payment_url,
+            network: network.as_str(),
+            currency: "BCH",
+            memo: invoice.memo.as_deref(),
+            time: iso_millis(invoice.created_ms),
+            expires: iso_millis(invoice.expires_ms),
+            outputs: invoice.outputs.iter().map(OutputView::new).collect(),
+            payment: None,
+            merchant_data: Some(invoice.merchant_data.as_ref()),
+            status: invoice.status_at(now_ms).as_str(),
+            required_fee_per_byte: invoice.fee_per_kb as f64 / 1000.0,
+        }
+    }
+
+    /// The view for public channels (sockets): without `merchant_data`.
+    pub fn public(self) -> Self {
+        InvoiceView {
+            merchant_data: None,
+            ..self
+        }
+    }
+}
+
+impl<'a> OutputView<'a> {
+    fn new(output: &'a InvoiceOutput) -> Self {
+        OutputView {
+            amount: output.amount,
+            address: output.address_string(),
+            description: output.description.as_deref(),
+            token: output.token.as_ref().map(|t| TokenView {
+                category: hex::encode(t.category),
+                amount: t.amount,
+                nft: t.nft.as_ref().map(|n| NftView {
+                    capability: n.capability.as_str(),
+                    commitment: hex::encode(&n.commitment),
+                }),
+            }),
+        }
+    }
+}
+
+/// The canonical payment URL: every dialect is served there, and Paytaca appends `verify/`
+/// and `pay/` to it.
+pub fn payment_url(base_url: &str, id: &str) -> String {
+    format!("{}/api/jpp/invoices/{id}/", base_url.trim_end_matches('/'))
+}
+
+/// `bitcoincash:?r=<percent-encoded url>` (BIP72's address-less form, which Paytaca needs).
+pub fn payment_uri(network: Network, payment_url: &str) -> String {
+    let mut uri = format!("{}:?r=", network.cashaddr_prefix());
+    for b in payment_url.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri
+}
+
+/// ISO-8601 UTC with milliseconds and `Z`, the one time format every dialect accepts.
+pub fn iso_millis(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_percent_encodes_the_url() {
+        assert_eq!(
+            payment_uri(Network::Main, "https://pay.example/api/jpp/invoices/ab/"),
+            "bitcoincash:?r=https%3A%2F%2Fpay.example%2Fapi%2Fjpp%2Finvoices%2Fab%2F"
+        );
+        assert!(payment_uri(Network::Regtest, "x").starts_with("bchreg:?r="));
+    }
+
+    #[test]
+    fn times_have_milliseconds_and_z() {
+        assert_eq!(iso_millis(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(iso_millis(0), "1970-01-01T00:00:00.000Z");
+    }
+}

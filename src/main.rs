@@ -1,0 +1,131 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cashier::app::Application;
+use cashier::config::{Cli, Command, DatabaseSettings, KeyCommand, Settings};
+use cashier::jpp::{iso_millis, now_ms};
+use cashier::store::{self, Store, StoreError};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(settings) => serve(settings).await,
+        Command::Key { command, database } => key(command, database).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_new(&settings.log)
+                .map_err(|e| format!("--log {:?}: {e}", settings.log))?,
+        )
+        .init();
+    if settings.public_invoices {
+        tracing::warn!(
+            "--public-invoices is on: anyone who can reach this server can create invoices"
+        );
+    }
+    let app = Application::build(&settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        database = %app.store().backend().as_str(),
+        network = %settings.network,
+        "Cashier listening on {}; invoices at {}/api/jpp/invoices/",
+        settings.listen.ip().to_string() + ":" + &app.port().to_string(),
+        app.public_url(),
+    );
+    let handle = app.handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        handle.stop(true).await;
+    });
+    app.run_until_stopped().await.map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn key(command: KeyCommand, database: DatabaseSettings) -> Result<(), String> {
+    let target = database.target().map_err(|e| e.to_string())?;
+    let options = database.store_options();
+    let store = tokio::task::spawn_blocking(move || Store::open(&target, &options))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let now = now_ms();
+    match command {
+        KeyCommand::Create { label } => {
+            let key = cashier::auth::generate_key();
+            let hash = cashier::auth::key_hash(&key);
+            let id = store
+                .write(move |c| store::api_keys::insert(c, &hash, label.as_deref(), now))
+                .await
+                .map_err(|e: StoreError| e.to_string())?;
+            eprintln!("Created API key {id}. It is shown only now; keep it somewhere safe:");
+            println!("{key}");
+        }
+        KeyCommand::List => {
+            let keys = store
+                .read(store::api_keys::list)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{:<6} {:<24} {:<26} {}",
+                "id", "created", "revoked", "label"
+            );
+            for k in keys {
+                println!(
+                    "{:<6} {:<24} {:<26} {}",
+                    k.id,
+                    iso_millis(k.created_ms),
+                    k.revoked_ms.map(iso_millis).unwrap_or_else(|| "-".into()),
+                    k.label.unwrap_or_default()
+                );
+            }
+        }
+        KeyCommand::Revoke { id } => {
+            let revoked = store
+                .write(move |c| store::api_keys::revoke(c, id, now))
+                .await
+                .map_err(|e| e.to_string())?;
+            if !revoked {
+                return Err(format!(
+                    "no active key with id {id} (see `cashier key list`)"
+                ));
+            }
+            println!("Revoked key {id}.");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! Storage: one diesel code path for SQLite (bundled, WAL) and PostgreSQL.
+//!
+//! Reads run on a connection pool in tokio's blocking threads. Writes go through a small set of
+//! writer threads that batch whatever is queued into one database transaction (group commit):
+//! each job runs inside its own savepoint, so one job's failure leaves the others intact, and
+//! every job learns its result only after the batch has committed. SQLite gets one writer (it
+//! allows one at a time anyway, and a single writer never meets `database is locked`);
+//! PostgreSQL gets several.
+
+pub mod api_keys;
+pub mod events;
+pub mod invoices;
+pub mod schema;
+mod target;
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::{ManageConnection, Pool};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub use api_keys::ApiKeyRow;
+pub use events::NewEvent;
+pub use invoices::{InvoicePage, ListFilter};
+pub use target::{Backend, DatabaseTarget};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Advisory lock key held while migrating, so processes starting together migrate once.
+const MIGRATION_LOCK_KEY: i64 = 0x6361_7368_6965_7201;
+/// Most jobs one write transaction takes from the queue.
+const MAX_BATCH: usize = 128;
+
+/// One connection type for both backends.
+#[derive(diesel::MultiConnection)]
+pub enum Conn {
+    Sqlite(diesel::SqliteConnection),
+    Postgres(diesel::PgConnection),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("migrations failed: {0}")]
+    Migration(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// Settings the store needs; the rest of the configuration stays outside.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Pooled connections for reads.
+    pub read_connections: u32,
+    /// Writer threads (PostgreSQL only; SQLite always has one).
+    pub postgres_writers: usize,
+}
+
+type Completion = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&mut Conn) -> Completion + Send>;
+
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    readers: Pool<Manager>,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Store {
+    /// Connects, runs pending migrations and starts the writers. Blocking: call it before the
+    /// server starts or from a blocking thread.
+    pub fn open(target: &DatabaseTarget, options: &StoreOptions) -> Result<Store, StoreError> {
+        target.check()?;
+        let manager = Manager {
+            target: target.clone(),
+        };
+        let mut conn = manager.connect().map_err(|e| connect_error(target, e))?;
+        migrate(&mut conn)?;
+
+        let readers = Pool::builder()
+            .max_size(options.read_connections.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(5))
+            .build(Manager {
+                target: target.read_only(),
+            })
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        let writers = match target.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => options.postgres_writers.max(1),
+        };
+        let mut first = Some(conn);
+        for n in 0..writers {
+            let conn = match first.take() {
+                Some(c) => c,
+                None => manager.connect().map_err(|e| connect_error(target, e))?,
+            };
+            let (queue, manager) = (queue.clone(), manager.clone());
+            std::thread::Builder::new()
+                .name(format!("db-writer-{n}"))
+                .spawn(move || writer_loop(conn, manager, queue))
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        }
+        Ok(Store {
+            backend: target.backend(),
+            readers,
+            jobs,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `f` on a pooled read-only connection.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+    }
+
+    /// Runs `f` in a write transaction (a savepoint inside a group commit) and returns its
+    /// result once that transaction is durable. An `Err` from `f` rolls back only `f`'s work.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = conn.transaction(f);
+            Box::new(move |committed| {
+                let _ = tx.send(match committed {
+                    Ok(()) => result,
+                    Err(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+                });
+            })
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("the database writer has stopped".into()))?;
+        rx.await.map_err(|_| {
+            StoreError::Unavailable("the write transaction could not be started".into())
+        })?
+    }
+
+    /// `SELECT 1` on a pooled connection.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| {
+            diesel::sql_query("SELECT 1").execute(c)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn connect_error(target: &DatabaseTarget, e: diesel::ConnectionError) -> StoreError {
+    StoreError::Unavailable(format!("cannot open {}: {e}", target.redacted()))
+}
+
+/// Takes what is queued, runs it in one transaction, commits, then tells each job.
+fn writer_loop(mut conn: Conn, manager: Manager, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let batch = {
+            let Ok(queue) = queue.lock() else { return };
+            let Ok(first) = queue.recv() else { return };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        if let Err(e) = begin(&mut conn) {
+            // Dropping the batch tells each caller the transaction could not start.
+            tracing::error!(error = %e, "cannot begin a write transaction");
+            drop(batch);
+            if let Ok(fresh) = manager.connect() {
+                conn = fresh;
+            }
+            continue;
+        }
+        let completions: Vec<Completion> = batch.into_iter().map(|job| job(&mut conn)).collect();
+        let committed = <Conn as Connection>::TransactionManager::commit_transaction(&mut conn)
+            .map_err(StoreError::from);
+        if committed.is_err() {
+            let _ = <Conn as Connection>::TransactionManager::rollback_transaction(&mut conn);
+        }
+        for done in completions {
+            done(committed.as_ref().map(|_| ()));
+        }
+    }
+}
+
+/// SQLite takes the write lock up front (`BEGIN IMMEDIATE`) so no statement in the batch can
+/// meet a lock upgrade failure; savepoints nest inside either way.
+fn begin(conn: &mut Conn) -> QueryResult<()> {
+    match conn {
+        Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+        Conn::Postgres(c) => AnsiTransactionManager::begin_transaction(c),
+    }
+}
+
+fn migrate(conn: &mut Conn) -> Result<(), StoreError> {
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
+    match conn {
+        Conn::Sqlite(c) => {
+            // WAL is a property of the file: set once, kept by every later connection.
+            c.batch_execute("PRAGMA journal_mode = WAL;")?;
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map_err(failed)?;
+        }
+        Conn::Postgres(c) => {
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                .execute(c)?;
+            let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+                .execute(c)?;
+            result.map_err(failed)?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens connections for one target, with the per-connection settings each backend needs.
+#[derive(Clone)]
+struct Manager {
+    target: DatabaseTarget,
+}
+
+impl ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = diesel::ConnectionError;
+
+    fn connect(&self) -> Result<Conn, diesel::ConnectionError> {
+        let setup_failed =
+            |e: diesel::result::Error| diesel::ConnectionError::CouldntSetupConfiguration(e);
+        match &self.target {
+            DatabaseTarget::Sqlite {
+                path, read_only, ..
+            } => {
+                let mut c = diesel::SqliteConnection::establish(&path.to_string_lossy())?;
+                // busy_timeout first: the other pragmas may already need to wait for a lock.
+                c.batch_execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(setup_failed)?;
+                if *read_only {
+                    c.batch_execute("PRAGMA query_only = 1;")
+                        .map_err(setup_failed)?;
+                }
+                Ok(Conn::Sqlite(c))
+            }
+            DatabaseTarget::Postgres { url, .. } => {
+                Ok(Conn::Postgres(diesel::PgConnection::establish(url)?))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), diesel::ConnectionError> {
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, _conn: &mut Conn) -> bool {
+        false
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
