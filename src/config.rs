@@ -51,20 +51,35 @@ pub enum KeyCommand {
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseSettings {
     /// Folder for the default SQLite database (created if missing).
-    #[arg(long, env = "CASHIER_DATA_DIR", default_value = "./cashier-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "CASHIER_DATA_DIR",
+        default_value = "./cashier-data"
+    )]
     pub data_dir: PathBuf,
 
     /// Database URL: sqlite://PATH (add ?mode=rwc to create a new file) or
     /// postgres://USER:PASSWORD@HOST/DB. Default: sqlite://<data-dir>/cashier.sqlite.
-    #[arg(long, env = "CASHIER_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "CASHIER_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 
     /// Pooled database connections for reads.
-    #[arg(long, env = "CASHIER_DB_CONNECTIONS", default_value_t = 8)]
+    #[arg(
+        long,
+        global = true,
+        env = "CASHIER_DB_CONNECTIONS",
+        default_value_t = 8
+    )]
     pub db_connections: u32,
 
     /// Writer connections on PostgreSQL (SQLite always uses one writer).
-    #[arg(long, env = "CASHIER_DB_WRITERS", default_value_t = 4)]
+    #[arg(long, global = true, env = "CASHIER_DB_WRITERS", default_value_t = 4)]
     pub db_writers: usize,
 }
 

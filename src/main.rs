@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -30,6 +31,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
             EnvFilter::try_new(&settings.log)
                 .map_err(|e| format!("--log {:?}: {e}", settings.log))?,
         )
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     if settings.public_invoices {
         tracing::warn!(
@@ -100,10 +102,7 @@ async fn key(command: KeyCommand, database: DatabaseSettings) -> Result<(), Stri
                 .read(store::api_keys::list)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!(
-                "{:<6} {:<24} {:<26} {}",
-                "id", "created", "revoked", "label"
-            );
+            println!("{:<6} {:<24} {:<26} label", "id", "created", "revoked");
             for k in keys {
                 println!(
                     "{:<6} {:<24} {:<26} {}",

@@ -126,16 +126,17 @@ impl Address {
             }
             None => {
                 // A bare payload: its checksum covers the prefix, so try ours first and then the
-                // other networks, only to say which network it belongs to.
-                for candidate in std::iter::once(network).chain(Network::ALL) {
-                    match cashaddr::decode_with_prefix(candidate.cashaddr_prefix(), input) {
-                        Ok(d) => {
-                            return Self::from_parts(candidate, d.type_bits, d.data)?.on(network)
+                // other networks, only to say which network it belongs to. Mixed case cannot be
+                // CashAddr, but it is what base58 looks like.
+                let mixed = input.chars().any(|c| c.is_ascii_lowercase())
+                    && input.chars().any(|c| c.is_ascii_uppercase());
+                if !mixed {
+                    for candidate in std::iter::once(network).chain(Network::ALL) {
+                        if let Ok(d) =
+                            cashaddr::decode_with_prefix(candidate.cashaddr_prefix(), input)
+                        {
+                            return Self::from_parts(candidate, d.type_bits, d.data)?.on(network);
                         }
-                        Err(DecodeError::MixedCase) => {
-                            return Err(describe_decode_error(DecodeError::MixedCase))
-                        }
-                        Err(_) => continue,
                     }
                 }
                 Self::parse_legacy(input, network)

@@ -150,7 +150,7 @@ mod tests {
     #[test]
     fn token_dust_matches_the_reference_figures() {
         // A P2PKH output with a small fungible amount: 69 bytes on the wire, 651 sats dust.
-        let small = TokenData::new([7; 32], 500, None).unwrap();
+        let small = TokenData::new([7; 32], 5, None).unwrap();
         assert_eq!(dust_threshold(small.prefix_len() + 25), 651);
         // A 40-byte commitment and a 9-byte amount: 118 bytes, 798 sats.
         let big = TokenData::new([7; 32], 1 << 40, nft(vec![1; 40])).unwrap();

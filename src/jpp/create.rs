@@ -456,11 +456,11 @@ fn fee_rate(c: &mut Checker, value: &Value) -> Option<u64> {
         Value::Number(n) => n.as_f64(),
         _ => None,
     };
-    let range = format!("{} to {}", MIN_FEE_PER_KB / 1000, MAX_FEE_PER_KB / 1000);
+    let range = format!("{} and {}", MIN_FEE_PER_KB / 1000, MAX_FEE_PER_KB / 1000);
     let Some(rate) = rate.filter(|r| r.is_finite()) else {
         c.fail(
             "required_fee_per_byte",
-            format!("must be a number of sats per byte ({range})"),
+            format!("must be a number of sats per byte, between {range}"),
         );
         return None;
     };

@@ -1,0 +1,169 @@
+//! The `cashier` binary itself: keys, refusing bad database URLs, help, graceful shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+
+use crate::helpers::ADDR;
+
+fn cashier() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cashier"));
+    // The tests choose every setting themselves.
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CASHIER_")) {
+        cmd.env_remove(key);
+    }
+    cmd
+}
+
+#[test]
+fn serve_help_documents_every_setting_with_its_default() {
+    let out = cashier().args(["serve", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "--listen",
+        "CASHIER_LISTEN",
+        "[default: 127.0.0.1:8000]",
+        "--public-url",
+        "CASHIER_PUBLIC_URL",
+        "http://127.0.0.1:8000",
+        "--data-dir",
+        "CASHIER_DATA_DIR",
+        "[default: ./cashier-data]",
+        "--database-url",
+        "CASHIER_DATABASE_URL",
+        "sqlite://<data-dir>/cashier.sqlite",
+        "--db-connections",
+        "[default: 8]",
+        "--db-writers",
+        "[default: 4]",
+        "--network",
+        "CASHIER_NETWORK",
+        "[default: regtest]",
+        "--public-invoices",
+        "CASHIER_PUBLIC_INVOICES",
+        "--default-expires-in",
+        "[default: 1800]",
+        "--workers",
+        "one per CPU core",
+        "--log",
+        "[default: info]",
+    ] {
+        assert!(
+            help.contains(needle),
+            "serve --help lacks {needle:?}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn bad_database_urls_are_clear_errors_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo.sqlite");
+    for (url, says) in [
+        (format!("sqlite://{}", typo.display()), "does not exist"),
+        (
+            "mysql://root@127.0.0.1/cashier".to_owned(),
+            "\"mysql\" is not supported",
+        ),
+        (typo.display().to_string(), "has no scheme"),
+    ] {
+        let out = cashier()
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{url}: {stderr}");
+    }
+    assert!(!typo.exists(), "a mistyped path must not create a database");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_shown_once_listed_without_secrets_and_revocable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = ["--data-dir", dir.path().to_str().unwrap()];
+    let out = cashier()
+        .args(["key", "create", "--label", "till 1"])
+        .args(db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("ck_") && key.len() == 67, "{key}");
+
+    let list = cashier().args(["key", "list"]).args(db).output().unwrap();
+    let listing = String::from_utf8(list.stdout).unwrap();
+    assert!(listing.contains("till 1"), "{listing}");
+    assert!(
+        !listing.contains(&key[3..]),
+        "the key itself must never be listed"
+    );
+
+    // The server on that data folder accepts the key, then refuses it once revoked.
+    let mut server = cashier()
+        .args(["serve", "--listen", "127.0.0.1:0", "--log", "info"])
+        .args(db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = wait_for_listening(&mut server);
+    let client = reqwest::Client::new();
+    let body = json!({"outputs": [{"address": ADDR, "amount": 1000}]});
+    let create = |key: String| {
+        client
+            .post(format!("{base}/jpp/invoices/"))
+            .header("X-Api-Key", key)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(create(key.clone()).await.unwrap().status(), 201);
+    let out = cashier()
+        .args(["key", "revoke", "1"])
+        .args(db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(create(key.clone()).await.unwrap().status(), 403);
+    let out = cashier()
+        .args(["key", "revoke", "1"])
+        .args(db)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "revoking twice is an error");
+
+    // SIGTERM: the server stops accepting, finishes, and exits cleanly.
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.wait().unwrap();
+    assert!(exit.success(), "exit status after SIGTERM: {exit}");
+}
+
+/// Reads the server's log until it says where it listens; returns the base URL.
+fn wait_for_listening(server: &mut std::process::Child) -> String {
+    let stdout = server.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("Cashier listening on ").nth(1) {
+            let addr = rest.split(';').next().unwrap().trim();
+            // Keep draining the log so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return format!("http://{addr}");
+        }
+    }
+    panic!("the server exited before listening");
+}

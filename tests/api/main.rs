@@ -1,0 +1,7 @@
+//! Integration tests: the real server on port 0, real HTTP, SQLite and PostgreSQL.
+
+mod helpers;
+
+mod bad_input;
+mod cli;
+mod invoices;
