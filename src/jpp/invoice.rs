@@ -3,46 +3,37 @@
 use std::fmt;
 use std::str::FromStr;
 
+use uuid::Uuid;
+
 use crate::chain::{Address, TokenData};
 
-/// An invoice id: 128 random bits, written as 32 lowercase hex digits. The id is the capability
-/// to read and pay an invoice, so it must not be guessable.
+/// An invoice id: a random (v4) UUID, 122 random bits, written as 32 lowercase hex digits.
+/// The id is the capability to read and pay an invoice, so it must not be guessable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct InvoiceId([u8; 16]);
+pub struct InvoiceId(Uuid);
 
 impl InvoiceId {
     pub fn random() -> InvoiceId {
-        InvoiceId(rand::random())
+        InvoiceId(Uuid::new_v4())
     }
 }
 
 impl fmt::Display for InvoiceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        fmt::Display::fmt(&self.0.simple(), f)
     }
 }
 
 impl FromStr for InvoiceId {
     type Err = ();
 
-    /// Accepts the 32-hex form and the dashed UUID form, in either case.
+    /// Accepts the 32-hex form and the dashed form, in either case (not the braced or URN
+    /// forms the uuid crate also reads: those are no invoice URL anyone hands out).
     fn from_str(s: &str) -> Result<InvoiceId, ()> {
-        let compact: String = match s.len() {
-            32 => s.to_owned(),
-            36 => {
-                let dashes_ok = s
-                    .char_indices()
-                    .all(|(i, c)| matches!(i, 8 | 13 | 18 | 23) == (c == '-'));
-                if !dashes_ok {
-                    return Err(());
-                }
-                s.chars().filter(|c| *c != '-').collect()
-            }
-            _ => return Err(()),
-        };
-        let mut bytes = [0u8; 16];
-        hex::decode_to_slice(compact, &mut bytes).map_err(|_| ())?;
-        Ok(InvoiceId(bytes))
+        if !matches!(s.len(), 32 | 36) {
+            return Err(());
+        }
+        Uuid::try_parse(s).map(InvoiceId).map_err(|_| ())
     }
 }
 

@@ -6,7 +6,10 @@ use serde_json::{json, Value};
 use crate::helpers::{TestApp, ADDR};
 use crate::on_both_backends;
 
-on_both_backends!(bad_create_requests_are_refused_and_write_nothing);
+on_both_backends!(
+    bad_create_requests_are_refused_and_write_nothing,
+    a_chunked_body_over_the_limit_is_cut_off,
+);
 
 /// How the request is sent.
 enum Send {
@@ -404,4 +407,39 @@ async fn bad_create_requests_are_refused_and_write_nothing(app: TestApp) {
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(app.count_invoices().await, 1);
+}
+
+/// Without a Content-Length the limit is enforced while reading: 64 KiB + 1 byte sent in
+/// chunks is refused with 413, and nothing is written.
+async fn a_chunked_body_over_the_limit_is_cut_off(app: TestApp) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let mut request = format!(
+        "POST /jpp/invoices/ HTTP/1.1\r\nHost: test\r\nX-Api-Key: {}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n",
+        app.key
+    );
+    for size in [32 * 1024, 32 * 1024, 1] {
+        request.push_str(&format!("{size:x}\r\n{}\r\n", " ".repeat(size)));
+    }
+    request.push_str("0\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&response).contains("}") {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(
+            n > 0,
+            "connection closed before a response: {}",
+            String::from_utf8_lossy(&response)
+        );
+        response.extend_from_slice(&chunk[..n]);
+    }
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains("body_too_large"), "{response}");
+    assert_eq!(app.count_invoices().await, 0);
 }

@@ -1,0 +1,592 @@
+//! Load benchmarks B1 (invoice create) and B2 (invoice read) of spec/quality.md.
+//!
+//! Starts the real `cashier serve` binary (release build) on a fresh database, drives it over
+//! loopback with a minimal keep-alive HTTP/1.1 client (so the client costs the shared CPU as
+//! little as possible), prints one line per figure and writes a JSON report.
+//!
+//!   cargo bench --bench load -- [--db sqlite|postgres|both] [--seconds 5] [--runs 3]
+//!                               [--connections 64] [--rate 5000] [--report bench-report.json]
+//!
+//! PostgreSQL needs CASHIER_TEST_POSTGRES_URL (a server where the user may CREATE DATABASE);
+//! `./scripts/bench` starts a throwaway one.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const ADDR: &str = "bchreg:qr6m7j9njldwwzlg9v7v53unlr4jkmx6eyphnpcjvs";
+const READ_IDS: usize = 10_000;
+
+struct Options {
+    dbs: Vec<String>,
+    seconds: u64,
+    runs: usize,
+    connections: usize,
+    rate: u64,
+    report: String,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        dbs: vec!["sqlite".into(), "postgres".into()],
+        seconds: 5,
+        runs: 3,
+        connections: 64,
+        rate: 5000,
+        report: "bench-report.json".into(),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let value = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--db" if value == "both" => {}
+            "--db" => o.dbs = vec![value],
+            "--seconds" => o.seconds = value.parse().expect("--seconds N"),
+            "--runs" => o.runs = value.parse().expect("--runs N"),
+            "--connections" => o.connections = value.parse().expect("--connections N"),
+            "--rate" => o.rate = value.parse().expect("--rate N"),
+            "--report" => o.report = value,
+            // cargo bench passes --bench; anything else unknown is ignored the same way.
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    o
+}
+
+/// One request kind, pre-encoded.
+#[derive(Clone)]
+enum Load {
+    Create { body: Arc<[u8]> },
+    Read { paths: Arc<Vec<String>> },
+}
+
+impl Load {
+    fn request(&self, n: usize, host: &str) -> Vec<u8> {
+        match self {
+            Load::Create { body } => {
+                let mut r = format!(
+                    "POST /api/jpp/invoices/ HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                r.extend_from_slice(b"\r\n");
+                r.extend_from_slice(body);
+                r
+            }
+            Load::Read { paths } => format!(
+                "GET {} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\r\n",
+                paths[n % paths.len()]
+            )
+            .into_bytes(),
+        }
+    }
+
+    fn expected_status(&self) -> u16 {
+        match self {
+            Load::Create { .. } => 201,
+            Load::Read { .. } => 200,
+        }
+    }
+}
+
+/// A keep-alive connection that sends one request and reads one response at a time.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(addr: &str) -> Conn {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Conn {
+            stream,
+            buf: Vec::with_capacity(8192),
+        }
+    }
+
+    /// Sends `request`, returns the response status.
+    async fn call(&mut self, request: &[u8]) -> std::io::Result<u16> {
+        self.stream.write_all(request).await?;
+        self.buf.clear();
+        loop {
+            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buf[..end]).unwrap_or("");
+                let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                while self.buf.len() < end + 4 + length {
+                    self.read_more().await?;
+                }
+                return Ok(status);
+            }
+            self.read_more().await?;
+        }
+    }
+
+    async fn read_more(&mut self) -> std::io::Result<()> {
+        let mut chunk = [0u8; 16384];
+        let n = self.stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[derive(Default)]
+struct Sample {
+    ok: u64,
+    errors: u64,
+    latencies_us: Vec<u64>,
+    elapsed: Duration,
+}
+
+impl Sample {
+    fn merge(&mut self, other: Sample) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.latencies_us.extend(other.latencies_us);
+    }
+
+    fn rps(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile_ms(&mut self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        self.latencies_us.sort_unstable();
+        let idx = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[idx] as f64 / 1000.0
+    }
+}
+
+/// Closed loop: `connections` clients, each sending its next request when the last answered.
+async fn closed_loop(
+    addr: &str,
+    host: &str,
+    load: &Load,
+    connections: usize,
+    duration: Duration,
+    key: &str,
+) -> Sample {
+    let deadline = Instant::now() + duration;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let (addr, host, load, key) = (
+            addr.to_owned(),
+            host.to_owned(),
+            load.clone(),
+            key.to_owned(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(&addr).await;
+            let mut sample = Sample::default();
+            let mut n = c * 7919;
+            while Instant::now() < deadline {
+                let request = with_key(load.request(n, &host), &key);
+                n += 1;
+                let t = Instant::now();
+                match conn.call(&request).await {
+                    Ok(s) if s == load.expected_status() => {
+                        sample.ok += 1;
+                        sample.latencies_us.push(t.elapsed().as_micros() as u64);
+                    }
+                    Ok(_) => sample.errors += 1,
+                    Err(_) => {
+                        sample.errors += 1;
+                        conn = Conn::open(&addr).await;
+                    }
+                }
+            }
+            sample
+        }));
+    }
+    let mut total = Sample::default();
+    for t in tasks {
+        total.merge(t.await.expect("client task"));
+    }
+    total.elapsed = start.elapsed();
+    total
+}
+
+/// Open loop at a fixed rate: latency counts from when each request was due, so a stall is
+/// charged to every request that waited behind it (no coordinated omission).
+async fn open_loop(
+    addr: &str,
+    host: &str,
+    load: &Load,
+    connections: usize,
+    rate: u64,
+    duration: Duration,
+    key: &str,
+) -> Sample {
+    let total_requests = rate * duration.as_secs();
+    let interval = Duration::from_nanos(1_000_000_000 / rate);
+    let (tx, rx) = async_channel(total_requests as usize);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (addr, host, load, key, rx) = (
+            addr.to_owned(),
+            host.to_owned(),
+            load.clone(),
+            key.to_owned(),
+            rx.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(&addr).await;
+            let mut sample = Sample::default();
+            while let Some((n, due)) = rx.recv().await {
+                tokio::time::sleep_until(due).await;
+                let request = with_key(load.request(n, &host), &key);
+                match conn.call(&request).await {
+                    Ok(s) if s == load.expected_status() => {
+                        sample.ok += 1;
+                        sample.latencies_us.push(due.elapsed().as_micros() as u64);
+                    }
+                    Ok(_) => sample.errors += 1,
+                    Err(_) => {
+                        sample.errors += 1;
+                        conn = Conn::open(&addr).await;
+                    }
+                }
+            }
+            sample
+        }));
+    }
+    let t0 = tokio::time::Instant::now();
+    for n in 0..total_requests as usize {
+        tx.send((n, t0 + interval * n as u32)).await;
+    }
+    tx.close();
+    let mut total = Sample::default();
+    for t in tasks {
+        total.merge(t.await.expect("client task"));
+    }
+    total.elapsed = start.elapsed();
+    total
+}
+
+/// A multi-consumer queue of due times, from tokio's primitives.
+fn async_channel(cap: usize) -> (Sender, Receiver) {
+    let (tx, rx) = tokio::sync::mpsc::channel(cap.max(1));
+    (
+        Sender(Some(tx)),
+        Receiver(Arc::new(tokio::sync::Mutex::new(rx))),
+    )
+}
+
+struct Sender(Option<tokio::sync::mpsc::Sender<(usize, tokio::time::Instant)>>);
+impl Sender {
+    async fn send(&self, item: (usize, tokio::time::Instant)) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.send(item).await;
+        }
+    }
+    fn close(mut self) {
+        self.0.take();
+    }
+}
+
+#[derive(Clone)]
+struct Receiver(
+    Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(usize, tokio::time::Instant)>>>,
+);
+impl Receiver {
+    async fn recv(&self) -> Option<(usize, tokio::time::Instant)> {
+        self.0.lock().await.recv().await
+    }
+}
+
+fn with_key(mut request: Vec<u8>, key: &str) -> Vec<u8> {
+    // Insert the key header right after the request line.
+    if let Some(pos) = find(&request, b"\r\n") {
+        let header = format!("\r\nX-Api-Key: {key}");
+        request.splice(pos..pos, header.into_bytes());
+    }
+    request
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(db: &str) -> (Server, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = match db {
+        "sqlite" => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.sqlite").display()
+        ),
+        _ => postgres_database(),
+    };
+    let bin = env!("CARGO_BIN_EXE_cashier");
+    let key_out = Command::new(bin)
+        .args(["key", "create", "--database-url", &url])
+        .output()
+        .expect("cashier key create");
+    assert!(
+        key_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key_out.stderr)
+    );
+    let key = String::from_utf8(key_out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned();
+    let url = url.replace("?mode=rwc", "");
+    let mut child = Command::new(bin)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &url,
+            "--log",
+            "warn,cashier=info",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("cashier serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines.next().expect("server exited").expect("log line");
+        if let Some(rest) = line.split("Cashier listening on ").nth(1) {
+            break rest.split(';').next().expect("address").trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (
+        Server {
+            child,
+            addr,
+            _dir: dir,
+        },
+        key,
+    )
+}
+
+fn postgres_database() -> String {
+    use diesel::{Connection, RunQueryDsl};
+    let admin = std::env::var("CASHIER_TEST_POSTGRES_URL")
+        .expect("CASHIER_TEST_POSTGRES_URL is not set: run ./scripts/bench, or use --db sqlite");
+    let name = format!("cashier_bench_{}", hex::encode(rand::random::<[u8; 4]>()));
+    let mut conn = diesel::PgConnection::establish(&admin).expect("connect to PostgreSQL");
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .expect("create database");
+    let (head, _) = admin.split_at(admin.rfind('/').expect("URL with a database"));
+    format!("{head}/{name}")
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+struct Figures {
+    rps: Vec<f64>,
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    errors: u64,
+}
+
+impl Figures {
+    fn new() -> Self {
+        Figures {
+            rps: vec![],
+            p50: vec![],
+            p99: vec![],
+            errors: 0,
+        }
+    }
+    fn add(&mut self, mut s: Sample) {
+        self.rps.push(s.rps());
+        self.p50.push(s.percentile_ms(0.50));
+        self.p99.push(s.percentile_ms(0.99));
+        self.errors += s.errors;
+    }
+    fn report(&self, id: &str, what: &str, db: &str) -> Value {
+        let (rps, p50, p99) = (
+            median(self.rps.clone()),
+            median(self.p50.clone()),
+            median(self.p99.clone()),
+        );
+        println!(
+            "{id} {what:<24} {db:<8} {rps:>9.0} req/s   p50 {p50:>6.2} ms   p99 {p99:>6.2} ms   errors {}   (median of {})",
+            self.errors,
+            self.rps.len()
+        );
+        json!({"id": id, "what": what, "db": db, "rps": rps, "p50_ms": p50, "p99_ms": p99,
+               "errors": self.errors, "runs": {"rps": self.rps, "p50_ms": self.p50, "p99_ms": self.p99}})
+    }
+}
+
+fn main() {
+    let o = options();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "machine: {cores} cores; build: release; client and server share the cores; {} runs of {} s each, median reported",
+        o.runs, o.seconds
+    );
+    let mut figures = Vec::new();
+    let duration = Duration::from_secs(o.seconds);
+    let body: Arc<[u8]> = json!({"outputs": [{"address": ADDR, "amount": 10000}], "memo": "bench", "expires_in": 1800})
+        .to_string()
+        .into_bytes()
+        .into();
+    for db in &o.dbs {
+        let (server, key) = start_server(db);
+        let host = server.addr.clone();
+        let create = Load::Create { body: body.clone() };
+        runtime.block_on(async {
+            // Warm up, and make the ids B2 reads.
+            closed_loop(
+                &server.addr,
+                &host,
+                &create,
+                o.connections,
+                Duration::from_secs(1),
+                &key,
+            )
+            .await;
+
+            let mut b1 = Figures::new();
+            for _ in 0..o.runs {
+                b1.add(
+                    closed_loop(&server.addr, &host, &create, o.connections, duration, &key).await,
+                );
+            }
+            figures.push(b1.report("B1", "create, max rate", db));
+
+            let mut b1_rate = Figures::new();
+            for _ in 0..o.runs {
+                b1_rate.add(
+                    open_loop(
+                        &server.addr,
+                        &host,
+                        &create,
+                        o.connections,
+                        o.rate,
+                        duration,
+                        &key,
+                    )
+                    .await,
+                );
+            }
+            figures.push(b1_rate.report("B1", &format!("create at {}/s", o.rate), db));
+
+            let paths = Arc::new(read_ids(&server.addr, &key).await);
+            let read = Load::Read { paths };
+            let mut b2 = Figures::new();
+            for _ in 0..o.runs {
+                b2.add(
+                    closed_loop(
+                        &server.addr,
+                        &host,
+                        &read,
+                        o.connections * 2,
+                        duration,
+                        &key,
+                    )
+                    .await,
+                );
+            }
+            figures.push(b2.report("B2", "read JSON, max rate", db));
+        });
+        let rss = rss_kib(server.child.id());
+        println!("   server RSS after the {db} runs: {} MiB", rss / 1024);
+        figures.push(json!({"id": "rss", "db": db, "server_rss_kib": rss}));
+    }
+    let report = json!({
+        "machine": {"cores": cores, "profile": "release", "shared_cpu": true},
+        "settings": {"seconds": o.seconds, "runs": o.runs, "connections": o.connections, "rate": o.rate},
+        "figures": figures,
+    });
+    std::fs::write(
+        &o.report,
+        serde_json::to_string_pretty(&report).expect("JSON"),
+    )
+    .expect("write report");
+    println!("report: {}", o.report);
+}
+
+/// Up to READ_IDS invoice paths, newest first, through the list endpoint.
+async fn read_ids(addr: &str, key: &str) -> Vec<String> {
+    let mut conn = Conn::open(addr).await;
+    let mut paths = Vec::new();
+    let mut cursor = String::new();
+    while paths.len() < READ_IDS {
+        let request =
+            format!("GET /api/jpp/invoices/?limit=100{cursor} HTTP/1.1\r\nHost: {addr}\r\n\r\n")
+                .into_bytes();
+        let status = conn.call(&with_key(request, key)).await.expect("list");
+        assert_eq!(status, 200);
+        let end = find(&conn.buf, b"\r\n\r\n").expect("head") + 4;
+        let page: Value = serde_json::from_slice(&conn.buf[end..]).expect("list JSON");
+        for inv in page["results"].as_array().expect("results") {
+            paths.push(format!(
+                "/api/jpp/invoices/{}/",
+                inv["payment_id"].as_str().expect("id")
+            ));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    paths
+}
