@@ -11,4 +11,4 @@ mod view;
 pub use create::{parse_create_request, CreateLimits, FieldError};
 pub use invoice::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus, NewInvoice};
 pub use service::{now_ms, InvoiceError, Invoices};
-pub use view::{iso_millis, payment_uri, InvoiceView};
+pub use view::{iso_millis, payment_uri, InvoiceView, OutputView};

@@ -85,7 +85,7 @@ impl<'a> InvoiceView<'a> {
 }
 
 impl<'a> OutputView<'a> {
-    fn new(output: &'a InvoiceOutput) -> Self {
+    pub fn new(output: &'a InvoiceOutput) -> Self {
         OutputView {
             amount: output.amount,
             address: output.address_string(),

@@ -1,11 +1,13 @@
-//! The `invoices` and `invoice_outputs` tables.
+//! The `invoices` table. An invoice's outputs never change once created and are always read
+//! with it, so they live in the row as the JSON clients read.
 
 use diesel::prelude::*;
+use serde::Deserialize;
 
-use super::schema::{invoice_outputs, invoices};
+use super::schema::invoices;
 use super::{events, Conn, StoreError};
 use crate::chain::{Address, Network, Nft, NftCapability, TokenData};
-use crate::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
+use crate::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus, OutputView};
 
 #[derive(Insertable)]
 #[diesel(table_name = invoices)]
@@ -13,6 +15,7 @@ struct NewInvoiceRow<'a> {
     id: &'a str,
     status: &'a str,
     memo: Option<&'a str>,
+    outputs: String,
     merchant_data: Option<String>,
     created_ms: i64,
     expires_ms: i64,
@@ -28,25 +31,33 @@ struct InvoiceRow {
     id: String,
     status: String,
     memo: Option<String>,
+    outputs: String,
     merchant_data: Option<String>,
     created_ms: i64,
     expires_ms: i64,
     fee_per_kb: i64,
 }
 
-#[derive(Insertable, Queryable, Selectable)]
-#[diesel(table_name = invoice_outputs)]
-struct OutputRow {
-    invoice_id: String,
-    idx: i32,
+/// An output as stored: the shape [`OutputView`] writes.
+#[derive(Deserialize)]
+struct StoredOutput {
     address: String,
-    locking_bytecode: Vec<u8>,
-    amount: i64,
+    amount: u64,
     description: Option<String>,
-    token_category: Option<Vec<u8>>,
-    token_amount: Option<i64>,
-    nft_capability: Option<String>,
-    nft_commitment: Option<Vec<u8>>,
+    token: Option<StoredToken>,
+}
+
+#[derive(Deserialize)]
+struct StoredToken {
+    category: String,
+    amount: u64,
+    nft: Option<StoredNft>,
+}
+
+#[derive(Deserialize)]
+struct StoredNft {
+    capability: String,
+    commitment: String,
 }
 
 /// Which invoices a merchant lists; `after` is the cursor of the previous page.
@@ -68,12 +79,14 @@ pub fn insert(
     invoice: &Invoice,
     api_key_id: Option<i64>,
 ) -> Result<(), StoreError> {
-    let id = invoice.id.to_string();
+    let outputs: Vec<OutputView> = invoice.outputs.iter().map(OutputView::new).collect();
     diesel::insert_into(invoices::table)
         .values(NewInvoiceRow {
-            id: &id,
+            id: &invoice.id.to_string(),
             status: invoice.status.as_str(),
             memo: invoice.memo.as_deref(),
+            outputs: serde_json::to_string(&outputs)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             merchant_data: invoice.merchant_data.as_ref().map(|v| v.to_string()),
             created_ms: invoice.created_ms,
             expires_ms: invoice.expires_ms,
@@ -82,35 +95,17 @@ pub fn insert(
             updated_ms: invoice.created_ms,
         })
         .execute(conn)?;
-    let rows = invoice
-        .outputs
-        .iter()
-        .enumerate()
-        .map(|(idx, o)| output_row(&id, idx, o))
-        .collect::<Result<Vec<_>, _>>()?;
-    for row in &rows {
-        diesel::insert_into(invoice_outputs::table)
-            .values(row)
-            .execute(conn)?;
-    }
     Ok(())
 }
 
 pub fn get(conn: &mut Conn, id: InvoiceId) -> Result<Option<Invoice>, StoreError> {
-    let Some(row) = invoices::table
+    invoices::table
         .filter(invoices::id.eq(id.to_string()))
         .select(InvoiceRow::as_select())
         .first(conn)
         .optional()?
-    else {
-        return Ok(None);
-    };
-    let outputs = invoice_outputs::table
-        .filter(invoice_outputs::invoice_id.eq(&row.id))
-        .order(invoice_outputs::idx)
-        .select(OutputRow::as_select())
-        .load(conn)?;
-    to_invoice(row, outputs).map(Some)
+        .map(to_invoice)
+        .transpose()
 }
 
 pub fn list(conn: &mut Conn, filter: &ListFilter, now_ms: i64) -> Result<InvoicePage, StoreError> {
@@ -141,38 +136,17 @@ pub fn list(conn: &mut Conn, filter: &ListFilter, now_ms: i64) -> Result<Invoice
     } else {
         None
     };
-    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let mut outputs: Vec<OutputRow> = invoice_outputs::table
-        .filter(invoice_outputs::invoice_id.eq_any(&ids))
-        .select(OutputRow::as_select())
-        .load(conn)?;
-    outputs.sort_by(|a, b| (&a.invoice_id, a.idx).cmp(&(&b.invoice_id, b.idx)));
-    let invoices = rows
-        .into_iter()
-        .map(|row| {
-            let mine = outputs
-                .iter()
-                .position(|o| o.invoice_id == row.id)
-                .map(|start| {
-                    let end = outputs[start..]
-                        .iter()
-                        .position(|o| o.invoice_id != row.id)
-                        .map_or(outputs.len(), |n| start + n);
-                    outputs.drain(start..end).collect()
-                })
-                .unwrap_or_default();
-            to_invoice(row, mine)
-        })
-        .collect::<Result<_, _>>()?;
+    let invoices = rows.into_iter().map(to_invoice).collect::<Result<_, _>>()?;
     Ok(InvoicePage {
         invoices,
         next_cursor,
     })
 }
 
-/// Moves an invoice from `from` to `to` with one conditional UPDATE (an open invoice must also
-/// still be inside its time, unless it is being expired) and writes the event in the same
-/// transaction. Returns the invoice as it is afterwards, or `None` when it does not exist.
+/// Moves an open invoice to `to` with one conditional UPDATE (to `Expired` only once its time
+/// is up, to anything else only while it is not) and writes the event in the same
+/// transaction. Returns the invoice as it is afterwards and whether it moved, or `None` when
+/// it does not exist.
 pub fn transition(
     conn: &mut Conn,
     id: InvoiceId,
@@ -183,19 +157,17 @@ pub fn transition(
     let target = invoices::table
         .filter(invoices::id.eq(id.to_string()))
         .filter(invoices::status.eq(InvoiceStatus::Open.as_str()));
+    let set = (
+        invoices::status.eq(to.as_str()),
+        invoices::updated_ms.eq(now_ms),
+    );
     let changed = if to == InvoiceStatus::Expired {
         diesel::update(target.filter(invoices::expires_ms.le(now_ms)))
-            .set((
-                invoices::status.eq(to.as_str()),
-                invoices::updated_ms.eq(now_ms),
-            ))
+            .set(set)
             .execute(conn)?
     } else {
         diesel::update(target.filter(invoices::expires_ms.gt(now_ms)))
-            .set((
-                invoices::status.eq(to.as_str()),
-                invoices::updated_ms.eq(now_ms),
-            ))
+            .set(set)
             .execute(conn)?
     };
     let Some(invoice) = get(conn, id)? else {
@@ -207,70 +179,14 @@ pub fn transition(
     Ok(Some((invoice, changed == 1)))
 }
 
-fn output_row(invoice_id: &str, idx: usize, o: &InvoiceOutput) -> Result<OutputRow, StoreError> {
-    Ok(OutputRow {
-        invoice_id: invoice_id.to_owned(),
-        idx: idx as i32,
-        address: o.address_string(),
-        locking_bytecode: o.locking_bytecode(),
-        amount: to_i64(o.amount)?,
-        description: o.description.clone(),
-        token_category: o.token.as_ref().map(|t| t.category.to_vec()),
-        token_amount: o.token.as_ref().map(|t| to_i64(t.amount)).transpose()?,
-        nft_capability: o
-            .token
-            .as_ref()
-            .and_then(|t| t.nft.as_ref())
-            .map(|n| n.capability.as_str().to_owned()),
-        nft_commitment: o
-            .token
-            .as_ref()
-            .and_then(|t| t.nft.as_ref())
-            .map(|n| n.commitment.clone()),
-    })
-}
-
-fn to_invoice(row: InvoiceRow, outputs: Vec<OutputRow>) -> Result<Invoice, StoreError> {
+fn to_invoice(row: InvoiceRow) -> Result<Invoice, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("invoice {}: {what}", row.id));
-    let outputs = outputs
+    let stored: Vec<StoredOutput> =
+        serde_json::from_str(&row.outputs).map_err(|e| corrupt(&format!("outputs: {e}")))?;
+    let outputs = stored
         .into_iter()
-        .map(|o| {
-            let network = Network::ALL
-                .into_iter()
-                .find(|n| o.address.starts_with(n.cashaddr_prefix()))
-                .ok_or_else(|| corrupt("output address has no known prefix"))?;
-            let address =
-                Address::parse(&o.address, network).map_err(|e| corrupt(&e.to_string()))?;
-            let token = match o.token_category {
-                None => None,
-                Some(category) => {
-                    let category: [u8; 32] = category
-                        .try_into()
-                        .map_err(|_| corrupt("token category is not 32 bytes"))?;
-                    let nft = match (o.nft_capability, o.nft_commitment) {
-                        (Some(cap), commitment) => Some(Nft {
-                            capability: NftCapability::parse(&cap)
-                                .ok_or_else(|| corrupt("unknown NFT capability"))?,
-                            commitment: commitment.unwrap_or_default(),
-                        }),
-                        (None, _) => None,
-                    };
-                    let amount = u64::try_from(o.token_amount.unwrap_or(0))
-                        .map_err(|_| corrupt("negative token amount"))?;
-                    Some(
-                        TokenData::new(category, amount, nft)
-                            .map_err(|e| corrupt(&e.to_string()))?,
-                    )
-                }
-            };
-            Ok(InvoiceOutput {
-                address,
-                amount: u64::try_from(o.amount).map_err(|_| corrupt("negative amount"))?,
-                description: o.description,
-                token,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .map(|o| to_output(o).map_err(|e| corrupt(&e)))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Invoice {
         id: row.id.parse().map_err(|_| corrupt("malformed id"))?,
         status: InvoiceStatus::parse(&row.status).ok_or_else(|| corrupt("unknown status"))?,
@@ -284,6 +200,36 @@ fn to_invoice(row: InvoiceRow, outputs: Vec<OutputRow>) -> Result<Invoice, Store
         created_ms: row.created_ms,
         expires_ms: row.expires_ms,
         fee_per_kb: u64::try_from(row.fee_per_kb).map_err(|_| corrupt("negative fee rate"))?,
+    })
+}
+
+fn to_output(o: StoredOutput) -> Result<InvoiceOutput, String> {
+    let network = Network::ALL
+        .into_iter()
+        .find(|n| o.address.starts_with(n.cashaddr_prefix()))
+        .ok_or("output address has no known prefix")?;
+    let address = Address::parse(&o.address, network).map_err(|e| e.to_string())?;
+    let token = match o.token {
+        None => None,
+        Some(t) => {
+            let mut category = [0u8; 32];
+            hex::decode_to_slice(&t.category, &mut category).map_err(|e| e.to_string())?;
+            let nft = match t.nft {
+                None => None,
+                Some(n) => Some(Nft {
+                    capability: NftCapability::parse(&n.capability)
+                        .ok_or("unknown NFT capability")?,
+                    commitment: hex::decode(&n.commitment).map_err(|e| e.to_string())?,
+                }),
+            };
+            Some(TokenData::new(category, t.amount, nft).map_err(|e| e.to_string())?)
+        }
+    };
+    Ok(InvoiceOutput {
+        address,
+        amount: o.amount,
+        description: o.description,
+        token,
     })
 }
 

@@ -1,11 +1,12 @@
 //! Storage: one diesel code path for SQLite (bundled, WAL) and PostgreSQL.
 //!
-//! Reads run on a connection pool in tokio's blocking threads. Writes go through a small set of
-//! writer threads that batch whatever is queued into one database transaction (group commit):
-//! each job runs inside its own savepoint, so one job's failure leaves the others intact, and
-//! every job learns its result only after the batch has committed. SQLite gets one writer (it
-//! allows one at a time anyway, and a single writer never meets `database is locked`);
-//! PostgreSQL gets several.
+//! Reads run on a connection pool. Writes go through a small set of writer threads that run
+//! whatever is queued in one database transaction (group commit), and every job learns its
+//! result only after that transaction has committed. Should a job fail, the batch is rolled
+//! back and each of its jobs runs again in a transaction of its own, so one job's failure never
+//! touches another's work (and the common all-succeed case pays no savepoints). SQLite gets one
+//! writer (it allows one at a time anyway, and a single writer never meets `database is
+//! locked`); PostgreSQL gets several.
 
 pub mod api_keys;
 pub mod events;
@@ -32,6 +33,8 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 
 /// Advisory lock key held while migrating, so processes starting together migrate once.
 const MIGRATION_LOCK_KEY: i64 = 0x6361_7368_6965_7201;
+/// How often the SQLite WAL is checkpointed in the background.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// Most jobs one write transaction takes from the queue.
 const MAX_BATCH: usize = 128;
 
@@ -65,14 +68,51 @@ pub struct StoreOptions {
     pub postgres_writers: usize,
 }
 
-type Completion = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&mut Conn) -> Completion + Send>;
+/// A queued write.
+trait Job: Send {
+    /// Runs the work inside the current transaction and keeps its result; says whether it
+    /// succeeded. May be called again after a rollback.
+    fn run(&mut self, conn: &mut Conn) -> bool;
+    /// Hands the kept result to the caller once the transaction committed (or the commit error).
+    fn finish(self: Box<Self>, outcome: Result<(), &StoreError>);
+}
+
+struct Pending<T, F> {
+    work: F,
+    result: Option<Result<T, StoreError>>,
+    reply: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send,
+    F: Fn(&mut Conn) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &mut Conn) -> bool {
+        let result = (self.work)(conn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, outcome: Result<(), &StoreError>) {
+        let result = match (outcome, self.result) {
+            (_, Some(Err(e))) => Err(e),
+            (Ok(()), Some(ok)) => ok,
+            (Err(e), _) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+            (Ok(()), None) => Err(StoreError::Unavailable("the write did not run".into())),
+        };
+        let _ = self.reply.send(result);
+    }
+}
 
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
     readers: Pool<Manager>,
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Box<dyn Job>>,
+    /// Background threads watch this and stop once every clone of the store is gone.
+    _alive: Arc<()>,
 }
 
 impl Store {
@@ -95,7 +135,7 @@ impl Store {
             })
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
 
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         let queue = Arc::new(Mutex::new(queue));
         let writers = match target.backend() {
             Backend::Sqlite => 1,
@@ -113,10 +153,19 @@ impl Store {
                 .spawn(move || writer_loop(conn, manager, queue))
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         }
+        let alive = Arc::new(());
+        if target.backend() == Backend::Sqlite {
+            let (manager, alive) = (manager.clone(), Arc::downgrade(&alive));
+            std::thread::Builder::new()
+                .name("db-checkpoint".into())
+                .spawn(move || checkpoint_loop(manager, alive))
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        }
         Ok(Store {
             backend: target.backend(),
             readers,
             jobs,
+            _alive: alive,
         })
     }
 
@@ -125,41 +174,46 @@ impl Store {
     }
 
     /// Runs `f` on a pooled read-only connection.
+    ///
+    /// SQLite reads are a few microseconds of CPU that never wait for a lock (WAL readers do not
+    /// block), so they run right here: a hop to a blocking thread would cost more than the
+    /// query. PostgreSQL reads wait on the network, so they move to tokio's blocking threads.
     pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Conn) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
+        let run = move || {
             let mut conn = pool
                 .get()
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             f(&mut conn)
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+        };
+        match self.backend {
+            Backend::Sqlite => run(),
+            Backend::Postgres => tokio::task::spawn_blocking(run)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?,
+        }
     }
 
-    /// Runs `f` in a write transaction (a savepoint inside a group commit) and returns its
-    /// result once that transaction is durable. An `Err` from `f` rolls back only `f`'s work.
+    /// Runs `f` in a write transaction (shared with other writes queued at the same moment)
+    /// and returns its result once that transaction is durable. An `Err` from `f` undoes only
+    /// `f`'s work. `f` may run more than once, so it must only touch the database.
     pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Conn) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&mut Conn) -> Result<T, StoreError> + Send + 'static,
     {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let result = conn.transaction(f);
-            Box::new(move |committed| {
-                let _ = tx.send(match committed {
-                    Ok(()) => result,
-                    Err(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
-                });
-            })
-        });
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let job = Pending {
+            work: f,
+            result: None,
+            reply,
+        };
         self.jobs
-            .send(job)
+            .send(Box::new(job))
             .map_err(|_| StoreError::Unavailable("the database writer has stopped".into()))?;
         rx.await.map_err(|_| {
             StoreError::Unavailable("the write transaction could not be started".into())
@@ -181,9 +235,9 @@ fn connect_error(target: &DatabaseTarget, e: diesel::ConnectionError) -> StoreEr
 }
 
 /// Takes what is queued, runs it in one transaction, commits, then tells each job.
-fn writer_loop(mut conn: Conn, manager: Manager, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
+fn writer_loop(mut conn: Conn, manager: Manager, queue: Arc<Mutex<mpsc::Receiver<Box<dyn Job>>>>) {
     loop {
-        let batch = {
+        let mut batch = {
             let Ok(queue) = queue.lock() else { return };
             let Ok(first) = queue.recv() else { return };
             let mut batch = vec![first];
@@ -196,28 +250,74 @@ fn writer_loop(mut conn: Conn, manager: Manager, queue: Arc<Mutex<mpsc::Receiver
             batch
         };
         if let Err(e) = begin(&mut conn) {
-            // Dropping the batch tells each caller the transaction could not start.
             tracing::error!(error = %e, "cannot begin a write transaction");
-            drop(batch);
+            let e = StoreError::from(e);
+            for job in batch {
+                job.finish(Err(&e));
+            }
             if let Ok(fresh) = manager.connect() {
                 conn = fresh;
             }
             continue;
         }
-        let completions: Vec<Completion> = batch.into_iter().map(|job| job(&mut conn)).collect();
-        let committed = <Conn as Connection>::TransactionManager::commit_transaction(&mut conn)
-            .map_err(StoreError::from);
-        if committed.is_err() {
-            let _ = <Conn as Connection>::TransactionManager::rollback_transaction(&mut conn);
+        // Stop at the first failure: on PostgreSQL the rest of the transaction is void anyway.
+        let all_ok = batch.iter_mut().all(|job| job.run(&mut conn));
+        if all_ok {
+            let outcome = commit(&mut conn);
+            for job in batch {
+                job.finish(outcome.as_ref().map(|_| ()));
+            }
+            continue;
         }
-        for done in completions {
-            done(committed.as_ref().map(|_| ()));
+        let _ = <Conn as Connection>::TransactionManager::rollback_transaction(&mut conn);
+        if batch.len() == 1 {
+            // Its own failure, already rolled back: the caller gets that error.
+            for job in batch {
+                job.finish(Ok(()));
+            }
+            continue;
+        }
+        // Someone failed: give every job a transaction of its own.
+        for mut job in batch {
+            let outcome = begin(&mut conn).map_err(StoreError::from).and_then(|()| {
+                if job.run(&mut conn) {
+                    commit(&mut conn)
+                } else {
+                    <Conn as Connection>::TransactionManager::rollback_transaction(&mut conn)
+                        .map_err(StoreError::from)
+                }
+            });
+            job.finish(outcome.as_ref().map(|_| ()));
+        }
+    }
+}
+
+fn commit(conn: &mut Conn) -> Result<(), StoreError> {
+    let committed = <Conn as Connection>::TransactionManager::commit_transaction(conn)
+        .map_err(StoreError::from);
+    if committed.is_err() {
+        let _ = <Conn as Connection>::TransactionManager::rollback_transaction(conn);
+    }
+    committed
+}
+
+/// Copies the SQLite WAL back into the database file off the write path. The writer's own
+/// automatic checkpoint would stall whichever batch crosses the threshold; a PASSIVE
+/// checkpoint here never blocks the writer or readers.
+fn checkpoint_loop(manager: Manager, alive: std::sync::Weak<()>) {
+    let Ok(mut conn) = manager.connect() else {
+        return;
+    };
+    while alive.upgrade().is_some() {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }
 }
 
 /// SQLite takes the write lock up front (`BEGIN IMMEDIATE`) so no statement in the batch can
-/// meet a lock upgrade failure; savepoints nest inside either way.
+/// meet a lock upgrade failure.
 fn begin(conn: &mut Conn) -> QueryResult<()> {
     match conn {
         Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),

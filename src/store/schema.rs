@@ -17,27 +17,13 @@ diesel::table! {
         id -> Text,
         status -> Text,
         memo -> Nullable<Text>,
+        outputs -> Text,
         merchant_data -> Nullable<Text>,
         created_ms -> BigInt,
         expires_ms -> BigInt,
         fee_per_kb -> BigInt,
         api_key_id -> Nullable<BigInt>,
         updated_ms -> BigInt,
-    }
-}
-
-diesel::table! {
-    invoice_outputs (invoice_id, idx) {
-        invoice_id -> Text,
-        idx -> Integer,
-        address -> Text,
-        locking_bytecode -> Binary,
-        amount -> BigInt,
-        description -> Nullable<Text>,
-        token_category -> Nullable<Binary>,
-        token_amount -> Nullable<BigInt>,
-        nft_capability -> Nullable<Text>,
-        nft_commitment -> Nullable<Binary>,
     }
 }
 
@@ -51,4 +37,4 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(api_keys, invoices, invoice_outputs, events);
+diesel::allow_tables_to_appear_in_same_query!(api_keys, invoices, events);

@@ -13,6 +13,8 @@ CREATE TABLE invoices (
     id TEXT NOT NULL UNIQUE,
     status TEXT NOT NULL,
     memo TEXT,
+    -- The outputs asked for, as the JSON clients read them (immutable once created).
+    outputs TEXT NOT NULL,
     merchant_data TEXT,
     created_ms BIGINT NOT NULL,
     expires_ms BIGINT NOT NULL,
@@ -21,22 +23,6 @@ CREATE TABLE invoices (
     updated_ms BIGINT NOT NULL
 );
 CREATE INDEX invoices_status_seq ON invoices (status, seq);
-
-CREATE TABLE invoice_outputs (
-    invoice_id TEXT NOT NULL REFERENCES invoices (id),
-    idx INTEGER NOT NULL,
-    address TEXT NOT NULL,
-    -- Token prefix (if any) followed by the locking script: what a paying output must carry.
-    locking_bytecode BLOB NOT NULL,
-    amount BIGINT NOT NULL,
-    description TEXT,
-    token_category BLOB,
-    token_amount BIGINT,
-    nft_capability TEXT,
-    nft_commitment BLOB,
-    PRIMARY KEY (invoice_id, idx)
-);
-CREATE INDEX invoice_outputs_locking_bytecode ON invoice_outputs (locking_bytecode);
 
 -- The transactional outbox: written in the same transaction as the state change it reports.
 CREATE TABLE events (
