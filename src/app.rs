@@ -62,6 +62,7 @@ impl Application {
                 settings.default_expires_in,
             ),
             public_invoices: settings.public_invoices,
+            keys: Default::default(),
         });
         let mut server = HttpServer::new(move || {
             App::new()

@@ -32,9 +32,14 @@ pub async fn merchant_key(
         };
     };
     let hash = key_hash(key);
+    if let Some(id) = state.keys.get(&hash) {
+        return Ok(Some(id));
+    }
     let row = state
         .store
         .read(move |c| store::api_keys::find_active(c, &hash))
-        .await?;
-    row.map(|r| Some(r.id)).ok_or_else(ApiError::forbidden)
+        .await?
+        .ok_or_else(ApiError::forbidden)?;
+    state.keys.put(hash, row.id);
+    Ok(Some(row.id))
 }

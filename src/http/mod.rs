@@ -12,6 +12,9 @@ use actix_web::{web, HttpResponse};
 
 pub use error::ApiError;
 
+use std::sync::Arc;
+
+use crate::auth::KeyCache;
 use crate::jpp::Invoices;
 use crate::store::Store;
 
@@ -21,6 +24,8 @@ pub struct AppState {
     pub store: Store,
     pub invoices: Invoices,
     pub public_invoices: bool,
+    /// Merchant keys verified in the last second.
+    pub keys: Arc<KeyCache>,
 }
 
 /// The whole API on one screen. Paths are matched without their trailing slash (the app trims

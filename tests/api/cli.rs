@@ -134,7 +134,23 @@ async fn keys_are_shown_once_listed_without_secrets_and_revocable() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(create(key.clone()).await.unwrap().status(), 403);
+    // Every process trusts a verified key for up to a second (auth::KEY_CACHE_TTL), so the
+    // revocation is awaited by polling, not assumed at once.
+    let mut wait = std::time::Duration::from_millis(20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = create(key.clone()).await.unwrap().status();
+        if status == 403 {
+            break;
+        }
+        assert_eq!(status, 201);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked key still works"
+        );
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_millis(200));
+    }
     let out = cashier()
         .args(["key", "revoke", "1"])
         .args(db)
