@@ -1,12 +1,15 @@
-//! Bitcoin Cash itself: networks, addresses and CashToken data.
+//! Bitcoin Cash itself: networks, addresses, CashToken data, transactions and signatures.
 //!
 //! Nothing here knows about HTTP or the database; the invoice code builds on these types.
 
 mod address;
+pub mod sighash;
 mod token;
+mod tx;
 
 pub use address::{Address, AddressError, LockKind, Network};
 pub use token::{Nft, NftCapability, TokenData, TokenError, MAX_COMMITMENT_LEN, MAX_FT_AMOUNT};
+pub use tx::{txid_of, Input, OutPoint, Output, Tx, TxError, Txid, MAX_TX_SIZE, MIN_TX_SIZE};
 
 /// Largest amount of satoshis that can exist (21 million BCH).
 pub const MAX_MONEY_SATS: u64 = 2_100_000_000_000_000;
@@ -46,6 +49,32 @@ pub fn write_compact_size(out: &mut Vec<u8>, n: u64) {
             out.extend_from_slice(&n.to_le_bytes());
         }
     }
+}
+
+/// Reads a minimally encoded CompactSize integer from the front of `input`; `None` when it
+/// is cut short or not minimal.
+pub fn read_compact_size(input: &mut &[u8]) -> Option<u64> {
+    let (&first, rest) = input.split_first()?;
+    let (width, min) = match first {
+        0xfd => (2, 0xfd),
+        0xfe => (4, 0x1_0000),
+        0xff => (8, 0x1_0000_0000),
+        small => {
+            *input = rest;
+            return Some(u64::from(small));
+        }
+    };
+    if rest.len() < width {
+        return None;
+    }
+    let mut bytes = [0u8; 8];
+    bytes[..width].copy_from_slice(&rest[..width]);
+    let value = u64::from_le_bytes(bytes);
+    if value < min {
+        return None; // not minimal
+    }
+    *input = &rest[width..];
+    Some(value)
 }
 
 #[cfg(test)]

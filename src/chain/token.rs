@@ -1,6 +1,6 @@
 //! CashToken output data and the prefix (`0xef …`) it takes inside an output's locking bytecode.
 
-use super::{compact_size_len, write_compact_size};
+use super::{compact_size_len, read_compact_size, write_compact_size};
 
 /// Longest NFT commitment consensus allows (BCHN `MAX_CONSENSUS_COMMITMENT_LENGTH`).
 pub const MAX_COMMITMENT_LEN: usize = 40;
@@ -72,6 +72,8 @@ pub enum TokenError {
     AmountTooLarge,
     #[error("NFT commitment must be at most {MAX_COMMITMENT_LEN} bytes, got {0}")]
     CommitmentTooLong(usize),
+    #[error("invalid token prefix: {0}")]
+    BadPrefix(&'static str),
 }
 
 impl TokenData {
@@ -118,6 +120,89 @@ impl TokenData {
             write_compact_size(&mut out, self.amount);
         }
         out
+    }
+
+    /// Splits a locking bytecode field into its token prefix (if it starts with `0xef`) and the
+    /// locking bytecode after it, by BCHN's rules (`token::SafeUnwrap` and the CHIP): every
+    /// malformed prefix is an error. Commitment length is not limited here; consensus limits
+    /// it separately (see [`MAX_COMMITMENT_LEN`]).
+    pub fn split_prefix(field: &[u8]) -> Result<(Option<TokenData>, &[u8]), TokenError> {
+        let Some((&PREFIX_TOKEN, rest)) = field.split_first() else {
+            return Ok((None, field));
+        };
+        if rest.len() < 33 {
+            return Err(TokenError::BadPrefix("insufficient length"));
+        }
+        let mut category = [0u8; 32];
+        for (dst, src) in category.iter_mut().zip(rest[..32].iter().rev()) {
+            *dst = *src;
+        }
+        let bitfield = rest[32];
+        let mut rest = &rest[33..];
+        if bitfield & 0x80 != 0 {
+            return Err(TokenError::BadPrefix("reserved bit is set"));
+        }
+        let capability = match bitfield & 0x0f {
+            0 => NftCapability::None,
+            1 => NftCapability::Mutable,
+            2 => NftCapability::Minting,
+            _ => return Err(TokenError::BadPrefix("unknown NFT capability")),
+        };
+        let (has_nft, has_amount) = (bitfield & HAS_NFT != 0, bitfield & HAS_AMOUNT != 0);
+        if !has_nft && !has_amount {
+            return Err(TokenError::BadPrefix("must encode at least one token"));
+        }
+        if !has_nft && bitfield & 0x0f != 0 {
+            return Err(TokenError::BadPrefix("capability requires an NFT"));
+        }
+        if !has_nft && bitfield & HAS_COMMITMENT_LENGTH != 0 {
+            return Err(TokenError::BadPrefix("commitment requires an NFT"));
+        }
+        let nft = if has_nft {
+            let commitment = if bitfield & HAS_COMMITMENT_LENGTH != 0 {
+                let len = read_compact_size(&mut rest)
+                    .ok_or(TokenError::BadPrefix("invalid NFT commitment length"))?;
+                if len == 0 {
+                    return Err(TokenError::BadPrefix("commitment length must be above 0"));
+                }
+                let len = usize::try_from(len)
+                    .ok()
+                    .filter(|l| *l <= rest.len())
+                    .ok_or(TokenError::BadPrefix("commitment is cut short"))?;
+                let (c, r) = rest.split_at(len);
+                rest = r;
+                c.to_vec()
+            } else {
+                Vec::new()
+            };
+            Some(Nft {
+                capability,
+                commitment,
+            })
+        } else {
+            None
+        };
+        let amount = if has_amount {
+            let a = read_compact_size(&mut rest)
+                .ok_or(TokenError::BadPrefix("invalid fungible amount encoding"))?;
+            if a == 0 {
+                return Err(TokenError::BadPrefix("fungible amount must be above 0"));
+            }
+            if a > MAX_FT_AMOUNT {
+                return Err(TokenError::AmountTooLarge);
+            }
+            a
+        } else {
+            0
+        };
+        Ok((
+            Some(TokenData {
+                category,
+                amount,
+                nft,
+            }),
+            rest,
+        ))
     }
 
     /// Length of [`Self::prefix_bytes`] without building it.
