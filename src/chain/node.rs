@@ -1,0 +1,83 @@
+//! What paying needs from a BCH node, and the answers it gives, in BCHN's terms
+//! (`reference/anchors.md` §2.1): the coins a transaction spends, the node's acceptance check,
+//! broadcast, and a transaction's status.
+
+use super::{Network, Output};
+
+/// An unspent coin as the node sees it (`gettxout` with the mempool included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coin {
+    pub output: Output,
+    /// 0 while in the mempool.
+    pub confirmations: u32,
+}
+
+/// Why a node refused a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectKind {
+    /// An input is unknown or already spent (`missing-inputs`, -25).
+    MissingInputs,
+    /// It conflicts with a transaction in the mempool (`txn-mempool-conflict`).
+    Conflict,
+    /// Anything else: fee, dust, size, script, token rules.
+    Invalid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub kind: RejectKind,
+    /// The node's own words, e.g. `min relay fee not met` or `dust`.
+    pub reason: String,
+}
+
+/// The answer to `testmempoolaccept`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acceptance {
+    Allowed,
+    /// The node already has it (`txn-already-in-mempool` / `txn-already-known`); when it
+    /// first saw it, if the node can say.
+    AlreadyKnown { first_seen_ms: Option<i64> },
+    Rejected(Rejection),
+}
+
+/// The answer to `sendrawtransaction`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Broadcast {
+    /// In the mempool now (new, or already there: BCHN answers the txid either way).
+    Accepted,
+    /// Already in a block (-27 `transaction already in block chain`).
+    AlreadyConfirmed,
+    Rejected(Rejection),
+}
+
+/// What the node knows of a transaction (`getrawtransaction` / `getmempoolentry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxStatus {
+    Unknown,
+    Mempool { first_seen_ms: Option<i64> },
+    Confirmed { confirmations: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// Nothing was done: connection refused, work queue full, the node is starting. Safe to
+    /// retry later.
+    #[error("the BCH node is unavailable: {0}")]
+    Unavailable(String),
+    /// The request may or may not have taken effect (timeout or reset mid-call).
+    #[error("the BCH node did not answer in time: {0}")]
+    Timeout(String),
+    /// An answer that does not fit BCHN's documented replies.
+    #[error("the BCH node answered unexpectedly: {0}")]
+    Protocol(String),
+}
+
+/// The network a node serves, from `getblockchaininfo`'s `chain`.
+pub fn network_of_chain(chain: &str) -> Option<Network> {
+    match chain {
+        "main" => Some(Network::Main),
+        "test" | "test4" | "chip" | "scale" => Some(Network::Test),
+        "regtest" => Some(Network::Regtest),
+        _ => None,
+    }
+}
