@@ -9,6 +9,7 @@
 //! locked`); PostgreSQL gets several.
 
 pub mod api_keys;
+pub mod dev_chain;
 pub mod events;
 pub mod invoices;
 pub mod schema;
@@ -57,6 +58,9 @@ pub enum StoreError {
     Migration(String),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// A conditional write found the row changed under it; the write was rolled back.
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 /// Settings the store needs; the rest of the configuration stays outside.

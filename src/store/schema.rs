@@ -37,4 +37,48 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(api_keys, invoices, events);
+diesel::table! {
+    payments (id) {
+        id -> BigInt,
+        invoice_id -> Text,
+        txid -> Text,
+        raw_tx -> Binary,
+        state -> Text,
+        memo -> Nullable<Text>,
+        refund_to -> Nullable<Text>,
+        created_ms -> BigInt,
+        paid_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    dev_txs (txid) {
+        txid -> Text,
+        raw -> Binary,
+        height -> Nullable<BigInt>,
+        first_seen_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    dev_coins (txid, vout) {
+        txid -> Text,
+        vout -> Integer,
+        value -> BigInt,
+        script -> Binary,
+        height -> Nullable<BigInt>,
+        spent_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    dev_blocks (height) {
+        height -> BigInt,
+        hash -> Text,
+        time_ms -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    api_keys, invoices, events, payments, dev_txs, dev_coins, dev_blocks
+);
