@@ -7,8 +7,12 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpServer};
 
-use crate::config::Settings;
+use crate::chain::dev::DevChain;
+use crate::chain::node::Node;
+use crate::chain::Network;
+use crate::config::{NodeKind, Settings};
 use crate::http::{routes, AppState};
+use crate::jpp::pay::Payments;
 use crate::jpp::Invoices;
 use crate::store::{Store, StoreError};
 
@@ -21,6 +25,10 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Config(String),
+    #[error("reconciling payments at start-up failed: {0}")]
+    Reconcile(String),
 }
 
 pub struct Application {
@@ -28,6 +36,8 @@ pub struct Application {
     port: u16,
     public_url: String,
     store: Store,
+    payments: Payments,
+    reconcile_every: std::time::Duration,
 }
 
 impl Application {
@@ -39,6 +49,19 @@ impl Application {
         let store = tokio::task::spawn_blocking(move || Store::open(&target, &options))
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+
+        let node = match settings.node {
+            NodeKind::Dev => {
+                if settings.network != Network::Regtest {
+                    return Err(StartError::Config(format!(
+                        "the dev chain is a regtest chain, but --network is {}: use --network regtest, or a real node with --node bchn",
+                        settings.network
+                    )));
+                }
+                tracing::warn!("BCH node: the built-in dev chain (regtest). No real money: coins come from POST /dev/faucet");
+                Node::Dev(DevChain::new(store.clone()))
+            }
+        };
 
         let listener = TcpListener::bind(settings.listen).map_err(|source| StartError::Bind {
             addr: settings.listen,
@@ -53,7 +76,18 @@ impl Application {
             .clone()
             .unwrap_or_else(|| format!("http://{local}"));
 
+        let payments = Payments::new(store.clone(), node, public_url.clone());
+        // A crash or an unknown broadcast outcome may have left payments claimed but not
+        // settled: finish them before taking new ones.
+        let settled = payments
+            .reconcile()
+            .await
+            .map_err(|e| StartError::Reconcile(e.to_string()))?;
+        if settled > 0 {
+            tracing::info!(settled, "payments left in flight were settled");
+        }
         let state = web::Data::new(AppState {
+            payments: payments.clone(),
             store: store.clone(),
             invoices: Invoices::new(
                 store.clone(),
@@ -88,6 +122,8 @@ impl Application {
             port: local.port(),
             public_url,
             store,
+            payments,
+            reconcile_every: std::time::Duration::from_secs(settings.reconcile_every),
         })
     }
 
@@ -108,7 +144,24 @@ impl Application {
         self.server.handle()
     }
 
+    pub fn payments(&self) -> &Payments {
+        &self.payments
+    }
+
+    /// Serves until stopped; the reconciler runs beside it and stops with it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let (payments, every) = (self.payments.clone(), self.reconcile_every);
+        let reconciler = tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = payments.reconcile().await {
+                    tracing::warn!(error = %e, "reconcile pass failed");
+                }
+            }
+        });
+        let result = self.server.await;
+        reconciler.abort();
+        result
     }
 }

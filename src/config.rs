@@ -128,6 +128,16 @@ pub struct Settings {
     #[arg(long, env = "CASHIER_NETWORK", default_value = "regtest", value_parser = parse_network)]
     pub network: Network,
 
+    /// BCH node: dev (the built-in development chain: regtest, no real money) or bchn.
+    #[arg(long, env = "CASHIER_NODE", value_enum, default_value_t = NodeKind::Dev)]
+    pub node: NodeKind,
+
+    /// Seconds between passes of the reconciler, which settles payments whose broadcast
+    /// outcome was unknown (a timeout, a crash).
+    #[arg(long, env = "CASHIER_RECONCILE_EVERY", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub reconcile_every: u64,
+
     /// Let anyone create invoices without a merchant API key (point-of-sale setups).
     #[arg(long, env = "CASHIER_PUBLIC_INVOICES")]
     pub public_invoices: bool,
@@ -144,6 +154,12 @@ pub struct Settings {
     /// Log filter (tracing syntax), e.g. info or cashier=debug.
     #[arg(long, env = "CASHIER_LOG", default_value = "info")]
     pub log: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NodeKind {
+    /// The built-in development chain.
+    Dev,
 }
 
 fn parse_network(s: &str) -> Result<Network, String> {

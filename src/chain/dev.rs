@@ -8,6 +8,7 @@
 //! creates coins from nothing, as a miner would.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bitcoin::secp256k1::{All, Secp256k1};
@@ -31,6 +32,8 @@ pub const FAUCET_MAX: u64 = 100_000_000_000;
 pub struct DevChain {
     store: Store,
     secp: Arc<Secp256k1<All>>,
+    /// `sendrawtransaction` calls answered, for tests and metrics.
+    broadcasts: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for DevChain {
@@ -78,6 +81,7 @@ impl DevChain {
         DevChain {
             store,
             secp: Arc::new(Secp256k1::new()),
+            broadcasts: Arc::default(),
         }
     }
 
@@ -116,7 +120,13 @@ impl DevChain {
         })
     }
 
+    /// How many times `broadcast` was called since start.
+    pub fn broadcast_calls(&self) -> u64 {
+        self.broadcasts.load(Ordering::Relaxed)
+    }
+
     pub async fn broadcast(&self, raw: &[u8]) -> Result<Broadcast, NodeError> {
+        self.broadcasts.fetch_add(1, Ordering::Relaxed);
         let tx = match self.check(raw).await? {
             Checked::New(tx) => tx,
             Checked::Known {

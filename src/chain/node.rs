@@ -36,7 +36,9 @@ pub enum Acceptance {
     Allowed,
     /// The node already has it (`txn-already-in-mempool` / `txn-already-known`); when it
     /// first saw it, if the node can say.
-    AlreadyKnown { first_seen_ms: Option<i64> },
+    AlreadyKnown {
+        first_seen_ms: Option<i64>,
+    },
     Rejected(Rejection),
 }
 
@@ -79,5 +81,55 @@ pub fn network_of_chain(chain: &str) -> Option<Network> {
         "test" | "test4" | "chip" | "scale" => Some(Network::Test),
         "regtest" => Some(Network::Regtest),
         _ => None,
+    }
+}
+
+/// The node Cashier talks to: the built-in dev chain or a real BCHN. An enum, not a trait
+/// object: the set is ours, and each call stays a plain async fn.
+#[derive(Debug, Clone)]
+pub enum Node {
+    Dev(super::dev::DevChain),
+}
+
+impl Node {
+    pub fn network(&self) -> Network {
+        match self {
+            Node::Dev(d) => d.network(),
+        }
+    }
+
+    /// The unspent coin behind each outpoint (`None`: unknown or spent).
+    pub async fn coins(
+        &self,
+        outpoints: &[super::OutPoint],
+    ) -> Result<Vec<Option<Coin>>, NodeError> {
+        match self {
+            Node::Dev(d) => d.coins(outpoints).await,
+        }
+    }
+
+    pub async fn test_accept(&self, raw: &[u8]) -> Result<Acceptance, NodeError> {
+        match self {
+            Node::Dev(d) => d.test_accept(raw).await,
+        }
+    }
+
+    pub async fn broadcast(&self, raw: &[u8]) -> Result<Broadcast, NodeError> {
+        match self {
+            Node::Dev(d) => d.broadcast(raw).await,
+        }
+    }
+
+    pub async fn tx_status(&self, txid: super::Txid) -> Result<TxStatus, NodeError> {
+        match self {
+            Node::Dev(d) => d.tx_status(txid).await,
+        }
+    }
+
+    /// The dev chain, when that is the node.
+    pub fn dev(&self) -> Option<&super::dev::DevChain> {
+        match self {
+            Node::Dev(d) => Some(d),
+        }
     }
 }

@@ -3,9 +3,11 @@
 
 mod auth;
 mod body;
+mod dev;
 mod error;
 mod health;
 mod invoices;
+mod pay;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -15,6 +17,7 @@ pub use error::ApiError;
 use std::sync::Arc;
 
 use crate::auth::KeyCache;
+use crate::jpp::pay::Payments;
 use crate::jpp::Invoices;
 use crate::store::Store;
 
@@ -23,6 +26,7 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Store,
     pub invoices: Invoices,
+    pub payments: Payments,
     pub public_invoices: bool,
     /// Merchant keys verified in the last second.
     pub keys: Arc<KeyCache>,
@@ -35,30 +39,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     for prefix in ["/jpp", "/api/jpp"] {
         cfg.service(
             web::scope(prefix)
-                .service(
-                    web::resource("/invoices")
-                        .post(invoices::create)
-                        .get(invoices::list)
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/invoices/{id}/cancel")
-                        .post(invoices::cancel)
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource(["/invoices/{id}", "/i/{id}", "/i/bitpay/{id}"])
-                        .get(invoices::read)
-                        .default_service(web::to(method_not_allowed)),
-                ),
+                .service(at("/invoices").post(invoices::create).get(invoices::list))
+                .service(at("/invoices/{id}/cancel").post(invoices::cancel))
+                .service(at("/invoices/{id}/verify").post(pay::verify))
+                .service(at("/invoices/{id}/pay").post(pay::pay))
+                // Every alias of the payment URL watchtower and wallets use.
+                .service(at("/invoices/{id}").get(invoices::read))
+                .service(at("/i/{id}").get(invoices::read))
+                .service(at("/i/bitpay/{id}").get(invoices::read)),
         );
     }
-    cfg.service(
-        web::resource("/i/{id}")
-            .get(invoices::read)
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(at("/i/{id}").get(invoices::read));
+    // The dev chain's faucet and miner (404 unless the node is the dev chain).
+    cfg.service(at("/dev/faucet").post(dev::faucet));
+    cfg.service(at("/dev/mine").post(dev::mine));
     cfg.default_service(web::to(not_found));
+}
+
+/// A resource that answers 405 (in our JSON) to methods it does not route.
+fn at(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
 }
 
 async fn not_found() -> HttpResponse {

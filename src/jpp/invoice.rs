@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use uuid::Uuid;
 
-use crate::chain::{Address, TokenData};
+use crate::chain::{Address, TokenData, Txid};
 
 /// An invoice id: a random (v4) UUID, 122 random bits, written as 32 lowercase hex digits.
 /// The id is the capability to read and pay an invoice, so it must not be guessable.
@@ -123,6 +123,18 @@ pub struct NewInvoice {
     pub fee_per_kb: u64,
 }
 
+/// The transaction that paid an invoice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payment {
+    pub txid: Txid,
+    /// The wallet's memo, if it sent one.
+    pub memo: Option<String>,
+    /// Where the wallet asks refunds to go, as it sent them (`[{amount, address}]`).
+    pub refund_to: Option<serde_json::Value>,
+    /// When the broadcast succeeded; `None` while it is still in flight.
+    pub paid_ms: Option<i64>,
+}
+
 /// A stored invoice. Times are milliseconds since the Unix epoch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invoice {
@@ -134,6 +146,7 @@ pub struct Invoice {
     pub created_ms: i64,
     pub expires_ms: i64,
     pub fee_per_kb: u64,
+    pub payment: Option<Payment>,
 }
 
 impl Invoice {
@@ -147,6 +160,7 @@ impl Invoice {
             created_ms: now_ms,
             expires_ms: now_ms + i64::from(new.expires_in_secs) * 1000,
             fee_per_kb: new.fee_per_kb,
+            payment: None,
         }
     }
 
@@ -213,6 +227,7 @@ mod tests {
             created_ms: 0,
             expires_ms: 1000,
             fee_per_kb: 1000,
+            payment: None,
         };
         assert_eq!(inv.status_at(999), InvoiceStatus::Open);
         assert_eq!(inv.status_at(1000), InvoiceStatus::Expired);

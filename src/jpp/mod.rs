@@ -5,10 +5,11 @@
 
 mod create;
 mod invoice;
+pub mod pay;
 mod service;
 mod view;
 
 pub use create::{parse_create_request, CreateLimits, FieldError};
-pub use invoice::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus, NewInvoice};
+pub use invoice::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus, NewInvoice, Payment};
 pub use service::{now_ms, InvoiceError, Invoices};
 pub use view::{iso_millis, payment_uri, InvoiceView, OutputView};

@@ -49,6 +49,11 @@ impl Invoices {
         }
     }
 
+    /// The rules create requests are checked by.
+    pub fn limits(&self) -> CreateLimits {
+        self.limits
+    }
+
     pub fn view<'a>(&self, invoice: &'a Invoice, now_ms: i64) -> InvoiceView<'a> {
         InvoiceView::new(invoice, self.network, &self.public_url, now_ms)
     }

@@ -20,14 +20,31 @@ pub struct InvoiceView<'a> {
     pub time: String,
     pub expires: String,
     pub outputs: Vec<OutputView<'a>>,
-    /// The payment once one is recorded; paying arrives with the pay flow.
-    pub payment: Option<serde_json::Value>,
+    /// The payment once its broadcast succeeded; null before.
+    pub payment: Option<PaymentView<'a>>,
     /// Private to the merchant: the outer `None` leaves the field out (socket messages); an
     /// inner `None` writes `null`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merchant_data: Option<Option<&'a serde_json::Value>>,
     pub status: &'static str,
     pub required_fee_per_byte: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PaymentView<'a> {
+    pub txid: String,
+    pub memo: Option<&'a str>,
+    pub paid_at: String,
+    #[serde(serialize_with = "refunds")]
+    pub refund_to: Option<&'a serde_json::Value>,
+}
+
+/// `refund_to` is always a list, empty when the wallet sent none (as watchtower writes it).
+fn refunds<S: serde::Serializer>(v: &Option<&serde_json::Value>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(list) => list.serialize(s),
+        None => s.collect_seq(std::iter::empty::<()>()),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -68,7 +85,14 @@ impl<'a> InvoiceView<'a> {
             time: iso_millis(invoice.created_ms),
             expires: iso_millis(invoice.expires_ms),
             outputs: invoice.outputs.iter().map(OutputView::new).collect(),
-            payment: None,
+            payment: invoice.payment.as_ref().and_then(|p| {
+                Some(PaymentView {
+                    txid: p.txid.to_hex(),
+                    memo: p.memo.as_deref(),
+                    paid_at: iso_millis(p.paid_ms?),
+                    refund_to: p.refund_to.as_ref(),
+                })
+            }),
             merchant_data: Some(invoice.merchant_data.as_ref()),
             status: invoice.status_at(now_ms).as_str(),
             required_fee_per_byte: invoice.fee_per_kb as f64 / 1000.0,

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use serde::Deserialize;
 
 use super::schema::invoices;
-use super::{events, Conn, StoreError};
+use super::{events, payments, Conn, StoreError};
 use crate::chain::{Address, Network, Nft, NftCapability, TokenData};
 use crate::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus, OutputView};
 
@@ -99,13 +99,28 @@ pub fn insert(
 }
 
 pub fn get(conn: &mut Conn, id: InvoiceId) -> Result<Option<Invoice>, StoreError> {
-    invoices::table
+    let Some(row) = invoices::table
         .filter(invoices::id.eq(id.to_string()))
         .select(InvoiceRow::as_select())
         .first(conn)
         .optional()?
-        .map(to_invoice)
-        .transpose()
+    else {
+        return Ok(None);
+    };
+    with_payment(conn, to_invoice(row)?).map(Some)
+}
+
+/// Adds the payment to an invoice that has one (it is looked up only then).
+fn with_payment(conn: &mut Conn, mut invoice: Invoice) -> Result<Invoice, StoreError> {
+    if !matches!(
+        invoice.status,
+        InvoiceStatus::Open | InvoiceStatus::Expired | InvoiceStatus::Cancelled
+    ) {
+        invoice.payment = payments::for_invoice(conn, &invoice.id.to_string())?
+            .map(|p| p.to_payment())
+            .transpose()?;
+    }
+    Ok(invoice)
 }
 
 pub fn list(conn: &mut Conn, filter: &ListFilter, now_ms: i64) -> Result<InvoicePage, StoreError> {
@@ -136,7 +151,10 @@ pub fn list(conn: &mut Conn, filter: &ListFilter, now_ms: i64) -> Result<Invoice
     } else {
         None
     };
-    let invoices = rows.into_iter().map(to_invoice).collect::<Result<_, _>>()?;
+    let invoices = rows
+        .into_iter()
+        .map(|row| with_payment(conn, to_invoice(row)?))
+        .collect::<Result<_, _>>()?;
     Ok(InvoicePage {
         invoices,
         next_cursor,
@@ -200,6 +218,7 @@ fn to_invoice(row: InvoiceRow) -> Result<Invoice, StoreError> {
         created_ms: row.created_ms,
         expires_ms: row.expires_ms,
         fee_per_kb: u64::try_from(row.fee_per_kb).map_err(|_| corrupt("negative fee rate"))?,
+        payment: None,
     })
 }
 

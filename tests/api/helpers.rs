@@ -8,6 +8,7 @@ use diesel::{Connection, RunQueryDsl};
 use serde_json::{json, Value};
 
 use cashier::app::Application;
+use cashier::chain::{Address, Network, Nft, NftCapability, OutPoint, Output, TokenData, Txid};
 use cashier::config::Settings;
 use cashier::store::Store;
 
@@ -41,6 +42,7 @@ macro_rules! on_both_backends {
 
 pub struct TestApp {
     pub base: String,
+    pub payments: cashier::jpp::pay::Payments,
     pub client: reqwest::Client,
     /// A valid merchant key.
     pub key: String,
@@ -65,6 +67,19 @@ impl TestApp {
             ),
             Backend::Postgres => fresh_postgres_database(),
         };
+        Self::spawn_on(database_url, dir, extra).await
+    }
+
+    /// A server on this app's database: what a restart finds.
+    pub async fn restart(mut self) -> TestApp {
+        self.handle.stop(true).await;
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
+        let database_url = self.database_url.clone();
+        drop(self);
+        Self::spawn_on(database_url, dir, &[]).await
+    }
+
+    async fn spawn_on(database_url: String, dir: tempfile::TempDir, extra: &[&str]) -> TestApp {
         let mut args = vec![
             "cashier serve",
             "--listen",
@@ -81,6 +96,7 @@ impl TestApp {
         let app = Application::build(&settings).await.expect("server starts");
         let base = format!("http://127.0.0.1:{}", app.port());
         let store = app.store().clone();
+        let payments = app.payments().clone();
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
 
@@ -92,6 +108,7 @@ impl TestApp {
             .expect("test key");
         TestApp {
             base,
+            payments,
             client: reqwest::Client::new(),
             key,
             store,
@@ -192,4 +209,97 @@ fn fresh_postgres_database() -> String {
     let (head, tail) = admin.split_at(admin.rfind('/').expect("URL with a database"));
     let query = tail.find('?').map(|i| &tail[i..]).unwrap_or("");
     format!("{head}/{name}{query}")
+}
+
+/// A wallet on the dev chain: one key, coins from the faucet, payments built and signed the
+/// way a wallet builds them.
+pub struct TestWallet {
+    pub secp: bitcoin::secp256k1::Secp256k1<bitcoin::secp256k1::All>,
+    pub key: bitcoin::secp256k1::SecretKey,
+    pub address: String,
+}
+
+impl TestWallet {
+    pub fn new() -> TestWallet {
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let key = cashier::chain::wallet::random_key();
+        let script = cashier::chain::sighash::p2pkh_locking_bytecode(&key.public_key(&secp));
+        let address =
+            bitcoincash::address::cashaddr::encode("bchreg", 0, &script[3..23]).expect("address");
+        TestWallet { secp, key, address }
+    }
+
+    /// A faucet coin of `amount` sats (and `token`, invoice-output JSON) for this wallet.
+    pub async fn fund(
+        &self,
+        app: &TestApp,
+        amount: u64,
+        token: Option<Value>,
+    ) -> (OutPoint, Output) {
+        let mut body = json!({"address": self.address, "amount": amount});
+        if let Some(t) = &token {
+            body["token"] = t.clone();
+        }
+        let r = app
+            .client
+            .post(app.url("/dev/faucet"))
+            .json(&body)
+            .send()
+            .await
+            .expect("faucet");
+        assert_eq!(r.status(), 201);
+        let coin: Value = r.json().await.expect("faucet JSON");
+        let outpoint = OutPoint {
+            txid: Txid::from_hex(coin["txid"].as_str().unwrap()).unwrap(),
+            vout: 0,
+        };
+        let mut output = output_of(&json!({"address": self.address, "amount": amount}));
+        output.token = token.map(|t| token_of(&t));
+        (outpoint, output)
+    }
+
+    /// A signed transaction spending `coins` to `outputs` (+ change) at 1 sat/byte.
+    pub fn pay(&self, coins: &[(OutPoint, Output)], outputs: Vec<Output>) -> Vec<u8> {
+        self.pay_at(coins, outputs, 1000)
+    }
+
+    pub fn pay_at(
+        &self,
+        coins: &[(OutPoint, Output)],
+        outputs: Vec<Output>,
+        fee_per_kb: u64,
+    ) -> Vec<u8> {
+        cashier::chain::wallet::build_payment(&self.secp, &self.key, coins, outputs, fee_per_kb)
+            .expect("build payment")
+            .serialize()
+    }
+}
+
+/// The outputs an invoice (JSON) asks for, as transaction outputs.
+pub fn invoice_outputs(invoice: &Value) -> Vec<Output> {
+    invoice["outputs"]
+        .as_array()
+        .expect("outputs")
+        .iter()
+        .map(output_of)
+        .collect()
+}
+
+fn output_of(o: &Value) -> Output {
+    let address = Address::parse(o["address"].as_str().unwrap(), Network::Regtest).unwrap();
+    Output {
+        value: o["amount"].as_u64().unwrap(),
+        token: o.get("token").filter(|t| !t.is_null()).map(token_of),
+        locking_bytecode: address.locking_bytecode(),
+    }
+}
+
+fn token_of(t: &Value) -> TokenData {
+    let mut category = [0u8; 32];
+    hex::decode_to_slice(t["category"].as_str().unwrap(), &mut category).unwrap();
+    let nft = t.get("nft").filter(|n| !n.is_null()).map(|n| Nft {
+        capability: NftCapability::parse(n["capability"].as_str().unwrap()).unwrap(),
+        commitment: hex::decode(n["commitment"].as_str().unwrap_or("")).unwrap(),
+    });
+    TokenData::new(category, t["amount"].as_u64().unwrap_or(0), nft).unwrap()
 }

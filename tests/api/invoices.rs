@@ -309,6 +309,7 @@ async fn expiry_is_recorded_on_first_read(app: TestApp) {
         created_ms: now - 61_000,
         expires_ms: now - 1_000,
         fee_per_kb: 1000,
+        payment: None,
     };
     let id = invoice.id;
     app.store

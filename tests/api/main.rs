@@ -5,4 +5,5 @@ mod helpers;
 mod bad_input;
 mod cli;
 mod invoices;
+mod pay;
 mod store;

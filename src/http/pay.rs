@@ -1,0 +1,133 @@
+//! The watchtower pay endpoints: `verify/` and `pay/` on an invoice. The logic is the pay flow
+//! in `jpp::pay`; this file only speaks the watchtower dialect.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde_json::{json, Value};
+
+use super::body::read_json;
+use super::{ApiError, AppState};
+use crate::jpp::pay::{PayError, Submission};
+use crate::jpp::{now_ms, InvoiceId};
+
+/// Pay bodies carry one transaction of at most 100 kB as hex, plus a little JSON.
+const MAX_PAY_BODY: usize = 256 * 1024;
+
+fn status_and_code(e: &PayError) -> (StatusCode, &'static str) {
+    match e {
+        PayError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+        PayError::NotHex | PayError::BadTx(_) => (StatusCode::BAD_REQUEST, "invalid_transaction"),
+        PayError::NotAccepting(_) => (StatusCode::BAD_REQUEST, "invoice_not_accepting"),
+        PayError::UsedElsewhere => (StatusCode::BAD_REQUEST, "transaction_used"),
+        PayError::Replay => (StatusCode::BAD_REQUEST, "transaction_replayed"),
+        PayError::MissingOutput { .. } => (StatusCode::BAD_REQUEST, "output_missing"),
+        PayError::WrongAmount { .. } => (StatusCode::BAD_REQUEST, "wrong_amount"),
+        PayError::WrongTokens { .. } => (StatusCode::BAD_REQUEST, "wrong_tokens"),
+        PayError::FeeTooLow { .. } => (StatusCode::BAD_REQUEST, "fee_too_low"),
+        PayError::Rejected(_) => (StatusCode::BAD_REQUEST, "rejected_by_network"),
+        PayError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        PayError::InputsMissing => (StatusCode::UNPROCESSABLE_ENTITY, "inputs_missing"),
+        PayError::NodeUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "node_unavailable"),
+        PayError::Pending => (StatusCode::SERVICE_UNAVAILABLE, "payment_pending"),
+        PayError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+    }
+}
+
+/// The message a person reads: the fixed phrase, and for a refused invoice why.
+fn message(e: &PayError) -> String {
+    match e {
+        PayError::NotAccepting(status) => format!("{e} (the invoice is {status})"),
+        PayError::NodeUnavailable(cause) => {
+            tracing::warn!(error = %cause, "pay: node unavailable");
+            e.to_string()
+        }
+        _ => e.to_string(),
+    }
+}
+
+fn error_response(e: &PayError, body: impl FnOnce(&'static str, String) -> Value) -> HttpResponse {
+    if let PayError::Store(store) = e {
+        // Internal: logged with its cause, answered without it.
+        tracing::error!(error = %store, "pay: storage failed");
+        return ResponseError::error_response(&ApiError::internal());
+    }
+    let (status, code) = status_and_code(e);
+    let mut response = HttpResponse::build(status);
+    if e.is_retryable() {
+        response.insert_header(("Retry-After", "2"));
+    }
+    response.json(body(code, message(e)))
+}
+
+fn invoice_id(raw: &str) -> Result<InvoiceId, ApiError> {
+    raw.parse()
+        .map_err(|()| ApiError::not_found("No invoice with this id exists."))
+}
+
+/// The transaction hex, required.
+fn raw_tx(body: &Value) -> Result<Vec<u8>, PayError> {
+    let hex_tx = body["raw_tx_hex"].as_str().ok_or(PayError::NotHex)?;
+    Submission::from_hex(hex_tx)
+}
+
+/// `POST /jpp/invoices/{id}/verify/` `{raw_tx_hex}` → `{valid, error?}`; writes nothing.
+pub async fn verify(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = invoice_id(&id)?;
+    let body = read_json(&req, payload, MAX_PAY_BODY).await?;
+    let outcome = match raw_tx(&body) {
+        Ok(raw) => state.payments.verify(id, &raw, None).await,
+        Err(e) => Err(e),
+    };
+    Ok(match outcome {
+        Ok(()) => HttpResponse::Ok().json(json!({"valid": true})),
+        Err(PayError::NotFound) => {
+            return Err(ApiError::not_found("No invoice with this id exists."))
+        }
+        Err(e) => error_response(
+            &e,
+            |code, msg| json!({"valid": false, "error": msg, "code": code}),
+        ),
+    })
+}
+
+/// `POST /jpp/invoices/{id}/pay/` `{raw_tx_hex, memo?, refund_to?}` → the paid invoice.
+pub async fn pay(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = invoice_id(&id)?;
+    let body = read_json(&req, payload, MAX_PAY_BODY).await?;
+    let submission = raw_tx(&body).and_then(|raw_tx| {
+        let memo = match &body["memo"] {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            _ => return Err(PayError::Invalid("memo must be a string".into())),
+        };
+        Ok(Submission {
+            raw_tx,
+            memo,
+            refund_to: body.get("refund_to").cloned(),
+        })
+    });
+    let outcome = match submission {
+        Ok(s) => state.payments.pay(id, s).await,
+        Err(e) => Err(e),
+    };
+    Ok(match outcome {
+        Ok(invoice) => HttpResponse::Ok().json(state.invoices.view(&invoice, now_ms())),
+        Err(PayError::NotFound) => {
+            return Err(ApiError::not_found("No invoice with this id exists."))
+        }
+        Err(e) => error_response(
+            &e,
+            |code, msg| json!({"code": code, "detail": msg.clone(), "non_field_errors": [msg]}),
+        ),
+    })
+}

@@ -1,0 +1,175 @@
+//! The `payments` table and the transitions of paying: claim (open → paying, payment recorded
+//! before broadcast), settle (paying → paid, with its event) and release (paying → open, when
+//! the network definitively refused the transaction).
+
+use diesel::prelude::*;
+
+use super::schema::{invoices, payments};
+use super::{events, invoices as invoice_rows, Conn, StoreError};
+use crate::chain::Txid;
+use crate::jpp::{Invoice, InvoiceId, InvoiceStatus, Payment};
+
+pub const BROADCASTING: &str = "broadcasting";
+pub const BROADCAST: &str = "broadcast";
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = payments)]
+pub struct PaymentRow {
+    pub invoice_id: String,
+    pub txid: String,
+    pub raw_tx: Vec<u8>,
+    pub state: String,
+    pub memo: Option<String>,
+    pub refund_to: Option<String>,
+    pub paid_ms: Option<i64>,
+}
+
+impl PaymentRow {
+    pub fn to_payment(&self) -> Result<Payment, StoreError> {
+        Ok(Payment {
+            txid: Txid::from_hex(&self.txid)
+                .ok_or_else(|| StoreError::Corrupt(format!("payment txid {:?}", self.txid)))?,
+            memo: self.memo.clone(),
+            refund_to: self
+                .refund_to
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|_| StoreError::Corrupt("refund_to is not JSON".into()))?,
+            paid_ms: self.paid_ms,
+        })
+    }
+}
+
+pub fn by_txid(conn: &mut Conn, txid: Txid) -> Result<Option<PaymentRow>, StoreError> {
+    Ok(payments::table
+        .filter(payments::txid.eq(txid.to_hex()))
+        .select(PaymentRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn for_invoice(conn: &mut Conn, id: &str) -> Result<Option<PaymentRow>, StoreError> {
+    Ok(payments::table
+        .filter(payments::invoice_id.eq(id))
+        .select(PaymentRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Payments whose broadcast has not been settled either way.
+pub fn in_flight(conn: &mut Conn) -> Result<Vec<PaymentRow>, StoreError> {
+    Ok(payments::table
+        .filter(payments::state.eq(BROADCASTING))
+        .select(PaymentRow::as_select())
+        .load(conn)?)
+}
+
+/// What a wallet sent along with its transaction.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub invoice: InvoiceId,
+    pub txid: Txid,
+    pub raw_tx: Vec<u8>,
+    pub memo: Option<String>,
+    pub refund_to: Option<serde_json::Value>,
+    /// When the request arrived: the invoice must still have been open then.
+    pub arrival_ms: i64,
+}
+
+/// Moves the invoice from open to paying and records the payment, in one transaction. Returns
+/// false (and writes nothing) when the invoice was no longer open: another payment won.
+pub fn claim(conn: &mut Conn, claim: &Claim, now_ms: i64) -> Result<bool, StoreError> {
+    let id = claim.invoice.to_string();
+    let moved = diesel::update(
+        invoices::table
+            .filter(invoices::id.eq(&id))
+            .filter(invoices::status.eq(InvoiceStatus::Open.as_str()))
+            .filter(invoices::expires_ms.gt(claim.arrival_ms)),
+    )
+    .set((
+        invoices::status.eq(InvoiceStatus::Paying.as_str()),
+        invoices::updated_ms.eq(now_ms),
+    ))
+    .execute(conn)?;
+    if moved != 1 {
+        return Ok(false);
+    }
+    diesel::insert_into(payments::table)
+        .values((
+            payments::invoice_id.eq(&id),
+            payments::txid.eq(claim.txid.to_hex()),
+            payments::raw_tx.eq(&claim.raw_tx),
+            payments::state.eq(BROADCASTING),
+            payments::memo.eq(&claim.memo),
+            payments::refund_to.eq(claim.refund_to.as_ref().map(|v| v.to_string())),
+            payments::created_ms.eq(now_ms),
+        ))
+        .execute(conn)?;
+    Ok(true)
+}
+
+/// The broadcast succeeded: paying → paid, and the `payment_received` event, in one
+/// transaction. Settling twice is harmless (the second finds nothing to move and writes no
+/// event). Returns the invoice as it is now.
+pub fn settle(
+    conn: &mut Conn,
+    id: InvoiceId,
+    txid: Txid,
+    now_ms: i64,
+    event: &dyn Fn(&Invoice) -> events::NewEvent,
+) -> Result<Option<Invoice>, StoreError> {
+    let key = id.to_string();
+    let paid = diesel::update(
+        payments::table
+            .filter(payments::txid.eq(txid.to_hex()))
+            .filter(payments::invoice_id.eq(&key))
+            .filter(payments::state.eq(BROADCASTING)),
+    )
+    .set((payments::state.eq(BROADCAST), payments::paid_ms.eq(now_ms)))
+    .execute(conn)?;
+    if paid == 1 {
+        diesel::update(
+            invoices::table
+                .filter(invoices::id.eq(&key))
+                .filter(invoices::status.eq(InvoiceStatus::Paying.as_str())),
+        )
+        .set((
+            invoices::status.eq(InvoiceStatus::Paid.as_str()),
+            invoices::updated_ms.eq(now_ms),
+        ))
+        .execute(conn)?;
+    }
+    let invoice = invoice_rows::get(conn, id)?;
+    if paid == 1 {
+        if let Some(invoice) = &invoice {
+            events::insert(conn, &event(invoice), now_ms)?;
+        }
+    }
+    Ok(invoice)
+}
+
+/// The network refused the transaction: forget the payment and reopen the invoice.
+pub fn release(conn: &mut Conn, id: InvoiceId, txid: Txid, now_ms: i64) -> Result<(), StoreError> {
+    let key = id.to_string();
+    let removed = diesel::delete(
+        payments::table
+            .filter(payments::txid.eq(txid.to_hex()))
+            .filter(payments::invoice_id.eq(&key))
+            .filter(payments::state.eq(BROADCASTING)),
+    )
+    .execute(conn)?;
+    if removed == 1 {
+        diesel::update(
+            invoices::table
+                .filter(invoices::id.eq(&key))
+                .filter(invoices::status.eq(InvoiceStatus::Paying.as_str())),
+        )
+        .set((
+            invoices::status.eq(InvoiceStatus::Open.as_str()),
+            invoices::updated_ms.eq(now_ms),
+        ))
+        .execute(conn)?;
+    }
+    Ok(())
+}

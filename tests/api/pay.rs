@@ -1,0 +1,668 @@
+//! Paying invoices on the dev chain with real signed transactions: exactly once, never twice,
+//! never a replay; every refusal says why and writes nothing.
+
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+
+use cashier::chain::{txid_of, OutPoint, Output, Txid};
+
+use crate::helpers::{invoice_outputs, TestApp, TestWallet, ADDR, ADDR_TOKEN};
+use crate::on_both_backends;
+
+on_both_backends!(
+    a_payment_is_accepted_broadcast_and_recorded_once,
+    twenty_identical_posts_get_one_broadcast_and_twenty_identical_answers,
+    fifty_different_payments_at_once_only_one_wins_and_only_it_is_broadcast,
+    a_transaction_that_paid_one_invoice_cannot_pay_another,
+    refused_payments_say_why_and_change_nothing,
+    invoices_that_are_not_open_refuse_payments,
+    verify_checks_without_writing,
+    a_claimed_payment_is_finished_after_a_restart,
+);
+
+const P2SH32: &str = "bchreg:pw46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w46knct4ntry";
+
+fn dev_broadcasts(app: &TestApp) -> u64 {
+    app.payments
+        .node()
+        .dev()
+        .expect("dev chain")
+        .broadcast_calls()
+}
+
+async fn post_pay(app: &TestApp, id: &str, raw: &[u8]) -> (u16, Value) {
+    let r = app
+        .client
+        .post(app.url(&format!("/api/jpp/invoices/{id}/pay/")))
+        .json(&json!({"raw_tx_hex": hex::encode(raw)}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+async fn create(app: &TestApp, body: Value) -> Value {
+    let (status, invoice) = app.create(&body).await;
+    assert_eq!(status, 201, "{invoice}");
+    invoice
+}
+
+fn id_of(invoice: &Value) -> String {
+    invoice["payment_id"].as_str().unwrap().to_owned()
+}
+
+/// A wallet with one coin big enough for `sats` plus fees, and the transaction paying
+/// `invoice` from it.
+async fn funded_payment(app: &TestApp, invoice: &Value) -> (TestWallet, Vec<u8>) {
+    let wallet = TestWallet::new();
+    let outputs = invoice_outputs(invoice);
+    let total: u64 = outputs.iter().map(|o| o.value).sum();
+    let coin = wallet.fund(app, total + 10_000, None).await;
+    let raw = wallet.pay(&[coin], outputs);
+    (wallet, raw)
+}
+
+async fn a_payment_is_accepted_broadcast_and_recorded_once(app: TestApp) {
+    let category = "cd".repeat(32);
+    let token = json!({"category": category, "amount": 25, "nft": {"capability": "none", "commitment": "0a0b"}});
+    let invoice = create(
+        &app,
+        json!({"outputs": [{"address": ADDR, "amount": 12_345},
+                           {"address": ADDR, "amount": 1000, "token": token}],
+               "memo": "Order #7", "merchant_data": {"secret": 1}}),
+    )
+    .await;
+    let id = id_of(&invoice);
+    let wallet = TestWallet::new();
+    let bch = wallet.fund(&app, 50_000, None).await;
+    let tokens = wallet.fund(&app, 1000, Some(token.clone())).await;
+    let raw = wallet.pay(&[bch, tokens], invoice_outputs(&invoice));
+    let txid = txid_of(&raw).to_hex();
+
+    let (status, paid) = post_pay(&app, &id, &raw).await;
+    assert_eq!(status, 200, "{paid}");
+    assert_eq!(paid["status"], "paid");
+    assert_eq!(paid["payment"]["txid"], txid.as_str());
+    assert_eq!(paid["payment"]["refund_to"], json!([]));
+    assert!(paid["payment"]["paid_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(paid["outputs"], invoice["outputs"]);
+    assert_eq!(dev_broadcasts(&app), 1);
+
+    let (_, read) = app.get_json(&format!("/jpp/invoices/{id}/")).await;
+    assert_eq!(read, paid);
+    // The node has it in its mempool.
+    let status = app
+        .payments
+        .node()
+        .tx_status(Txid::from_hex(&txid).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        matches!(status, cashier::chain::node::TxStatus::Mempool { .. }),
+        "{status:?}"
+    );
+
+    // One event, after commit, with the public invoice.
+    let events = app.events(&format!("invoice:{id}")).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].1, "payment_received");
+    let event: Value = serde_json::from_str(&events[0].2).unwrap();
+    assert_eq!(event["txid"], txid.as_str());
+    assert_eq!(event["memo"], "Order #7");
+    assert_eq!(event["invoice"]["status"], "paid");
+    assert!(event["invoice"].get("merchant_data").is_none());
+
+    // The same transaction again: the same answer, no second broadcast, no second event.
+    let (status, again) = post_pay(&app, &id, &raw).await;
+    assert_eq!((status, &again), (200, &paid));
+    assert_eq!(dev_broadcasts(&app), 1);
+    assert_eq!(app.events(&format!("invoice:{id}")).await.len(), 1);
+}
+
+async fn twenty_identical_posts_get_one_broadcast_and_twenty_identical_answers(app: TestApp) {
+    let invoice = create(
+        &app,
+        json!({"outputs": [{"address": ADDR, "amount": 5000}]}),
+    )
+    .await;
+    let id = id_of(&invoice);
+    let (_, raw) = funded_payment(&app, &invoice).await;
+    let answers = join_all((0..20).map(|_| post_pay(&app, &id, &raw))).await;
+    let first = &answers[0];
+    assert_eq!(first.0, 200, "{}", first.1);
+    for answer in &answers {
+        assert_eq!(answer, first);
+    }
+    assert_eq!(dev_broadcasts(&app), 1);
+    assert_eq!(app.events(&format!("invoice:{id}")).await.len(), 1);
+}
+
+async fn fifty_different_payments_at_once_only_one_wins_and_only_it_is_broadcast(app: TestApp) {
+    let invoice = create(
+        &app,
+        json!({"outputs": [{"address": ADDR, "amount": 5000}]}),
+    )
+    .await;
+    let id = id_of(&invoice);
+    let mut txs = Vec::new();
+    for _ in 0..50 {
+        txs.push(funded_payment(&app, &invoice).await.1);
+    }
+    let answers = join_all(txs.iter().map(|raw| post_pay(&app, &id, raw))).await;
+    let winners: Vec<usize> = (0..50).filter(|&i| answers[i].0 == 200).collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "{:?}",
+        answers.iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    for (i, (status, body)) in answers.iter().enumerate() {
+        if i != winners[0] {
+            assert_eq!(*status, 400, "{body}");
+            assert_eq!(body["code"], "invoice_not_accepting", "{body}");
+            assert!(body["non_field_errors"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("Invoice no longer accepting payments"));
+        }
+    }
+    // The losers lost before their coins moved: only the winner reached the node.
+    assert_eq!(dev_broadcasts(&app), 1);
+    let node = app.payments.node();
+    for (i, raw) in txs.iter().enumerate() {
+        let known = !matches!(
+            node.tx_status(txid_of(raw)).await.unwrap(),
+            cashier::chain::node::TxStatus::Unknown
+        );
+        assert_eq!(known, i == winners[0]);
+    }
+    assert_eq!(
+        answers[winners[0]].1["payment"]["txid"],
+        txid_of(&txs[winners[0]]).to_hex()
+    );
+}
+
+async fn a_transaction_that_paid_one_invoice_cannot_pay_another(app: TestApp) {
+    let body = json!({"outputs": [{"address": ADDR, "amount": 7000}]});
+    let a = create(&app, body.clone()).await;
+    let b = create(&app, body).await;
+    let (_, raw) = funded_payment(&app, &a).await;
+    assert_eq!(post_pay(&app, &id_of(&a), &raw).await.0, 200);
+    let (status, refused) = post_pay(&app, &id_of(&b), &raw).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["code"], "transaction_used");
+    assert_eq!(
+        refused["detail"],
+        "Transaction already used for another invoice"
+    );
+    let (_, b_now) = app.get_json(&format!("/jpp/invoices/{}/", id_of(&b))).await;
+    assert_eq!(b_now["status"], "open");
+    assert_eq!(dev_broadcasts(&app), 1);
+
+    // Mined first, then offered to a third invoice: still refused.
+    app.client.post(app.url("/dev/mine")).send().await.unwrap();
+    let c = create(
+        &app,
+        json!({"outputs": [{"address": ADDR, "amount": 7000}]}),
+    )
+    .await;
+    assert_eq!(
+        post_pay(&app, &id_of(&c), &raw).await.1["code"],
+        "transaction_used"
+    );
+}
+
+async fn refused_payments_say_why_and_change_nothing(app: TestApp) {
+    let category = "ef".repeat(32);
+    let token = json!({"category": category, "amount": 50, "nft": {"capability": "mutable", "commitment": "cafe"}});
+    let invoice = create(
+        &app,
+        // Two different destinations, so a missing one cannot be mistaken for the other.
+        json!({"outputs": [{"address": P2SH32, "amount": 20_000}, {"address": ADDR_TOKEN, "amount": 1000, "token": token}],
+               "required_fee_per_byte": 2}),
+    )
+    .await;
+    let id = id_of(&invoice);
+    let wanted = invoice_outputs(&invoice);
+    let wallet = TestWallet::new();
+    let other = TestWallet::new();
+
+    // Coins: enough BCH, and one token coin per token variant the cases spend.
+    let mut bch = Vec::new();
+    for _ in 0..12 {
+        bch.push(wallet.fund(&app, 100_000, None).await);
+    }
+    let token_coin = |t: Value| {
+        let wallet = &wallet;
+        let app = &app;
+        async move { wallet.fund(app, 1000, Some(t)).await }
+    };
+    let right = token_coin(token.clone()).await;
+    let wrong_category = token_coin(json!({"category": "ab".repeat(32), "amount": 50, "nft": {"capability": "mutable", "commitment": "cafe"}})).await;
+    let wrong_amount = token_coin(json!({"category": category, "amount": 49, "nft": {"capability": "mutable", "commitment": "cafe"}})).await;
+    let wrong_commitment = token_coin(json!({"category": category, "amount": 50, "nft": {"capability": "mutable", "commitment": "beef"}})).await;
+    let with_token = |out: &Output, from: &(OutPoint, Output)| {
+        let mut o = out.clone();
+        o.token = from.1.token.clone();
+        o
+    };
+    let bch_out = wanted[0].clone();
+    let unknown = (
+        OutPoint {
+            txid: Txid([7; 32]),
+            vout: 0,
+        },
+        bch[0].1.clone(),
+    );
+    let others_coin = other.fund(&app, 100_000, None).await;
+    // A coin already spent on the node.
+    let spent_coin = bch[11].clone();
+    let spender = wallet.pay(
+        std::slice::from_ref(&spent_coin),
+        vec![Output {
+            value: 5000,
+            ..bch_out.clone()
+        }],
+    );
+    assert!(matches!(
+        app.payments.node().broadcast(&spender).await.unwrap(),
+        cashier::chain::node::Broadcast::Accepted
+    ));
+
+    let pay_fee = 2000;
+    let cases: Vec<(&str, Vec<u8>, u16, &str, &str)> = vec![
+        (
+            "underpaid",
+            wallet.pay_at(
+                &[bch[1].clone(), right.clone()],
+                vec![
+                    Output {
+                        value: 19_999,
+                        ..bch_out.clone()
+                    },
+                    wanted[1].clone(),
+                ],
+                pay_fee,
+            ),
+            400,
+            "wrong_amount",
+            "(0.00019999 BCH) does not match the amount requested (0.00020000 BCH)",
+        ),
+        (
+            "overpaid",
+            wallet.pay_at(
+                &[bch[2].clone(), right.clone()],
+                vec![
+                    Output {
+                        value: 20_001,
+                        ..bch_out.clone()
+                    },
+                    wanted[1].clone(),
+                ],
+                pay_fee,
+            ),
+            400,
+            "wrong_amount",
+            "does not match the amount requested",
+        ),
+        (
+            "missing output",
+            wallet.pay_at(
+                &[bch[3].clone(), right.clone()],
+                vec![wanted[1].clone()],
+                pay_fee,
+            ),
+            400,
+            "output_missing",
+            "does not have any output to the bitcoin address on the invoice",
+        ),
+        (
+            "wrong token category",
+            wallet.pay_at(
+                &[bch[4].clone(), wrong_category.clone()],
+                vec![bch_out.clone(), with_token(&wanted[1], &wrong_category)],
+                pay_fee,
+            ),
+            400,
+            "wrong_tokens",
+            "category abab",
+        ),
+        (
+            "wrong token amount",
+            wallet.pay_at(
+                &[bch[5].clone(), wrong_amount.clone()],
+                vec![bch_out.clone(), with_token(&wanted[1], &wrong_amount)],
+                pay_fee,
+            ),
+            400,
+            "wrong_tokens",
+            "fungible amount 49 instead of 50",
+        ),
+        (
+            "wrong commitment",
+            wallet.pay_at(
+                &[bch[6].clone(), wrong_commitment.clone()],
+                vec![bch_out.clone(), with_token(&wanted[1], &wrong_commitment)],
+                pay_fee,
+            ),
+            400,
+            "wrong_tokens",
+            "NFT commitment beef instead of cafe",
+        ),
+        (
+            "fee below the invoice's rate",
+            wallet.pay_at(&[bch[7].clone(), right.clone()], wanted.clone(), 1000),
+            400,
+            "fee_too_low",
+            "is below the current minimum threshold (2000 sat/kb)",
+        ),
+        (
+            "unknown input",
+            wallet.pay_at(&[unknown, right.clone()], wanted.clone(), pay_fee),
+            422,
+            "inputs_missing",
+            "were not found on the blockchain",
+        ),
+        (
+            "spent input",
+            wallet.pay_at(&[spent_coin, right.clone()], wanted.clone(), pay_fee),
+            422,
+            "inputs_missing",
+            "were not found on the blockchain",
+        ),
+        (
+            "dust change",
+            wallet.pay_at(
+                &[bch[8].clone(), right.clone()],
+                [
+                    wanted.clone(),
+                    vec![Output {
+                        value: 100,
+                        ..bch_out.clone()
+                    }],
+                ]
+                .concat(),
+                pay_fee,
+            ),
+            400,
+            "rejected_by_network",
+            "Transaction rejected by network: dust",
+        ),
+        (
+            "signed with another key",
+            wallet.pay_at(&[others_coin, right.clone()], wanted.clone(), pay_fee),
+            400,
+            "rejected_by_network",
+            "mandatory-script-verify-flag-failed",
+        ),
+        (
+            "unsigned",
+            {
+                let mut tx = cashier::chain::Tx::decode(&wallet.pay_at(
+                    &[bch[9].clone(), right.clone()],
+                    wanted.clone(),
+                    pay_fee,
+                ))
+                .unwrap();
+                tx.inputs[0].script_sig.clear();
+                tx.serialize()
+            },
+            400,
+            "rejected_by_network",
+            "mandatory-script-verify-flag-failed",
+        ),
+        (
+            "badly signed",
+            {
+                let mut tx = cashier::chain::Tx::decode(&wallet.pay_at(
+                    &[bch[10].clone(), right.clone()],
+                    wanted.clone(),
+                    pay_fee,
+                ))
+                .unwrap();
+                let sig = &mut tx.inputs[0].script_sig;
+                sig[10] ^= 0x01;
+                tx.serialize()
+            },
+            400,
+            "rejected_by_network",
+            "mandatory-script-verify-flag-failed",
+        ),
+        (
+            "not a transaction",
+            b"hello, this is not a transaction at all; it is long enough though!".to_vec(),
+            400,
+            "invalid_transaction",
+            "We were unable to parse the transaction",
+        ),
+    ];
+    let broadcasts_before = dev_broadcasts(&app);
+    for (name, raw, status, code, says) in cases {
+        let (got, body) = post_pay(&app, &id, &raw).await;
+        assert_eq!(got, status, "{name}: {body}");
+        assert_eq!(body["code"], code, "{name}: {body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(says),
+            "{name}: {detail:?} should say {says:?}"
+        );
+        assert_eq!(body["non_field_errors"][0], detail, "{name}");
+        let txid = txid_of(&raw);
+        let recorded = app
+            .store
+            .read(move |c| cashier::store::payments::by_txid(c, txid))
+            .await
+            .unwrap();
+        assert!(recorded.is_none(), "{name} recorded a payment");
+    }
+    // Not hex at all.
+    let r = app
+        .client
+        .post(app.url(&format!("/jpp/invoices/{id}/pay/")))
+        .json(&json!({"raw_tx_hex": "zz"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["code"],
+        "invalid_transaction"
+    );
+
+    assert_eq!(
+        dev_broadcasts(&app),
+        broadcasts_before,
+        "a refused payment reached the node's broadcast"
+    );
+    let (_, now) = app.get_json(&format!("/jpp/invoices/{id}/")).await;
+    assert_eq!(now["status"], "open");
+    assert_eq!(now["payment"], Value::Null);
+    assert!(app.events(&format!("invoice:{id}")).await.is_empty());
+
+    // And the invoice is still payable by a good transaction.
+    let good = wallet.pay_at(&[bch[1].clone(), right], wanted, pay_fee);
+    let (status, body) = post_pay(&app, &id, &good).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn invoices_that_are_not_open_refuse_payments(app: TestApp) {
+    let body = json!({"outputs": [{"address": ADDR, "amount": 3000}]});
+    // Paid.
+    let paid = create(&app, body.clone()).await;
+    let (wallet, raw) = funded_payment(&app, &paid).await;
+    assert_eq!(post_pay(&app, &id_of(&paid), &raw).await.0, 200);
+    let coin = wallet.fund(&app, 20_000, None).await;
+    let second = wallet.pay(&[coin], invoice_outputs(&paid));
+    let (status, refused) = post_pay(&app, &id_of(&paid), &second).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (400, Some("invoice_not_accepting"))
+    );
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("(the invoice is paid)"),
+        "{refused}"
+    );
+    // Cancelled.
+    let cancelled = create(&app, body.clone()).await;
+    let r = app
+        .client
+        .post(app.url(&format!("/jpp/invoices/{}/cancel/", id_of(&cancelled))))
+        .header("X-Api-Key", &app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, raw) = funded_payment(&app, &cancelled).await;
+    let (status, refused) = post_pay(&app, &id_of(&cancelled), &raw).await;
+    assert_eq!(status, 400);
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("(the invoice is cancelled)"),
+        "{refused}"
+    );
+    // Expired: written with its time already up.
+    let expired = expired_invoice(&app).await;
+    let (_, raw) = funded_payment(
+        &app,
+        &json!({"outputs": [{"address": ADDR, "amount": 3000}]}),
+    )
+    .await;
+    let (status, refused) = post_pay(&app, &expired, &raw).await;
+    assert_eq!(status, 400);
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("(the invoice is expired)"),
+        "{refused}"
+    );
+    // Unknown invoice.
+    let (status, _) = post_pay(&app, "00000000000000000000000000000000", &raw).await;
+    assert_eq!(status, 404);
+    assert_eq!(dev_broadcasts(&app), 1);
+}
+
+async fn expired_invoice(app: &TestApp) -> String {
+    use cashier::chain::{Address, Network};
+    use cashier::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
+    let now = cashier::jpp::now_ms();
+    let invoice = Invoice {
+        id: InvoiceId::random(),
+        status: InvoiceStatus::Open,
+        outputs: vec![InvoiceOutput {
+            address: Address::parse(ADDR, Network::Regtest).unwrap(),
+            amount: 3000,
+            description: None,
+            token: None,
+        }],
+        memo: None,
+        merchant_data: None,
+        created_ms: now - 120_000,
+        expires_ms: now - 60_000,
+        fee_per_kb: 1000,
+        payment: None,
+    };
+    let id = invoice.id.to_string();
+    app.store
+        .write(move |c| cashier::store::invoices::insert(c, &invoice, None))
+        .await
+        .unwrap();
+    id
+}
+
+async fn verify_checks_without_writing(app: TestApp) {
+    let invoice = create(
+        &app,
+        json!({"outputs": [{"address": ADDR, "amount": 4000}]}),
+    )
+    .await;
+    let id = id_of(&invoice);
+    let (_, raw) = funded_payment(&app, &invoice).await;
+    let verify = |raw: Vec<u8>| {
+        let req = app
+            .client
+            .post(app.url(&format!("/jpp/invoices/{id}/verify/")))
+            .json(&json!({"raw_tx_hex": hex::encode(raw)}));
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(verify(raw.clone()).await, (200, json!({"valid": true})));
+    // Unsigned: the size is estimated, the signatures are not checked.
+    let mut unsigned = cashier::chain::Tx::decode(&raw).unwrap();
+    for input in &mut unsigned.inputs {
+        input.script_sig.clear();
+    }
+    assert_eq!(
+        verify(unsigned.serialize()).await,
+        (200, json!({"valid": true}))
+    );
+    // Wrong amount: valid false, with the reason.
+    let wallet = TestWallet::new();
+    let coin = wallet.fund(&app, 20_000, None).await;
+    let mut outputs = invoice_outputs(&invoice);
+    outputs[0].value += 1;
+    let (status, body) = verify(wallet.pay(&[coin], outputs)).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["valid"], false);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not match the amount requested"),
+        "{body}"
+    );
+    // Nothing was written or broadcast.
+    let (_, now) = app.get_json(&format!("/jpp/invoices/{id}/")).await;
+    assert_eq!(now["status"], "open");
+    assert_eq!(dev_broadcasts(&app), 0);
+}
+
+async fn a_claimed_payment_is_finished_after_a_restart(app: TestApp) {
+    let invoice = create(
+        &app,
+        json!({"outputs": [{"address": ADDR, "amount": 6000}]}),
+    )
+    .await;
+    let id = id_of(&invoice);
+    let (_, raw) = funded_payment(&app, &invoice).await;
+    let txid = txid_of(&raw);
+    // What a server killed between its claim and its broadcast leaves behind.
+    let claim = cashier::store::payments::Claim {
+        invoice: id.parse().unwrap(),
+        txid,
+        raw_tx: raw.clone(),
+        memo: None,
+        refund_to: None,
+        arrival_ms: cashier::jpp::now_ms(),
+    };
+    let claimed = app
+        .store
+        .write(move |c| cashier::store::payments::claim(c, &claim, cashier::jpp::now_ms()))
+        .await
+        .unwrap();
+    assert!(claimed);
+    let (_, before) = app.get_json(&format!("/jpp/invoices/{id}/")).await;
+    assert_eq!(before["status"], "paying");
+    assert_eq!(dev_broadcasts(&app), 0);
+
+    let app = app.restart().await;
+    let (_, after) = app.get_json(&format!("/jpp/invoices/{id}/")).await;
+    assert_eq!(after["status"], "paid", "{after}");
+    assert_eq!(after["payment"]["txid"], txid.to_hex());
+    assert_eq!(app.events(&format!("invoice:{id}")).await.len(), 1);
+    assert!(!matches!(
+        app.payments.node().tx_status(txid).await.unwrap(),
+        cashier::chain::node::TxStatus::Unknown
+    ));
+    // The wallet's retry now gets the paid invoice.
+    let (status, body) = post_pay(&app, &id, &raw).await;
+    assert_eq!((status, &body), (200, &after));
+}
