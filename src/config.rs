@@ -24,12 +24,30 @@ pub struct Cli {
 pub enum Command {
     /// Run the payment server.
     Serve(Settings),
+    /// Tools for the built-in dev chain.
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
+    },
     /// Manage merchant API keys (needed to create invoices).
     Key {
         #[command(subcommand)]
         command: KeyCommand,
         #[command(flatten)]
         database: DatabaseSettings,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Pay an open invoice on a server running the dev chain, as a wallet would: faucet coins,
+    /// a signed transaction, posted to the invoice. Prints the txid.
+    Pay {
+        /// The invoice's payment URL, or its bchreg:?r=… URI.
+        payment_url: String,
+        /// A memo to send with the payment.
+        #[arg(long)]
+        memo: Option<String>,
     },
 }
 

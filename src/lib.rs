@@ -21,6 +21,7 @@ pub mod app;
 pub mod auth;
 pub mod chain;
 pub mod config;
+pub mod dev_pay;
 pub mod http;
 pub mod jpp;
 pub mod store;

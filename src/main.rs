@@ -5,7 +5,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use cashier::app::Application;
-use cashier::config::{Cli, Command, DatabaseSettings, KeyCommand, Settings};
+use cashier::config::{Cli, Command, DatabaseSettings, DevCommand, KeyCommand, Settings};
 use cashier::jpp::{iso_millis, now_ms};
 use cashier::store::{self, Store, StoreError};
 
@@ -15,6 +15,9 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(settings) => serve(settings).await,
         Command::Key { command, database } => key(command, database).await,
+        Command::Dev {
+            command: DevCommand::Pay { payment_url, memo },
+        } => dev_pay(&payment_url, memo.as_deref()).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,6 +79,13 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+async fn dev_pay(payment_url: &str, memo: Option<&str>) -> Result<(), String> {
+    let paid = cashier::dev_pay::pay(payment_url, memo).await?;
+    eprintln!("Paid: the invoice is {}. Transaction:", paid.status);
+    println!("{}", paid.txid);
+    Ok(())
 }
 
 async fn key(command: KeyCommand, database: DatabaseSettings) -> Result<(), String> {

@@ -216,6 +216,15 @@ impl Address {
         }
     }
 
+    /// The P2PKH address of a public key hash.
+    pub fn p2pkh(network: Network, key_hash: [u8; 20]) -> Address {
+        Address {
+            network,
+            kind: LockKind::P2pkh,
+            hash: key_hash.to_vec(),
+        }
+    }
+
     pub fn network(&self) -> Network {
         self.network
     }

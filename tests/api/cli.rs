@@ -183,3 +183,66 @@ fn wait_for_listening(server: &mut std::process::Child) -> String {
     }
     panic!("the server exited before listening");
 }
+
+/// The README's quick start: a server with default settings, a key, an invoice, paid by
+/// `cashier dev pay` with nothing else — tokens included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_pay_pays_an_invoice_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = ["--data-dir", dir.path().to_str().unwrap()];
+    let out = cashier().args(["key", "create"]).args(db).output().unwrap();
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut server = cashier()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = wait_for_listening(&mut server);
+    let client = reqwest::Client::new();
+    let category = "12".repeat(32);
+    for body in [
+        json!({"outputs": [{"address": ADDR, "amount": 10_000}], "memo": "coffee"}),
+        json!({"outputs": [{"address": ADDR, "amount": 1000, "token": {"category": category, "amount": 5,
+                                                                      "nft": {"capability": "none", "commitment": "01"}}},
+                           {"address": ADDR, "amount": 2000}]}),
+    ] {
+        let invoice: serde_json::Value = client
+            .post(format!("{base}/api/jpp/invoices/"))
+            .header("X-Api-Key", &key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let uri = invoice["payment_uri"].as_str().unwrap();
+        let out = cashier().args(["dev", "pay", uri]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let txid = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        assert_eq!(txid.len(), 64, "{txid}");
+        let read: serde_json::Value = client
+            .get(invoice["payment_url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(read["status"], "paid", "{read}");
+        assert_eq!(read["payment"]["txid"], txid.as_str());
+
+        // Paying it again is refused with the reason.
+        let out = cashier().args(["dev", "pay", uri]).output().unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("the invoice is paid"));
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
