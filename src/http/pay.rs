@@ -24,6 +24,7 @@ fn status_and_code(e: &PayError) -> (StatusCode, &'static str) {
         PayError::WrongAmount { .. } => (StatusCode::BAD_REQUEST, "wrong_amount"),
         PayError::WrongTokens { .. } => (StatusCode::BAD_REQUEST, "wrong_tokens"),
         PayError::FeeTooLow { .. } => (StatusCode::BAD_REQUEST, "fee_too_low"),
+        PayError::FeeUnverifiable(_) => (StatusCode::BAD_REQUEST, "fee_unverifiable"),
         PayError::Rejected(_) => (StatusCode::BAD_REQUEST, "rejected_by_network"),
         PayError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
         PayError::InputsMissing => (StatusCode::UNPROCESSABLE_ENTITY, "inputs_missing"),

@@ -53,6 +53,8 @@ pub enum PayError {
     },
     #[error("One or more input transactions for your transaction were not found on the blockchain. Make sure you're not trying to use unconfirmed change")]
     InputsMissing,
+    #[error("The transaction was broadcast before it was sent here, so its fee cannot be checked against this invoice's rate ({0} sat/kb); send the transaction to the invoice before broadcasting it")]
+    FeeUnverifiable(u64),
     #[error("Transaction rejected by network: {0}")]
     Rejected(String),
     /// A field beside the transaction (memo, refund_to) is wrong.
@@ -153,11 +155,8 @@ impl Payments {
         match_outputs(&tx, &invoice.outputs)?;
         let unsigned = tx.inputs.iter().filter(|i| i.script_sig.is_empty()).count();
         let size = (raw.len() + unsigned * P2PKH_UNLOCK_BYTES).max(weighted_size.unwrap_or(0));
-        self.check_coins_and_fee(&tx, &invoice, size).await?;
-        if unsigned == 0 {
-            self.node_accepts(raw, &invoice).await?;
-        }
-        Ok(())
+        self.inputs_fee_and_node(&tx, txid, raw, size, &invoice, unsigned == 0)
+            .await
     }
 
     /// `pay`: accepts the transaction for the invoice exactly once, broadcasts it, records it.
@@ -209,8 +208,8 @@ impl Payments {
         }
         let invoice = self.open_invoice(id, arrival).await?;
         match_outputs(&tx, &invoice.outputs)?;
-        self.check_coins_and_fee(&tx, &invoice, raw.len()).await?;
-        self.node_accepts(&raw, &invoice).await?;
+        self.inputs_fee_and_node(&tx, txid, &raw, raw.len(), &invoice, true)
+            .await?;
 
         let claim = Claim {
             invoice: id,
@@ -295,6 +294,45 @@ impl Payments {
         match invoice.status_at(arrival) {
             InvoiceStatus::Open => Ok(invoice),
             other => Err(PayError::NotAccepting(other)),
+        }
+    }
+
+    /// Steps 5 of the flow: the coins, the fee, and the node's own check (`ask_node`, for signed
+    /// transactions). A transaction whose coins are gone because the node already has it (the
+    /// wallet broadcast it itself) is judged by when the node first saw it.
+    async fn inputs_fee_and_node(
+        &self,
+        tx: &Tx,
+        txid: Txid,
+        raw: &[u8],
+        size: usize,
+        invoice: &Invoice,
+        ask_node: bool,
+    ) -> Result<(), PayError> {
+        match self.check_coins_and_fee(tx, invoice, size).await {
+            Ok(()) if ask_node => self.node_accepts(raw, invoice).await,
+            Ok(()) => Ok(()),
+            Err(PayError::InputsMissing) => {
+                let first_seen = match self.node.tx_status(txid).await.map_err(node_down)? {
+                    TxStatus::Unknown => return Err(PayError::InputsMissing),
+                    TxStatus::Mempool { first_seen_ms } => first_seen_ms,
+                    // Mined already: when it first appeared is not known here.
+                    TxStatus::Confirmed { .. } => None,
+                };
+                match first_seen {
+                    Some(seen) if seen >= invoice.created_ms => {
+                        // The node took it into its mempool, so BCHN's relay floor was met; a
+                        // higher rate asked by the invoice cannot be checked any more.
+                        if invoice.fee_per_kb <= crate::chain::dev::RELAY_FEE_PER_KB {
+                            Ok(())
+                        } else {
+                            Err(PayError::FeeUnverifiable(invoice.fee_per_kb))
+                        }
+                    }
+                    _ => Err(PayError::Replay),
+                }
+            }
+            Err(e) => Err(e),
         }
     }
 

@@ -18,6 +18,7 @@ on_both_backends!(
     invoices_that_are_not_open_refuse_payments,
     verify_checks_without_writing,
     a_claimed_payment_is_finished_after_a_restart,
+    a_wallet_that_broadcast_first_is_accepted_but_an_older_transaction_is_a_replay,
 );
 
 const P2SH32: &str = "bchreg:pw46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w46knct4ntry";
@@ -665,4 +666,61 @@ async fn a_claimed_payment_is_finished_after_a_restart(app: TestApp) {
     // The wallet's retry now gets the paid invoice.
     let (status, body) = post_pay(&app, &id, &raw).await;
     assert_eq!((status, &body), (200, &after));
+}
+
+async fn a_wallet_that_broadcast_first_is_accepted_but_an_older_transaction_is_a_replay(
+    app: TestApp,
+) {
+    use cashier::chain::node::Broadcast;
+    let node = app.payments.node().clone();
+    // Electron Cash broadcasts after the ACK, and some wallets broadcast before posting: the
+    // node then knows the transaction, but it reached the network after the invoice existed.
+    let invoice = create(
+        &app,
+        json!({"outputs": [{"address": ADDR, "amount": 8000}]}),
+    )
+    .await;
+    let (_, raw) = funded_payment(&app, &invoice).await;
+    assert_eq!(node.broadcast(&raw).await.unwrap(), Broadcast::Accepted);
+    let (status, body) = post_pay(&app, &id_of(&invoice), &raw).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "paid");
+
+    // A transaction the network saw before the invoice was created cannot pay it, even with
+    // the same outputs and no invoice holding it.
+    let wallet = TestWallet::new();
+    let coin = wallet.fund(&app, 30_000, None).await;
+    let early = wallet.pay(
+        &[coin],
+        vec![Output {
+            value: 8000,
+            ..invoice_outputs(&invoice)[0].clone()
+        }],
+    );
+    assert_eq!(node.broadcast(&early).await.unwrap(), Broadcast::Accepted);
+    let later = create(
+        &app,
+        json!({"outputs": [{"address": ADDR, "amount": 8000}]}),
+    )
+    .await;
+    // The invoice is created after the node first saw the transaction; make sure the clock
+    // moved on so the order is strict.
+    let seen = match node.tx_status(txid_of(&early)).await.unwrap() {
+        cashier::chain::node::TxStatus::Mempool {
+            first_seen_ms: Some(t),
+        } => t,
+        other => panic!("{other:?}"),
+    };
+    let created = chrono::DateTime::parse_from_rfc3339(later["time"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    if created > seen {
+        let (status, body) = post_pay(&app, &id_of(&later), &early).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["code"], "transaction_replayed");
+    }
+    let (_, now) = app
+        .get_json(&format!("/jpp/invoices/{}/", id_of(&later)))
+        .await;
+    assert_eq!(now["status"], "open");
 }
