@@ -24,6 +24,10 @@ const READ_IDS: usize = 10_000;
 
 struct Options {
     dbs: Vec<String>,
+    /// Which benchmarks: b1, b2, b3.
+    only: Vec<String>,
+    /// Payments B3 makes (one invoice and one transaction each).
+    payments: usize,
     seconds: u64,
     runs: usize,
     connections: usize,
@@ -34,6 +38,8 @@ struct Options {
 fn options() -> Options {
     let mut o = Options {
         dbs: vec!["sqlite".into(), "postgres".into()],
+        only: vec!["b1".into(), "b2".into(), "b3".into()],
+        payments: 2000,
         seconds: 5,
         runs: 3,
         connections: 64,
@@ -52,6 +58,8 @@ fn options() -> Options {
             "--connections" => o.connections = value.parse().expect("--connections N"),
             "--rate" => o.rate = value.parse().expect("--rate N"),
             "--report" => o.report = value,
+            "--only" => o.only = value.split(',').map(str::to_owned).collect(),
+            "--payments" => o.payments = value.parse().expect("--payments N"),
             // cargo bench passes --bench; anything else unknown is ignored the same way.
             _ => {
                 i += 1;
@@ -138,6 +146,11 @@ impl Conn {
             }
             self.read_more().await?;
         }
+    }
+
+    /// The body of the last response.
+    fn body(&self) -> &[u8] {
+        find(&self.buf, b"\r\n\r\n").map_or(&[], |end| &self.buf[end + 4..])
     }
 
     async fn read_more(&mut self) -> std::io::Result<()> {
@@ -513,6 +526,30 @@ fn main() {
             )
             .await;
 
+            if o.only.iter().any(|b| b == "b3") {
+                let mut b3 = Figures::new();
+                let mut base = Figures::new();
+                for _ in 0..o.runs {
+                    let requests = Arc::new(prepare_payments(&server.addr, &key, o.payments).await);
+                    b3.add(each_once(&server.addr, requests, 16).await);
+                    base.add(node_baseline(db, o.payments, 16).await);
+                }
+                let pay = b3.report("B3", "pay end to end", db);
+                let node = base.report("B3", "dev chain accept+send", db);
+                let overhead = pay["p50_ms"].as_f64().unwrap_or(f64::NAN) / node["p50_ms"].as_f64().unwrap_or(f64::NAN) - 1.0;
+                let throughput = pay["rps"].as_f64().unwrap_or(f64::NAN) / node["rps"].as_f64().unwrap_or(f64::NAN);
+                println!(
+                    "B3 server overhead over the dev chain's own accept+broadcast ({db}): p50 latency +{:.0}%, throughput {:.0}% of it",
+                    overhead * 100.0,
+                    throughput * 100.0
+                );
+                figures.push(pay);
+                figures.push(node);
+                figures.push(json!({"id": "B3", "what": "overhead", "db": db, "p50_latency_overhead": overhead, "throughput_ratio": throughput}));
+            }
+            if !o.only.iter().any(|b| b == "b1" || b == "b2") {
+                return;
+            }
             let mut b1 = Figures::new();
             for _ in 0..o.runs {
                 b1.add(
@@ -598,4 +635,198 @@ async fn read_ids(addr: &str, key: &str) -> Vec<String> {
         }
     }
     paths
+}
+
+/// A JSON POST, pre-encoded.
+fn post(path: &str, host: &str, key: &str, body: &Value) -> Vec<u8> {
+    let body = body.to_string();
+    let mut r = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nX-Api-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body.as_bytes());
+    r
+}
+
+/// B3's material: `k` invoices, and for each a real signed transaction from a faucet coin.
+async fn prepare_payments(addr: &str, key: &str, k: usize) -> Vec<Vec<u8>> {
+    use cashier::chain::{wallet, Address, Network, OutPoint, Output, Txid};
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let wallet_key = wallet::random_key();
+    let script = cashier::chain::sighash::p2pkh_locking_bytecode(&wallet_key.public_key(&secp));
+    let mut hash = [0u8; 20];
+    hash.copy_from_slice(&script[3..23]);
+    let own = Address::p2pkh(Network::Regtest, hash).to_cashaddr(false);
+    let pay_to = Address::parse(ADDR, Network::Regtest)
+        .expect("address")
+        .locking_bytecode();
+    let mut conn = Conn::open(addr).await;
+    let mut requests = Vec::with_capacity(k);
+    for _ in 0..k {
+        let body = json!({"outputs": [{"address": ADDR, "amount": 10_000}], "memo": "bench"});
+        assert_eq!(
+            conn.call(&post("/api/jpp/invoices/", addr, key, &body))
+                .await
+                .expect("create"),
+            201
+        );
+        let invoice: Value = serde_json::from_slice(conn.body()).expect("invoice JSON");
+        let id = invoice["payment_id"].as_str().expect("id").to_owned();
+        let faucet = json!({"address": own, "amount": 20_000});
+        assert_eq!(
+            conn.call(&post("/dev/faucet", addr, key, &faucet))
+                .await
+                .expect("faucet"),
+            201
+        );
+        let coin: Value = serde_json::from_slice(conn.body()).expect("faucet JSON");
+        let outpoint = OutPoint {
+            txid: Txid::from_hex(coin["txid"].as_str().expect("txid")).expect("txid hex"),
+            vout: 0,
+        };
+        let spent = Output {
+            value: 20_000,
+            token: None,
+            locking_bytecode: script.clone(),
+        };
+        let pay = Output {
+            value: 10_000,
+            token: None,
+            locking_bytecode: pay_to.clone(),
+        };
+        let tx = wallet::build_payment(&secp, &wallet_key, &[(outpoint, spent)], vec![pay], 1000)
+            .expect("tx");
+        let body = json!({"raw_tx_hex": hex::encode(tx.serialize())});
+        requests.push(post(
+            &format!("/api/jpp/invoices/{id}/pay/"),
+            addr,
+            key,
+            &body,
+        ));
+    }
+    requests
+}
+
+/// Sends each request once over `connections` connections; 200 counts as success.
+async fn each_once(addr: &str, requests: Arc<Vec<Vec<u8>>>, connections: usize) -> Sample {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (addr, requests, next) = (addr.to_owned(), requests.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(&addr).await;
+            let mut sample = Sample::default();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(request) = requests.get(i) else {
+                    break;
+                };
+                let t = Instant::now();
+                match conn.call(request).await {
+                    Ok(200) => {
+                        sample.ok += 1;
+                        sample.latencies_us.push(t.elapsed().as_micros() as u64);
+                    }
+                    _ => sample.errors += 1,
+                }
+            }
+            sample
+        }));
+    }
+    let mut total = Sample::default();
+    for t in tasks {
+        total.merge(t.await.expect("client task"));
+    }
+    total.elapsed = start.elapsed();
+    total
+}
+
+/// The dev chain's own accept + broadcast of `k` payments, in this process, with no HTTP and
+/// no invoice work: what the server's pay path is measured against.
+async fn node_baseline(db: &str, k: usize, concurrency: usize) -> Sample {
+    use cashier::chain::dev::DevChain;
+    use cashier::chain::{wallet, Address, Network, Output};
+    use cashier::store::{DatabaseTarget, Store, StoreOptions};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = match db {
+        "sqlite" => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("node.sqlite").display()
+        ),
+        _ => postgres_database(),
+    };
+    let target = DatabaseTarget::parse(&url).expect("target");
+    let store = Store::open(
+        &target,
+        &StoreOptions {
+            read_connections: 8,
+            postgres_writers: 4,
+        },
+    )
+    .expect("store");
+    let chain = DevChain::new(store);
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let key = wallet::random_key();
+    let script = cashier::chain::sighash::p2pkh_locking_bytecode(&key.public_key(&secp));
+    let mut hash = [0u8; 20];
+    hash.copy_from_slice(&script[3..23]);
+    let own = Address::p2pkh(Network::Regtest, hash);
+    let pay_to = Address::parse(ADDR, Network::Regtest)
+        .expect("address")
+        .locking_bytecode();
+    let mut txs = Vec::with_capacity(k);
+    for _ in 0..k {
+        let coin = chain.faucet(&own, 20_000, None).await.expect("faucet");
+        let pay = Output {
+            value: 10_000,
+            token: None,
+            locking_bytecode: pay_to.clone(),
+        };
+        let tx = wallet::build_payment(
+            &secp,
+            &key,
+            &[(coin.outpoint, coin.output)],
+            vec![pay],
+            1000,
+        )
+        .expect("tx");
+        txs.push(tx.serialize());
+    }
+    let txs = Arc::new(txs);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (chain, txs, next) = (chain.clone(), txs.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut sample = Sample::default();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(raw) = txs.get(i) else { break };
+                let t = Instant::now();
+                let accepted = matches!(
+                    chain.test_accept(raw).await,
+                    Ok(cashier::chain::node::Acceptance::Allowed)
+                ) && matches!(
+                    chain.broadcast(raw).await,
+                    Ok(cashier::chain::node::Broadcast::Accepted)
+                );
+                if accepted {
+                    sample.ok += 1;
+                    sample.latencies_us.push(t.elapsed().as_micros() as u64);
+                } else {
+                    sample.errors += 1;
+                }
+            }
+            sample
+        }));
+    }
+    let mut total = Sample::default();
+    for t in tasks {
+        total.merge(t.await.expect("baseline task"));
+    }
+    total.elapsed = start.elapsed();
+    total
 }
