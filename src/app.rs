@@ -7,6 +7,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpServer};
 
+use crate::chain::bchn::BchnClient;
 use crate::chain::dev::DevChain;
 use crate::chain::node::Node;
 use crate::chain::Network;
@@ -50,18 +51,7 @@ impl Application {
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))??;
 
-        let node = match settings.node {
-            NodeKind::Dev => {
-                if settings.network != Network::Regtest {
-                    return Err(StartError::Config(format!(
-                        "the dev chain is a regtest chain, but --network is {}: use --network regtest, or a real node with --node bchn",
-                        settings.network
-                    )));
-                }
-                tracing::warn!("BCH node: the built-in dev chain (regtest). No real money: coins come from POST /dev/faucet");
-                Node::Dev(DevChain::new(store.clone()))
-            }
-        };
+        let (node, network) = connect_node(settings, &store).await?;
 
         let listener = TcpListener::bind(settings.listen).map_err(|source| StartError::Bind {
             addr: settings.listen,
@@ -76,7 +66,7 @@ impl Application {
             .clone()
             .unwrap_or_else(|| format!("http://{local}"));
 
-        let payments = Payments::new(store.clone(), node, public_url.clone());
+        let payments = Payments::new(store.clone(), node, network, public_url.clone());
         // A crash or an unknown broadcast outcome may have left payments claimed but not
         // settled: finish them before taking new ones.
         let settled = payments
@@ -91,7 +81,7 @@ impl Application {
             store: store.clone(),
             invoices: Invoices::new(
                 store.clone(),
-                settings.network,
+                network,
                 public_url.clone(),
                 settings.default_expires_in,
             ),
@@ -163,5 +153,60 @@ impl Application {
         let result = self.server.await;
         reconciler.abort();
         result
+    }
+}
+
+/// The node from the settings, and the network invoices are on.
+async fn connect_node(settings: &Settings, store: &Store) -> Result<(Node, Network), StartError> {
+    match settings.node {
+        NodeKind::Dev => {
+            if settings.node_url.is_some() {
+                return Err(StartError::Config(
+                    "--node-url is for --node bchn; the dev chain needs none".into(),
+                ));
+            }
+            let network = settings.network.unwrap_or(Network::Regtest);
+            if network != Network::Regtest {
+                return Err(StartError::Config(format!(
+                    "the dev chain is a regtest chain, but --network is {network}: use --network regtest, or a real node with --node bchn"
+                )));
+            }
+            tracing::warn!("BCH node: the built-in dev chain (regtest). No real money: coins come from POST /dev/faucet");
+            Ok((Node::Dev(DevChain::new(store.clone())), network))
+        }
+        NodeKind::Bchn => {
+            let url = settings.node_url.as_deref().ok_or_else(|| {
+                StartError::Config(
+                    "--node bchn needs --node-url http://USER:PASSWORD@HOST:PORT".into(),
+                )
+            })?;
+            let client = BchnClient::new(
+                url,
+                settings.node_connections as usize,
+                std::time::Duration::from_secs(settings.node_timeout),
+            )
+            .map_err(|e| StartError::Config(e.to_string()))?;
+            let network = match (client.network().await, settings.network) {
+                (Ok(node), Some(asked)) if node != asked => {
+                    return Err(StartError::Config(format!(
+                        "the node at {} is on {node}, but --network is {asked}",
+                        client.endpoint()
+                    )))
+                }
+                (Ok(node), _) => node,
+                // The node may be down for a while; payments answer 503 until it is back.
+                (Err(e), Some(asked)) => {
+                    tracing::warn!(error = %e, "cannot reach the node now; starting on --network {asked}");
+                    asked
+                }
+                (Err(e), None) => {
+                    return Err(StartError::Config(format!(
+                        "cannot learn the network from the node ({e}); pass --network to start without it"
+                    )))
+                }
+            };
+            tracing::info!(node = %client.endpoint(), %network, "BCH node: BCHN");
+            Ok((Node::Bchn(client), network))
+        }
     }
 }

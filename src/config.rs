@@ -142,13 +142,29 @@ pub struct Settings {
     #[command(flatten)]
     pub database: DatabaseSettings,
 
-    /// BCH network invoices are on: main, test (chipnet/testnet) or regtest (the dev chain).
-    #[arg(long, env = "CASHIER_NETWORK", default_value = "regtest", value_parser = parse_network)]
-    pub network: Network,
+    /// BCH network invoices are on: main, test (chipnet/testnet) or regtest. Default: the
+    /// node's (regtest for the dev chain).
+    #[arg(long, env = "CASHIER_NETWORK", value_parser = parse_network)]
+    pub network: Option<Network>,
 
-    /// BCH node: dev (the built-in development chain: regtest, no real money) or bchn.
+    /// BCH node: dev (the built-in development chain: regtest, no real money) or bchn
+    /// (Bitcoin Cash Node over JSON-RPC at --node-url).
     #[arg(long, env = "CASHIER_NODE", value_enum, default_value_t = NodeKind::Dev)]
     pub node: NodeKind,
+
+    /// BCHN JSON-RPC URL with its credentials, e.g. http://user:pass@127.0.0.1:8332.
+    #[arg(long, env = "CASHIER_NODE_URL", hide_env_values = true)]
+    pub node_url: Option<String>,
+
+    /// Seconds a call to BCHN may take before its outcome counts as unknown.
+    #[arg(long, env = "CASHIER_NODE_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub node_timeout: u64,
+
+    /// Most calls in flight to BCHN at once (its own work queue holds 16 by default).
+    #[arg(long, env = "CASHIER_NODE_CONNECTIONS", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub node_connections: u64,
 
     /// Seconds between passes of the reconciler, which settles payments whose broadcast
     /// outcome was unknown (a timeout, a crash).
@@ -178,6 +194,8 @@ pub struct Settings {
 pub enum NodeKind {
     /// The built-in development chain.
     Dev,
+    /// Bitcoin Cash Node over JSON-RPC.
+    Bchn,
 }
 
 fn parse_network(s: &str) -> Result<Network, String> {

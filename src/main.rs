@@ -46,7 +46,6 @@ async fn serve(settings: Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     tracing::info!(
         database = %app.store().backend().as_str(),
-        network = %settings.network,
         "Cashier listening on {}; invoices at {}/api/jpp/invoices/",
         settings.listen.ip().to_string() + ":" + &app.port().to_string(),
         app.public_url(),

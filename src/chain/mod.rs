@@ -3,6 +3,7 @@
 //! Nothing here knows about HTTP or the database; the invoice code builds on these types.
 
 mod address;
+pub mod bchn;
 pub mod dev;
 pub mod node;
 pub mod sighash;

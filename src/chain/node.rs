@@ -89,15 +89,10 @@ pub fn network_of_chain(chain: &str) -> Option<Network> {
 #[derive(Debug, Clone)]
 pub enum Node {
     Dev(super::dev::DevChain),
+    Bchn(super::bchn::BchnClient),
 }
 
 impl Node {
-    pub fn network(&self) -> Network {
-        match self {
-            Node::Dev(d) => d.network(),
-        }
-    }
-
     /// The unspent coin behind each outpoint (`None`: unknown or spent).
     pub async fn coins(
         &self,
@@ -105,24 +100,28 @@ impl Node {
     ) -> Result<Vec<Option<Coin>>, NodeError> {
         match self {
             Node::Dev(d) => d.coins(outpoints).await,
+            Node::Bchn(b) => b.coins(outpoints).await,
         }
     }
 
     pub async fn test_accept(&self, raw: &[u8]) -> Result<Acceptance, NodeError> {
         match self {
             Node::Dev(d) => d.test_accept(raw).await,
+            Node::Bchn(b) => b.test_accept(raw).await,
         }
     }
 
     pub async fn broadcast(&self, raw: &[u8]) -> Result<Broadcast, NodeError> {
         match self {
             Node::Dev(d) => d.broadcast(raw).await,
+            Node::Bchn(b) => b.broadcast(raw).await,
         }
     }
 
     pub async fn tx_status(&self, txid: super::Txid) -> Result<TxStatus, NodeError> {
         match self {
             Node::Dev(d) => d.tx_status(txid).await,
+            Node::Bchn(b) => b.tx_status(txid).await,
         }
     }
 
@@ -130,6 +129,7 @@ impl Node {
     pub fn dev(&self) -> Option<&super::dev::DevChain> {
         match self {
             Node::Dev(d) => Some(d),
+            Node::Bchn(_) => None,
         }
     }
 }

@@ -119,9 +119,9 @@ impl std::fmt::Debug for Payments {
 }
 
 impl Payments {
-    pub fn new(store: Store, node: Node, public_url: String) -> Payments {
+    pub fn new(store: Store, node: Node, network: Network, public_url: String) -> Payments {
         Payments {
-            network: node.network(),
+            network,
             store,
             node,
             public_url,

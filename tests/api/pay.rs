@@ -21,6 +21,94 @@ on_both_backends!(
     a_wallet_that_broadcast_first_is_accepted_but_an_older_transaction_is_a_replay,
 );
 
+mod node_down {
+    use super::*;
+    use crate::helpers::Backend;
+
+    async fn node_down_is_503_and_writes_nothing(backend: Backend) {
+        // A port nothing listens on: BCHN is down.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://cashier:secret@127.0.0.1:{port}");
+        let app = TestApp::spawn_with(
+            backend,
+            &["--node", "bchn", "--node-url", &url, "--network", "regtest"],
+        )
+        .await;
+        assert!(app.payments.node().dev().is_none());
+        let invoice = create(
+            &app,
+            json!({"outputs": [{"address": ADDR, "amount": 5000}]}),
+        )
+        .await;
+        let id = id_of(&invoice);
+        // A well-formed, signed payment; its coin is one the node would have to look up.
+        let wallet = TestWallet::new();
+        let coin = (
+            OutPoint {
+                txid: Txid([9; 32]),
+                vout: 0,
+            },
+            Output {
+                value: 20_000,
+                token: None,
+                locking_bytecode: cashier::chain::sighash::p2pkh_locking_bytecode(
+                    &wallet.key.public_key(&wallet.secp),
+                ),
+            },
+        );
+        let raw = wallet.pay(&[coin], invoice_outputs(&invoice));
+        for path in ["pay", "verify"] {
+            let r = app
+                .client
+                .post(app.url(&format!("/jpp/invoices/{id}/{path}/")))
+                .json(&json!({"raw_tx_hex": hex::encode(&raw)}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 503, "{path}");
+            assert!(r.headers().contains_key("retry-after"), "{path}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["code"], "node_unavailable", "{path}: {body}");
+            assert!(
+                !body.to_string().contains("secret"),
+                "the node password leaked: {body}"
+            );
+        }
+        let (_, now) = app.get_json(&format!("/jpp/invoices/{id}/")).await;
+        assert_eq!(now["status"], "open", "the invoice stays payable");
+        let txid = txid_of(&raw);
+        assert!(app
+            .store
+            .read(move |c| cashier::store::payments::by_txid(c, txid))
+            .await
+            .unwrap()
+            .is_none());
+        // Without the dev chain there is no faucet.
+        let r = app
+            .client
+            .post(app.url("/dev/faucet"))
+            .json(&json!({"address": ADDR, "amount": 1000}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        node_down_is_503_and_writes_nothing(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        node_down_is_503_and_writes_nothing(Backend::Postgres).await
+    }
+}
+
 const P2SH32: &str = "bchreg:pw46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w46knct4ntry";
 
 fn dev_broadcasts(app: &TestApp) -> u64 {

@@ -1,0 +1,1158 @@
+//! `BchnClient` against a stub of BCHN's RPC server: a small HTTP/1.1 responder on
+//! 127.0.0.1 that answers the way BCHN does (`reference/anchors.md` §2.1 and BCHN's
+//! `httprpc.cpp`): results with HTTP 200, JSON-RPC errors with HTTP 500 (404 for an unknown
+//! method) and a JSON body, a full work queue as HTTP 500 with plain text, bad credentials
+//! as HTTP 401 with an empty body. The stub records every request it receives, so the tests
+//! also check what the client sent. Nothing waits on a clock: tests synchronise on the
+//! requests the stub reports.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+
+use cashier::chain::bchn::{sats_from_bch_text, BchnClient};
+use cashier::chain::node::{
+    Acceptance, Broadcast, Coin, NodeError, RejectKind, Rejection, TxStatus,
+};
+use cashier::chain::{
+    txid_of, Network, Nft, NftCapability, OutPoint, Output, TokenData, Txid, MAX_MONEY_SATS,
+};
+
+const USER: &str = "alice";
+const PASSWORD: &str = "s3cret-pw";
+/// `Basic base64("alice:s3cret-pw")`.
+const AUTH: &str = "Basic YWxpY2U6czNjcmV0LXB3";
+
+// ---------------------------------------------------------------------------------------------
+// The stub
+// ---------------------------------------------------------------------------------------------
+
+/// How the stub answers one call.
+enum Reply {
+    /// A result, as raw JSON text (so amounts go out exactly as BCHN prints them).
+    Result(String),
+    /// A JSON-RPC error object.
+    Error(i64, String),
+    /// A whole HTTP answer that is not a JSON-RPC reply: status, content type, body.
+    Http(u16, &'static str, String),
+    /// Read the request, then never answer.
+    Hang,
+    /// Read the request, then close the connection without answering.
+    Close,
+}
+
+fn ok(v: Value) -> Reply {
+    Reply::Result(v.to_string())
+}
+
+fn err(code: i64, message: &str) -> Reply {
+    Reply::Error(code, message.to_string())
+}
+
+/// One HTTP request as the stub received it.
+#[derive(Debug, Clone)]
+struct Seen {
+    request_line: String,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The single call of a non-batch request: (method, params).
+    fn call(&self) -> (&str, &Value) {
+        let method = self.body["method"].as_str().expect("a method name");
+        (method, &self.body["params"])
+    }
+}
+
+type Handler = Arc<dyn Fn(&str, &Value) -> Reply + Send + Sync>;
+
+/// Holds requests until the test lets them through, counting how many wait at once.
+struct Gate {
+    closed: bool,
+    release: Semaphore,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+struct Stub {
+    port: u16,
+    seen: mpsc::UnboundedReceiver<Seen>,
+    gate: Arc<Gate>,
+}
+
+impl Stub {
+    async fn start(handler: impl Fn(&str, &Value) -> Reply + Send + Sync + 'static) -> Stub {
+        Stub::spawn(Arc::new(handler), false).await
+    }
+
+    /// A stub whose requests wait until [`Stub::release`] lets them through.
+    async fn gated(handler: impl Fn(&str, &Value) -> Reply + Send + Sync + 'static) -> Stub {
+        Stub::spawn(Arc::new(handler), true).await
+    }
+
+    async fn spawn(handler: Handler, closed: bool) -> Stub {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, seen) = mpsc::unbounded_channel();
+        let gate = Arc::new(Gate {
+            closed,
+            release: Semaphore::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+        });
+        let g = gate.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream, handler.clone(), tx.clone(), g.clone()));
+            }
+        });
+        Stub { port, seen, gate }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{USER}:{PASSWORD}@127.0.0.1:{}", self.port)
+    }
+
+    fn client(&self) -> BchnClient {
+        BchnClient::new(&self.url(), 4, Duration::from_secs(30)).expect("client")
+    }
+
+    /// The next request the stub receives (waits for it).
+    async fn next(&mut self) -> Seen {
+        self.seen.recv().await.expect("the stub stopped")
+    }
+
+    /// Every request received so far. The stub records a request before answering it, so
+    /// after a call has its answer, all its requests are here.
+    fn drain(&mut self) -> Vec<Seen> {
+        let mut out = Vec::new();
+        while let Ok(s) = self.seen.try_recv() {
+            out.push(s);
+        }
+        out
+    }
+
+    fn release(&self, n: usize) {
+        self.gate.release.add_permits(n);
+    }
+
+    fn max_in_flight(&self) -> usize {
+        self.gate.max_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+/// One connection: HTTP/1.1 with keep-alive, requests answered in turn.
+async fn serve(
+    mut stream: TcpStream,
+    handler: Handler,
+    seen: mpsc::UnboundedSender<Seen>,
+    gate: Arc<Gate>,
+) {
+    let mut buf = Vec::new();
+    loop {
+        let Some(request) = read_request(&mut stream, &mut buf).await else {
+            return;
+        };
+        if gate.closed {
+            let now = gate.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            gate.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        }
+        let _ = seen.send(request.clone());
+        if gate.closed {
+            if let Ok(permit) = gate.release.acquire().await {
+                permit.forget();
+            }
+            // Counted out before the answer is written: once the client has read it, it may
+            // send another request, which must not find this one still counted.
+            gate.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+        let answer = match &request.body {
+            Value::Array(calls) => {
+                let mut replies = Vec::new();
+                let mut whole = None;
+                for call in calls {
+                    let reply = handler(call["method"].as_str().unwrap_or(""), &call["params"]);
+                    match envelope(reply, &call["id"]) {
+                        Ok((_, object)) => replies.push(object),
+                        Err(other) => {
+                            whole = Some(other);
+                            break;
+                        }
+                    }
+                }
+                // JSON-RPC does not order batch replies: answer backwards so the client must
+                // match them by id.
+                replies.reverse();
+                whole.unwrap_or_else(|| {
+                    Reply::Http(200, "application/json", format!("[{}]", replies.join(",")))
+                })
+            }
+            call => {
+                let reply = handler(call["method"].as_str().unwrap_or(""), &call["params"]);
+                match envelope(reply, &call["id"]) {
+                    Ok((status, object)) => Reply::Http(status, "application/json", object),
+                    Err(other) => other,
+                }
+            }
+        };
+        match answer {
+            Reply::Http(status, content_type, body) => {
+                let mut head = format!(
+                    "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
+                    reason_phrase(status),
+                    body.len()
+                );
+                if status == 401 {
+                    head.push_str("WWW-Authenticate: Basic realm=\"jsonrpc\"\r\n");
+                }
+                head.push_str("\r\n");
+                if stream.write_all(head.as_bytes()).await.is_err()
+                    || stream.write_all(body.as_bytes()).await.is_err()
+                {
+                    return;
+                }
+            }
+            Reply::Hang => {
+                // Keep the connection open and say nothing until the test ends.
+                std::future::pending::<()>().await;
+            }
+            _ => return, // Close: drop the connection unanswered.
+        }
+    }
+}
+
+/// A JSON-RPC reply object (as text, so result numbers keep their exact text) and the
+/// status BCHN sends it with, or the reply itself when it is not one.
+fn envelope(reply: Reply, id: &Value) -> Result<(u16, String), Reply> {
+    match reply {
+        Reply::Result(text) => Ok((
+            200,
+            format!(r#"{{"result":{text},"error":null,"id":{id}}}"#),
+        )),
+        Reply::Error(code, message) => {
+            let status = if code == -32601 { 404 } else { 500 };
+            let error =
+                json!({"result": null, "error": {"code": code, "message": message}, "id": id});
+            Ok((status, error.to_string()))
+        }
+        other => Err(other),
+    }
+}
+
+async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Seen> {
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        fill(stream, buf).await?;
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next()?.to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        fill(stream, buf).await?;
+    }
+    let body = serde_json::from_slice(&buf[head_end..head_end + length]).unwrap_or(Value::Null);
+    buf.drain(..head_end + length);
+    Some(Seen {
+        request_line,
+        headers,
+        body,
+    })
+}
+
+async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<()> {
+    let mut chunk = [0u8; 8192];
+    match stream.read(&mut chunk).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            Some(())
+        }
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        _ => "Status",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+fn txid(byte: u8) -> Txid {
+    Txid([byte; 32])
+}
+
+/// Some transaction bytes; the stub never parses them, the client only hex-encodes them.
+fn raw_tx(tag: u8) -> Vec<u8> {
+    let mut raw = vec![0x02, 0x00, 0x00, 0x00, 0x01];
+    raw.extend_from_slice(&[tag; 32]);
+    raw.extend_from_slice(&[0; 4]);
+    raw.extend_from_slice(&[0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00]);
+    raw
+}
+
+/// Every message must be free of the password, whatever went wrong.
+fn message(e: &NodeError) -> String {
+    let text = e.to_string();
+    assert!(!text.contains(PASSWORD), "the password leaked: {text}");
+    text
+}
+
+fn unavailable(r: Result<impl std::fmt::Debug, NodeError>) -> String {
+    match r {
+        Err(e @ NodeError::Unavailable(_)) => message(&e),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+fn timeout(r: Result<impl std::fmt::Debug, NodeError>) -> String {
+    match r {
+        Err(e @ NodeError::Timeout(_)) => message(&e),
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+}
+
+fn protocol(r: Result<impl std::fmt::Debug, NodeError>) -> String {
+    match r {
+        Err(e @ NodeError::Protocol(_)) => message(&e),
+        other => panic!("expected Protocol, got {other:?}"),
+    }
+}
+
+fn p2pkh() -> Vec<u8> {
+    let mut script = vec![0x76, 0xa9, 0x14];
+    script.extend_from_slice(&[0x11; 20]);
+    script.extend_from_slice(&[0x88, 0xac]);
+    script
+}
+
+/// `gettxout`'s answer for a coin, with the value spliced in as raw number text.
+fn txout(value: &str, confirmations: u32, token: Option<Value>) -> Reply {
+    let mut body = format!(
+        r#"{{"bestblock":"{}","confirmations":{confirmations},"value":{value},"scriptPubKey":{{"asm":"OP_DUP OP_HASH160 1111111111111111111111111111111111111111 OP_EQUALVERIFY OP_CHECKSIG","hex":"{}","reqSigs":1,"type":"pubkeyhash","addresses":["bchreg:qqg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zy3ma6dsup"]}}"#,
+        "00".repeat(32),
+        hex::encode(p2pkh())
+    );
+    if let Some(token) = token {
+        body.push_str(&format!(r#","tokenData":{token}"#));
+    }
+    body.push_str(r#","coinbase":false}"#);
+    Reply::Result(body)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests, network, credentials
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn network_sends_a_well_formed_request_and_reads_the_chain() {
+    for (chain, network) in [
+        ("main", Network::Main),
+        ("test", Network::Test),
+        ("test4", Network::Test),
+        ("chip", Network::Test),
+        ("scale", Network::Test),
+        ("regtest", Network::Regtest),
+    ] {
+        let mut stub = Stub::start(move |method, _| match method {
+            "getblockchaininfo" => ok(json!({"chain": chain, "blocks": 101, "headers": 101})),
+            _ => err(-32601, "Method not found"),
+        })
+        .await;
+        assert_eq!(stub.client().network().await, Ok(network), "{chain}");
+
+        let seen = stub.drain();
+        assert_eq!(seen.len(), 1);
+        let request = &seen[0];
+        assert_eq!(request.request_line, "POST / HTTP/1.1");
+        assert_eq!(request.header("authorization"), Some(AUTH));
+        assert_eq!(request.header("content-type"), Some("application/json"));
+        assert_eq!(request.body["jsonrpc"], "1.0");
+        assert!(request.body["id"].is_u64(), "{:?}", request.body);
+        assert_eq!(request.call(), ("getblockchaininfo", &json!([])));
+    }
+}
+
+#[tokio::test]
+async fn a_chain_cashier_does_not_know_is_a_protocol_error() {
+    let stub = Stub::start(|_, _| ok(json!({"chain": "bitcoin-sv"}))).await;
+    let text = protocol(stub.client().network().await);
+    assert!(text.contains("bitcoin-sv"), "{text}");
+}
+
+#[tokio::test]
+async fn a_node_still_loading_is_unavailable() {
+    let stub = Stub::start(|_, _| err(-28, "Loading block index...")).await;
+    let text = unavailable(stub.client().network().await);
+    assert!(text.contains("Loading block index"), "{text}");
+}
+
+#[tokio::test]
+async fn percent_escaped_credentials_become_basic_auth() {
+    let mut stub = Stub::start(|_, _| ok(json!({"chain": "regtest"}))).await;
+    let url = format!("http://bob:p%40ss%3Aw%2Frd@127.0.0.1:{}", stub.port);
+    let client = BchnClient::new(&url, 1, Duration::from_secs(30)).expect("client");
+    assert_eq!(client.network().await, Ok(Network::Regtest));
+    // base64("bob:p@ss:w/rd")
+    assert_eq!(
+        stub.next().await.header("authorization"),
+        Some("Basic Ym9iOnBAc3M6dy9yZA==")
+    );
+}
+
+#[tokio::test]
+async fn bad_credentials_are_unavailable_and_never_show_the_password() {
+    let mut stub = Stub::start(|_, _| Reply::Http(401, "text/html", String::new())).await;
+    let client = stub.client();
+    let text = unavailable(client.network().await);
+    assert!(text.contains("authentication failed"), "{text}");
+    assert!(text.contains("--node-url"), "{text}");
+    assert_eq!(stub.next().await.header("authorization"), Some(AUTH));
+
+    // Nor anywhere else the client can be shown.
+    assert!(!format!("{client:?}").contains(PASSWORD));
+    assert!(!client.endpoint().contains(PASSWORD));
+    assert!(!client.endpoint().contains(USER));
+    let text = unavailable(client.broadcast(&raw_tx(1)).await);
+    assert!(text.contains("authentication failed"), "{text}");
+}
+
+#[tokio::test]
+async fn a_url_without_credentials_is_told_to_add_them() {
+    let mut stub = Stub::start(|_, _| Reply::Http(401, "text/html", String::new())).await;
+    let client = BchnClient::new(
+        &format!("http://127.0.0.1:{}", stub.port),
+        1,
+        Duration::from_secs(30),
+    )
+    .expect("client");
+    let text = unavailable(client.network().await);
+    assert!(text.contains("USER:PASSWORD"), "{text}");
+    assert_eq!(stub.next().await.header("authorization"), None);
+}
+
+#[test]
+fn invalid_settings_are_refused_without_echoing_the_password() {
+    for url in [
+        format!("http://{USER}:{PASSWORD}@127.0.0.1:notaport"),
+        format!("https://{USER}:{PASSWORD}@127.0.0.1:8332"),
+        format!("{USER}:{PASSWORD}@127.0.0.1:8332"),
+        format!("http://{USER}:{PASSWORD}%zz@127.0.0.1:8332"),
+    ] {
+        match BchnClient::new(&url, 4, Duration::from_secs(1)) {
+            Err(e @ NodeError::Protocol(_)) => {
+                message(&e);
+            }
+            other => panic!("{url}: expected Protocol, got {other:?}"),
+        }
+    }
+    let url = format!("http://{USER}:{PASSWORD}@127.0.0.1:8332");
+    assert!(BchnClient::new(&url, 0, Duration::from_secs(1)).is_err());
+    assert!(BchnClient::new(&url, 4, Duration::ZERO).is_err());
+    assert!(BchnClient::new(&url, 4, Duration::from_secs(1)).is_ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport failures
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_full_work_queue_is_unavailable() {
+    let stub = Stub::start(|_, _| {
+        Reply::Http(
+            500,
+            "text/html; charset=ISO-8859-1",
+            "Work queue depth exceeded".into(),
+        )
+    })
+    .await;
+    let text = unavailable(stub.client().broadcast(&raw_tx(1)).await);
+    assert!(text.contains("work queue"), "{text}");
+    let text = unavailable(stub.client().test_accept(&raw_tx(1)).await);
+    assert!(text.contains("work queue"), "{text}");
+}
+
+#[tokio::test]
+async fn other_non_json_5xx_is_unavailable() {
+    let stub = Stub::start(|_, _| Reply::Http(502, "text/plain", "Bad Gateway".into())).await;
+    let text = unavailable(stub.client().network().await);
+    assert!(text.contains("502"), "{text}");
+}
+
+#[tokio::test]
+async fn answers_that_are_not_json_rpc_are_protocol_errors() {
+    let stub = Stub::start(|_, _| Reply::Http(200, "text/html", "<html>hello</html>".into())).await;
+    protocol(stub.client().network().await);
+
+    let stub = Stub::start(|_, _| Reply::Http(404, "text/html", "Not Found".into())).await;
+    let text = protocol(stub.client().network().await);
+    assert!(text.contains("404"), "{text}");
+
+    // An answer to some other id is not ours.
+    let stub = Stub::start(|_, _| {
+        Reply::Http(
+            200,
+            "application/json",
+            r#"{"result":{"chain":"main"},"error":null,"id":987654321}"#.into(),
+        )
+    })
+    .await;
+    protocol(stub.client().network().await);
+
+    // A result of the wrong shape.
+    let stub = Stub::start(|_, _| ok(json!({"blocks": 1}))).await;
+    protocol(stub.client().network().await);
+}
+
+#[tokio::test]
+async fn an_unknown_method_is_a_protocol_error() {
+    let stub = Stub::start(|_, _| err(-32601, "Method not found")).await;
+    let text = protocol(stub.client().tx_status(txid(1)).await);
+    assert!(text.contains("getrawtransaction"), "{text}");
+}
+
+#[tokio::test]
+async fn a_closed_port_is_unavailable() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    }; // dropped: nothing listens there now
+    let url = format!("http://{USER}:{PASSWORD}@127.0.0.1:{port}");
+    let client = BchnClient::new(&url, 4, Duration::from_secs(30)).expect("client");
+    let text = unavailable(client.broadcast(&raw_tx(1)).await);
+    assert!(text.contains("cannot connect"), "{text}");
+}
+
+#[tokio::test]
+async fn a_node_that_never_answers_is_a_timeout() {
+    let mut stub = Stub::start(|_, _| Reply::Hang).await;
+    let client = BchnClient::new(&stub.url(), 4, Duration::from_millis(300)).expect("client");
+    timeout(client.broadcast(&raw_tx(1)).await);
+    // The request did reach the node: hence "ambiguous", not "unavailable".
+    assert_eq!(stub.next().await.call().0, "sendrawtransaction");
+}
+
+#[tokio::test]
+async fn a_connection_reset_after_sending_is_a_timeout() {
+    let mut stub = Stub::start(|_, _| Reply::Close).await;
+    let text = timeout(stub.client().broadcast(&raw_tx(1)).await);
+    assert!(text.contains("may still have taken effect"), "{text}");
+    assert_eq!(stub.next().await.call().0, "sendrawtransaction");
+}
+
+// ---------------------------------------------------------------------------------------------
+// testmempoolaccept
+// ---------------------------------------------------------------------------------------------
+
+fn verdict(raw: &[u8], allowed: bool, reason: Option<&str>) -> Reply {
+    let mut v = json!({"txid": txid_of(raw).to_hex(), "allowed": allowed});
+    if let Some(reason) = reason {
+        v["reject-reason"] = json!(reason);
+    }
+    ok(json!([v]))
+}
+
+/// How the stub answers a case's raw transaction.
+type Answer = Box<dyn Fn(&[u8]) -> Reply + Send + Sync>;
+
+fn rejected(kind: RejectKind, reason: &str) -> Rejection {
+    Rejection {
+        kind,
+        reason: reason.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn test_accept_maps_each_of_bchns_verdicts() {
+    // (verdict or error, what the client must make of it)
+    let cases: Vec<(Answer, Acceptance)> = vec![
+        (Box::new(|r| verdict(r, true, None)), Acceptance::Allowed),
+        (
+            Box::new(|r| verdict(r, false, Some("18: txn-mempool-conflict"))),
+            Acceptance::Rejected(rejected(RejectKind::Conflict, "txn-mempool-conflict")),
+        ),
+        (
+            Box::new(|r| verdict(r, false, Some("66: min relay fee not met"))),
+            Acceptance::Rejected(rejected(RejectKind::Invalid, "min relay fee not met")),
+        ),
+        (
+            Box::new(|r| verdict(r, false, Some("64: dust"))),
+            Acceptance::Rejected(rejected(RejectKind::Invalid, "dust")),
+        ),
+        (
+            Box::new(|r| verdict(r, false, Some("missing-inputs"))),
+            Acceptance::Rejected(rejected(RejectKind::MissingInputs, "missing-inputs")),
+        ),
+        (
+            Box::new(|r| verdict(r, false, Some("16: bad-txns-inputs-missingorspent"))),
+            Acceptance::Rejected(rejected(
+                RejectKind::MissingInputs,
+                "bad-txns-inputs-missingorspent",
+            )),
+        ),
+        (
+            Box::new(|r| verdict(r, false, Some("256: absurdly-high-fee"))),
+            Acceptance::Rejected(rejected(RejectKind::Invalid, "absurdly-high-fee")),
+        ),
+        (
+            Box::new(|_| err(-22, "TX decode failed")),
+            Acceptance::Rejected(rejected(RejectKind::Invalid, "TX decode failed")),
+        ),
+    ];
+    let cases = Arc::new(cases);
+    let answers = cases.clone();
+    // The case is told by the raw transaction's tag byte.
+    let mut stub = Stub::start(move |method, params| {
+        assert_eq!(method, "testmempoolaccept");
+        let hex = params[0][0].as_str().expect("one raw transaction");
+        let raw = hex::decode(hex).expect("hex");
+        answers[raw[5] as usize].0(&raw)
+    })
+    .await;
+    let client = stub.client();
+    for (i, (_, expected)) in cases.iter().enumerate() {
+        let raw = raw_tx(i as u8);
+        assert_eq!(
+            client.test_accept(&raw).await.as_ref(),
+            Ok(expected),
+            "case {i}"
+        );
+        let seen = stub.drain();
+        assert_eq!(seen.len(), 1, "case {i}");
+        assert_eq!(
+            seen[0].call(),
+            ("testmempoolaccept", &json!([[hex::encode(&raw)]]))
+        );
+    }
+}
+
+#[tokio::test]
+async fn already_in_the_mempool_is_known_with_its_first_sighting() {
+    let raw = raw_tx(7);
+    let id = txid_of(&raw).to_hex();
+    let mut stub = Stub::start(move |method, params| match method {
+        "testmempoolaccept" => verdict(
+            &hex::decode(params[0][0].as_str().unwrap()).unwrap(),
+            false,
+            Some("18: txn-already-in-mempool"),
+        ),
+        "getmempoolentry" if params[0] == json!(id) => {
+            ok(json!({"size": 191, "fee": 0.00000191, "time": 1_700_000_123, "height": 101}))
+        }
+        _ => err(-5, "Transaction not in mempool"),
+    })
+    .await;
+    assert_eq!(
+        stub.client().test_accept(&raw).await,
+        Ok(Acceptance::AlreadyKnown {
+            first_seen_ms: Some(1_700_000_123_000)
+        })
+    );
+    let seen = stub.drain();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[1].call(),
+        ("getmempoolentry", &json!([txid_of(&raw).to_hex()]))
+    );
+}
+
+#[tokio::test]
+async fn already_in_the_mempool_without_an_entry_has_no_first_sighting() {
+    let stub = Stub::start(|method, params| match method {
+        "testmempoolaccept" => verdict(
+            &hex::decode(params[0][0].as_str().unwrap()).unwrap(),
+            false,
+            Some("18: txn-already-in-mempool"),
+        ),
+        _ => err(-5, "Transaction not in mempool"),
+    })
+    .await;
+    assert_eq!(
+        stub.client().test_accept(&raw_tx(7)).await,
+        Ok(Acceptance::AlreadyKnown {
+            first_seen_ms: None
+        })
+    );
+}
+
+#[tokio::test]
+async fn already_confirmed_is_known_without_asking_the_mempool() {
+    let mut stub = Stub::start(|method, params| match method {
+        "testmempoolaccept" => verdict(
+            &hex::decode(params[0][0].as_str().unwrap()).unwrap(),
+            false,
+            Some("18: txn-already-known"),
+        ),
+        _ => ok(json!({"time": 1})),
+    })
+    .await;
+    assert_eq!(
+        stub.client().test_accept(&raw_tx(7)).await,
+        Ok(Acceptance::AlreadyKnown {
+            first_seen_ms: None
+        })
+    );
+    let methods: Vec<String> = stub
+        .drain()
+        .iter()
+        .map(|s| s.call().0.to_string())
+        .collect();
+    assert_eq!(methods, ["testmempoolaccept"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// sendrawtransaction
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn broadcast_maps_each_of_bchns_answers() {
+    let txid_reply = |raw: &[u8]| ok(json!(txid_of(raw).to_hex()));
+    let cases: Vec<(Answer, Broadcast)> = vec![
+        // Fresh, and already in the mempool: BCHN answers the txid both times.
+        (Box::new(txid_reply), Broadcast::Accepted),
+        (Box::new(txid_reply), Broadcast::Accepted),
+        (
+            Box::new(|_| err(-27, "transaction already in block chain")),
+            Broadcast::AlreadyConfirmed,
+        ),
+        (
+            Box::new(|_| err(-26, "txn-mempool-conflict (code 18)")),
+            Broadcast::Rejected(rejected(RejectKind::Conflict, "txn-mempool-conflict")),
+        ),
+        (
+            Box::new(|_| err(-22, "TX decode failed")),
+            Broadcast::Rejected(rejected(RejectKind::Invalid, "TX decode failed")),
+        ),
+        (
+            Box::new(|_| err(-26, "min relay fee not met (code 66)")),
+            Broadcast::Rejected(rejected(RejectKind::Invalid, "min relay fee not met")),
+        ),
+        (
+            Box::new(|_| err(-26, "dust (code 64)")),
+            Broadcast::Rejected(rejected(RejectKind::Invalid, "dust")),
+        ),
+        (
+            Box::new(|_| err(-25, "Missing inputs")),
+            Broadcast::Rejected(rejected(RejectKind::MissingInputs, "Missing inputs")),
+        ),
+        (
+            Box::new(|_| err(-26, "bad-txns-inputs-missingorspent (code 16)")),
+            Broadcast::Rejected(rejected(
+                RejectKind::MissingInputs,
+                "bad-txns-inputs-missingorspent",
+            )),
+        ),
+        (
+            Box::new(|_| err(-26, "absurdly-high-fee, 20000000 > 10000000 (code 256)")),
+            Broadcast::Rejected(rejected(
+                RejectKind::Invalid,
+                "absurdly-high-fee, 20000000 > 10000000",
+            )),
+        ),
+    ];
+    let cases = Arc::new(cases);
+    let answers = cases.clone();
+    let mut stub = Stub::start(move |method, params| {
+        assert_eq!(method, "sendrawtransaction");
+        let raw = hex::decode(params[0].as_str().expect("a raw transaction")).expect("hex");
+        answers[raw[5] as usize].0(&raw)
+    })
+    .await;
+    let client = stub.client();
+    for (i, (_, expected)) in cases.iter().enumerate() {
+        let raw = raw_tx(i as u8);
+        assert_eq!(
+            client.broadcast(&raw).await.as_ref(),
+            Ok(expected),
+            "case {i}"
+        );
+        let seen = stub.drain();
+        assert_eq!(seen.len(), 1, "case {i}");
+        assert_eq!(
+            seen[0].call(),
+            ("sendrawtransaction", &json!([hex::encode(&raw)]))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_broadcast_answered_with_something_else_than_a_txid_is_a_protocol_error() {
+    let stub = Stub::start(|_, _| ok(json!("accepted"))).await;
+    protocol(stub.client().broadcast(&raw_tx(1)).await);
+    let stub = Stub::start(|_, _| err(-1, "something odd")).await;
+    let text = protocol(stub.client().broadcast(&raw_tx(1)).await);
+    assert!(text.contains("something odd"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// gettxout
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn coins_asks_for_every_outpoint_in_one_batch_and_keeps_the_order() {
+    let category = "ab".repeat(32);
+    let token = json!({
+        "category": category,
+        "amount": "9223372036854775807",
+        "nft": {"capability": "minting", "commitment": "cafe"}
+    });
+    let mut stub = Stub::start(move |method, params| {
+        assert_eq!(method, "gettxout");
+        match params[1].as_u64() {
+            Some(0) => ok(Value::Null),
+            Some(1) => txout("0.00012345", 0, None),
+            Some(2) => txout("0.00001000", 3, Some(token.clone())),
+            _ => err(-8, "unexpected"),
+        }
+    })
+    .await;
+    let outpoints = [
+        OutPoint {
+            txid: txid(1),
+            vout: 0,
+        },
+        OutPoint {
+            txid: txid(2),
+            vout: 1,
+        },
+        // No transaction has 2^31 outputs: answered without asking the node.
+        OutPoint {
+            txid: txid(3),
+            vout: u32::MAX,
+        },
+        OutPoint {
+            txid: txid(4),
+            vout: 2,
+        },
+    ];
+    let coins = stub.client().coins(&outpoints).await.expect("coins");
+    let mut category = [0u8; 32];
+    category.fill(0xab);
+    assert_eq!(
+        coins,
+        vec![
+            None,
+            Some(Coin {
+                output: Output {
+                    value: 12_345,
+                    token: None,
+                    locking_bytecode: p2pkh()
+                },
+                confirmations: 0
+            }),
+            None,
+            Some(Coin {
+                output: Output {
+                    value: 1_000,
+                    token: Some(TokenData {
+                        category,
+                        amount: 9_223_372_036_854_775_807,
+                        nft: Some(Nft {
+                            capability: NftCapability::Minting,
+                            commitment: vec![0xca, 0xfe]
+                        })
+                    }),
+                    locking_bytecode: p2pkh()
+                },
+                confirmations: 3
+            }),
+        ]
+    );
+
+    let seen = stub.drain();
+    assert_eq!(seen.len(), 1, "one HTTP request for the whole batch");
+    assert_eq!(seen[0].header("authorization"), Some(AUTH));
+    let calls = seen[0].body.as_array().expect("a batch");
+    let asked: Vec<(&str, &Value)> = calls
+        .iter()
+        .map(|c| (c["method"].as_str().unwrap(), &c["params"]))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            ("gettxout", &json!([txid(1).to_hex(), 0, true])),
+            ("gettxout", &json!([txid(2).to_hex(), 1, true])),
+            ("gettxout", &json!([txid(4).to_hex(), 2, true])),
+        ]
+    );
+    let mut ids: Vec<u64> = calls.iter().map(|c| c["id"].as_u64().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "distinct ids");
+    assert!(calls.iter().all(|c| c["jsonrpc"] == "1.0"));
+}
+
+#[tokio::test]
+async fn coins_of_nothing_asks_nothing() {
+    let mut stub = Stub::start(|_, _| err(-1, "must not be called")).await;
+    assert_eq!(stub.client().coins(&[]).await, Ok(vec![]));
+    assert!(stub.drain().is_empty());
+}
+
+/// `gettxout` for a coin worth `value` (raw number text), through the client.
+async fn coin_value(value: &'static str) -> Result<u64, NodeError> {
+    let stub = Stub::start(move |_, _| txout(value, 1, None)).await;
+    let coins = stub
+        .client()
+        .coins(&[OutPoint {
+            txid: txid(9),
+            vout: 0,
+        }])
+        .await?;
+    Ok(coins[0].as_ref().expect("a coin").output.value)
+}
+
+#[tokio::test]
+async fn amounts_are_converted_exactly_from_their_text() {
+    for (text, sats) in [
+        ("0.00000546", 546),
+        ("0.00000001", 1),
+        ("0.00000000", 0),
+        ("0.1", 10_000_000),
+        ("1.00000000", 100_000_000),
+        // 0.29 BCH is 28999999.999999996 sats as an f64: the text must be read, not a float.
+        ("0.29000000", 29_000_000),
+        ("20999999.99999999", 2_099_999_999_999_999),
+        ("21000000.00000000", MAX_MONEY_SATS),
+        // BCHN prints no exponents, but a JSON number may have one.
+        ("1e-8", 1),
+        ("5.46E-6", 546),
+        ("0.00000546000", 546),
+    ] {
+        assert_eq!(coin_value(text).await, Ok(sats), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn amounts_that_are_not_whole_satoshis_are_protocol_errors() {
+    for text in [
+        "0.000000001",
+        "-0.00000001",
+        "21000000.00000001",
+        "1e300",
+        r#""0.00000546""#,
+    ] {
+        let e = protocol(coin_value(text).await);
+        assert!(e.contains("gettxout"), "{text}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn token_data_is_read_and_checked() {
+    let category = "01".repeat(32);
+    let nft_only = json!({"category": category, "amount": "0",
+                          "nft": {"capability": "none", "commitment": ""}});
+    let stub = Stub::start(move |_, _| txout("0.00000800", 1, Some(nft_only.clone()))).await;
+    let coins = stub
+        .client()
+        .coins(&[OutPoint {
+            txid: txid(9),
+            vout: 0,
+        }])
+        .await
+        .expect("coins");
+    assert_eq!(
+        coins[0].as_ref().map(|c| c.output.token.clone()),
+        Some(Some(TokenData {
+            category: [1; 32],
+            amount: 0,
+            nft: Some(Nft {
+                capability: NftCapability::None,
+                commitment: vec![]
+            })
+        }))
+    );
+
+    for token in [
+        json!({"category": category, "amount": "9223372036854775808"}),
+        json!({"category": category, "amount": "-1"}),
+        json!({"category": category, "amount": 5}),
+        json!({"category": "abcd", "amount": "5"}),
+        json!({"category": category, "amount": "0"}),
+        json!({"category": category, "amount": "0", "nft": {"capability": "burn", "commitment": ""}}),
+    ] {
+        let stub = Stub::start(move |_, _| txout("0.00000800", 1, Some(token.clone()))).await;
+        protocol(
+            stub.client()
+                .coins(&[OutPoint {
+                    txid: txid(9),
+                    vout: 0,
+                }])
+                .await,
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// getrawtransaction
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn tx_status_reads_unknown_mempool_and_confirmed() {
+    let mut stub = Stub::start(|method, params| {
+        let id = params[0].as_str().unwrap_or("").to_string();
+        let of = |b: u8| txid(b).to_hex();
+        match method {
+            "getrawtransaction" if id == of(1) => err(
+                -5,
+                "No such mempool or blockchain transaction. Use gettransaction for wallet transactions.",
+            ),
+            "getrawtransaction" if id == of(2) => ok(json!({
+                "txid": id, "confirmations": 6, "time": 1_700_000_000, "blocktime": 1_700_000_000
+            })),
+            "getrawtransaction" => ok(json!({"txid": id, "size": 191})),
+            "getmempoolentry" if id == of(3) => ok(json!({"time": 1_700_000_555})),
+            _ => err(-5, "Transaction not in mempool"),
+        }
+    })
+    .await;
+    let client = stub.client();
+    assert_eq!(client.tx_status(txid(1)).await, Ok(TxStatus::Unknown));
+    assert_eq!(
+        client.tx_status(txid(2)).await,
+        Ok(TxStatus::Confirmed { confirmations: 6 })
+    );
+    assert_eq!(
+        client.tx_status(txid(3)).await,
+        Ok(TxStatus::Mempool {
+            first_seen_ms: Some(1_700_000_555_000)
+        })
+    );
+    // In the mempool by getrawtransaction, gone by getmempoolentry: still no error.
+    assert_eq!(
+        client.tx_status(txid(4)).await,
+        Ok(TxStatus::Mempool {
+            first_seen_ms: None
+        })
+    );
+
+    let calls: Vec<(String, Value)> = stub
+        .drain()
+        .iter()
+        .map(|s| (s.call().0.to_string(), s.call().1.clone()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("getrawtransaction".into(), json!([txid(1).to_hex(), true])),
+            ("getrawtransaction".into(), json!([txid(2).to_hex(), true])),
+            ("getrawtransaction".into(), json!([txid(3).to_hex(), true])),
+            ("getmempoolentry".into(), json!([txid(3).to_hex()])),
+            ("getrawtransaction".into(), json!([txid(4).to_hex(), true])),
+            ("getmempoolentry".into(), json!([txid(4).to_hex()])),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_more_than_max_concurrent_requests_reach_the_node_at_once() {
+    const BOUND: usize = 3;
+    const CALLS: usize = 10;
+    let mut stub = Stub::gated(|_, _| ok(json!({"chain": "regtest"}))).await;
+    let client = BchnClient::new(&stub.url(), BOUND, Duration::from_secs(60)).expect("client");
+    // Spawned, so the calls are also shown to be Send and usable from any task.
+    let calls: Vec<_> = (0..CALLS)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.network().await })
+        })
+        .collect();
+
+    // The first BOUND requests arrive and are held; then each one let through makes room
+    // for exactly one more.
+    for _ in 0..BOUND {
+        stub.next().await;
+    }
+    for _ in BOUND..CALLS {
+        stub.release(1);
+        stub.next().await;
+    }
+    stub.release(BOUND);
+    for call in calls {
+        assert_eq!(call.await.expect("task"), Ok(Network::Regtest));
+    }
+    assert_eq!(stub.max_in_flight(), BOUND);
+    assert!(
+        stub.drain().is_empty(),
+        "no request beyond the {CALLS} calls"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The amount parser itself
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn amount_text_edge_cases() {
+    assert_eq!(sats_from_bch_text("0"), Some(0));
+    assert_eq!(sats_from_bch_text("12"), Some(1_200_000_000));
+    assert_eq!(sats_from_bch_text("0.5e1"), Some(500_000_000));
+    assert_eq!(sats_from_bch_text("2.1e7"), Some(MAX_MONEY_SATS));
+    assert_eq!(sats_from_bch_text("100e-10"), Some(1));
+    for bad in [
+        "",
+        ".",
+        "1.",
+        ".5",
+        "1e",
+        "e-8",
+        "1.2.3",
+        "+1",
+        "0x10",
+        "NaN",
+        "1e-9",
+        "2.2e7",
+        "99999999999999999999",
+        "1e2147483648",
+    ] {
+        assert_eq!(sats_from_bch_text(bad), None, "{bad:?}");
+    }
+}
+
+proptest! {
+    /// Every amount, printed as BCHN prints it (`%d.%08d`) or with an exponent, reads back
+    /// to the same satoshis.
+    #[test]
+    fn amounts_round_trip(sats in 0..=MAX_MONEY_SATS) {
+        let fixed = format!("{}.{:08}", sats / 100_000_000, sats % 100_000_000);
+        prop_assert_eq!(sats_from_bch_text(&fixed), Some(sats));
+        prop_assert_eq!(sats_from_bch_text(&format!("{sats}e-8")), Some(sats));
+    }
+}
