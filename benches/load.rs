@@ -111,6 +111,7 @@ impl Load {
 struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
+    addr: String,
 }
 
 impl Conn {
@@ -120,6 +121,7 @@ impl Conn {
         Conn {
             stream,
             buf: Vec::with_capacity(8192),
+            addr: addr.to_owned(),
         }
     }
 
@@ -177,6 +179,32 @@ struct Sample {
 }
 
 impl Sample {
+    /// Counts one answer: a success (with its latency from `since`) when it has the expected
+    /// status. A failed connection is replaced.
+    async fn record(&mut self, conn: &mut Conn, request: &[u8], expected: u16, since: Instant) {
+        match conn.call(request).await {
+            Ok(status) if status == expected => {
+                self.ok += 1;
+                self.latencies_us.push(since.elapsed().as_micros() as u64);
+            }
+            Ok(_) => self.errors += 1,
+            Err(_) => {
+                self.errors += 1;
+                *conn = Conn::open(&conn.addr).await;
+            }
+        }
+    }
+
+    /// Adds up the samples of every client task, over the time since `start`.
+    async fn gather(tasks: Vec<tokio::task::JoinHandle<Sample>>, start: Instant) -> Sample {
+        let mut total = Sample::default();
+        for t in tasks {
+            total.merge(t.await.expect("client task"));
+        }
+        total.elapsed = start.elapsed();
+        total
+    }
+
     fn merge(&mut self, other: Sample) {
         self.ok += other.ok;
         self.errors += other.errors;
@@ -223,28 +251,14 @@ async fn closed_loop(
             while Instant::now() < deadline {
                 let request = with_key(load.request(n, &host), &key);
                 n += 1;
-                let t = Instant::now();
-                match conn.call(&request).await {
-                    Ok(s) if s == load.expected_status() => {
-                        sample.ok += 1;
-                        sample.latencies_us.push(t.elapsed().as_micros() as u64);
-                    }
-                    Ok(_) => sample.errors += 1,
-                    Err(_) => {
-                        sample.errors += 1;
-                        conn = Conn::open(&addr).await;
-                    }
-                }
+                sample
+                    .record(&mut conn, &request, load.expected_status(), Instant::now())
+                    .await;
             }
             sample
         }));
     }
-    let mut total = Sample::default();
-    for t in tasks {
-        total.merge(t.await.expect("client task"));
-    }
-    total.elapsed = start.elapsed();
-    total
+    Sample::gather(tasks, start).await
 }
 
 /// Open loop at a fixed rate: latency counts from when each request was due, so a stall is
@@ -286,17 +300,14 @@ async fn open_loop(
                     due
                 };
                 let request = with_key(load.request(n, &host), &key);
-                match conn.call(&request).await {
-                    Ok(s) if s == load.expected_status() => {
-                        sample.ok += 1;
-                        sample.latencies_us.push(start.elapsed().as_micros() as u64);
-                    }
-                    Ok(_) => sample.errors += 1,
-                    Err(_) => {
-                        sample.errors += 1;
-                        conn = Conn::open(&addr).await;
-                    }
-                }
+                sample
+                    .record(
+                        &mut conn,
+                        &request,
+                        load.expected_status(),
+                        start.into_std(),
+                    )
+                    .await;
             }
             sample
         }));
@@ -306,12 +317,7 @@ async fn open_loop(
         tx.send((n, t0 + interval * n as u32)).await;
     }
     tx.close();
-    let mut total = Sample::default();
-    for t in tasks {
-        total.merge(t.await.expect("client task"));
-    }
-    total.elapsed = start.elapsed();
-    total
+    Sample::gather(tasks, start).await
 }
 
 /// A multi-consumer queue of due times, from tokio's primitives.
@@ -723,24 +729,12 @@ async fn each_once(addr: &str, requests: Arc<Vec<Vec<u8>>>, connections: usize) 
                 let Some(request) = requests.get(i) else {
                     break;
                 };
-                let t = Instant::now();
-                match conn.call(request).await {
-                    Ok(200) => {
-                        sample.ok += 1;
-                        sample.latencies_us.push(t.elapsed().as_micros() as u64);
-                    }
-                    _ => sample.errors += 1,
-                }
+                sample.record(&mut conn, request, 200, Instant::now()).await;
             }
             sample
         }));
     }
-    let mut total = Sample::default();
-    for t in tasks {
-        total.merge(t.await.expect("client task"));
-    }
-    total.elapsed = start.elapsed();
-    total
+    Sample::gather(tasks, start).await
 }
 
 /// The dev chain's own accept + broadcast of `k` payments, in this process, with no HTTP and
@@ -823,10 +817,5 @@ async fn node_baseline(db: &str, k: usize, concurrency: usize) -> Sample {
             sample
         }));
     }
-    let mut total = Sample::default();
-    for t in tasks {
-        total.merge(t.await.expect("baseline task"));
-    }
-    total.elapsed = start.elapsed();
-    total
+    Sample::gather(tasks, start).await
 }

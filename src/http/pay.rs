@@ -47,6 +47,12 @@ fn message(e: &PayError) -> String {
 }
 
 fn error_response(e: &PayError, body: impl FnOnce(&'static str, String) -> Value) -> HttpResponse {
+    if let PayError::NotFound = e {
+        // The same 404 as every invoice path, whatever the dialect.
+        return ResponseError::error_response(&ApiError::not_found(
+            "No invoice with this id exists.",
+        ));
+    }
     if let PayError::Store(store) = e {
         // Internal: logged with its cause, answered without it.
         tracing::error!(error = %store, "pay: storage failed");
@@ -86,9 +92,6 @@ pub async fn verify(
     };
     Ok(match outcome {
         Ok(()) => HttpResponse::Ok().json(json!({"valid": true})),
-        Err(PayError::NotFound) => {
-            return Err(ApiError::not_found("No invoice with this id exists."))
-        }
         Err(e) => error_response(
             &e,
             |code, msg| json!({"valid": false, "error": msg, "code": code}),
@@ -123,9 +126,6 @@ pub async fn pay(
     };
     Ok(match outcome {
         Ok(invoice) => HttpResponse::Ok().json(state.invoices.view(&invoice, now_ms())),
-        Err(PayError::NotFound) => {
-            return Err(ApiError::not_found("No invoice with this id exists."))
-        }
         Err(e) => error_response(
             &e,
             |code, msg| json!({"code": code, "detail": msg.clone(), "non_field_errors": [msg]}),

@@ -94,17 +94,7 @@ fn bad_database_urls_are_clear_errors_and_create_nothing() {
 async fn keys_are_shown_once_listed_without_secrets_and_revocable() {
     let dir = tempfile::tempdir().unwrap();
     let db = ["--data-dir", dir.path().to_str().unwrap()];
-    let out = cashier()
-        .args(["key", "create", "--label", "till 1"])
-        .args(db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let key = run_ok(&["key", "create", "--label", "till 1"], &db);
     assert!(key.starts_with("ck_") && key.len() == 67, "{key}");
 
     let list = cashier().args(["key", "list"]).args(db).output().unwrap();
@@ -116,14 +106,7 @@ async fn keys_are_shown_once_listed_without_secrets_and_revocable() {
     );
 
     // The server on that data folder accepts the key, then refuses it once revoked.
-    let mut server = cashier()
-        .args(["serve", "--listen", "127.0.0.1:0", "--log", "info"])
-        .args(db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = wait_for_listening(&mut server);
+    let (mut server, base) = serve(&db);
     let client = reqwest::Client::new();
     let body = json!({"outputs": [{"address": ADDR, "amount": 1000}]});
     let create = |key: String| {
@@ -134,16 +117,7 @@ async fn keys_are_shown_once_listed_without_secrets_and_revocable() {
             .send()
     };
     assert_eq!(create(key.clone()).await.unwrap().status(), 201);
-    let out = cashier()
-        .args(["key", "revoke", "1"])
-        .args(db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&["key", "revoke", "1"], &db);
     // Every process trusts a verified key for up to a second (auth::KEY_CACHE_TTL), so the
     // revocation is awaited by polling, not assumed at once.
     let mut wait = std::time::Duration::from_millis(20);
@@ -178,6 +152,30 @@ async fn keys_are_shown_once_listed_without_secrets_and_revocable() {
     assert!(exit.success(), "exit status after SIGTERM: {exit}");
 }
 
+/// Runs `cashier <args> <db>`, requires success, returns what it printed on stdout.
+fn run_ok(args: &[&str], db: &[&str]) -> String {
+    let out = cashier().args(args).args(db).output().unwrap();
+    assert!(
+        out.status.success(),
+        "cashier {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Starts `cashier serve` on a free port over `db`; returns the process and its base URL.
+fn serve(db: &[&str]) -> (std::process::Child, String) {
+    let mut server = cashier()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = wait_for_listening(&mut server);
+    (server, base)
+}
+
 /// Reads the server's log until it says where it listens; returns the base URL.
 fn wait_for_listening(server: &mut std::process::Child) -> String {
     let stdout = server.stdout.take().unwrap();
@@ -200,16 +198,8 @@ fn wait_for_listening(server: &mut std::process::Child) -> String {
 async fn dev_pay_pays_an_invoice_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let db = ["--data-dir", dir.path().to_str().unwrap()];
-    let out = cashier().args(["key", "create"]).args(db).output().unwrap();
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let mut server = cashier()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = wait_for_listening(&mut server);
+    let key = run_ok(&["key", "create"], &db);
+    let (mut server, base) = serve(&db);
     let client = reqwest::Client::new();
     let category = "12".repeat(32);
     for body in [

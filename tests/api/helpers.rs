@@ -170,6 +170,35 @@ impl TestApp {
         body["results"].as_array().expect("results").len()
     }
 
+    /// An open invoice for `amount` sats at ADDR whose time ran out a second ago, written
+    /// directly so no test has to wait for a clock. Returns its id.
+    pub async fn insert_expired_invoice(&self, amount: u64) -> String {
+        use cashier::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
+        let now = cashier::jpp::now_ms();
+        let invoice = Invoice {
+            id: InvoiceId::random(),
+            status: InvoiceStatus::Open,
+            outputs: vec![InvoiceOutput {
+                address: Address::parse(ADDR, Network::Regtest).unwrap(),
+                amount,
+                description: None,
+                token: None,
+            }],
+            memo: None,
+            merchant_data: None,
+            created_ms: now - 61_000,
+            expires_ms: now - 1_000,
+            fee_per_kb: 1000,
+            payment: None,
+        };
+        let id = invoice.id.to_string();
+        self.store
+            .write(move |c| cashier::store::invoices::insert(c, &invoice, None))
+            .await
+            .expect("insert");
+        id
+    }
+
     pub async fn events(&self, topic: &str) -> Vec<(i64, String, String)> {
         let topic = topic.to_owned();
         self.store

@@ -290,32 +290,7 @@ async fn cancel_is_conditional_and_writes_one_event(app: TestApp) {
 }
 
 async fn expiry_is_recorded_on_first_read(app: TestApp) {
-    use cashier::chain::{Address, Network};
-    use cashier::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
-
-    // An invoice whose time ran out a second ago, written directly so the test need not wait.
-    let now = cashier::jpp::now_ms();
-    let invoice = Invoice {
-        id: InvoiceId::random(),
-        status: InvoiceStatus::Open,
-        outputs: vec![InvoiceOutput {
-            address: Address::parse(ADDR, Network::Regtest).unwrap(),
-            amount: 1000,
-            description: None,
-            token: None,
-        }],
-        memo: None,
-        merchant_data: None,
-        created_ms: now - 61_000,
-        expires_ms: now - 1_000,
-        fee_per_kb: 1000,
-        payment: None,
-    };
-    let id = invoice.id;
-    app.store
-        .write(move |c| cashier::store::invoices::insert(c, &invoice, None))
-        .await
-        .unwrap();
+    let id = app.insert_expired_invoice(1000).await;
     let live = app.create_simple(1000).await;
 
     let list = |status: &str| {

@@ -616,7 +616,7 @@ async fn invoices_that_are_not_open_refuse_payments(app: TestApp) {
         "{refused}"
     );
     // Expired: written with its time already up.
-    let expired = expired_invoice(&app).await;
+    let expired = app.insert_expired_invoice(3000).await;
     let (_, raw) = funded_payment(
         &app,
         &json!({"outputs": [{"address": ADDR, "amount": 3000}]}),
@@ -635,34 +635,6 @@ async fn invoices_that_are_not_open_refuse_payments(app: TestApp) {
     let (status, _) = post_pay(&app, "00000000000000000000000000000000", &raw).await;
     assert_eq!(status, 404);
     assert_eq!(dev_broadcasts(&app), 1);
-}
-
-async fn expired_invoice(app: &TestApp) -> String {
-    use cashier::chain::{Address, Network};
-    use cashier::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
-    let now = cashier::jpp::now_ms();
-    let invoice = Invoice {
-        id: InvoiceId::random(),
-        status: InvoiceStatus::Open,
-        outputs: vec![InvoiceOutput {
-            address: Address::parse(ADDR, Network::Regtest).unwrap(),
-            amount: 3000,
-            description: None,
-            token: None,
-        }],
-        memo: None,
-        merchant_data: None,
-        created_ms: now - 120_000,
-        expires_ms: now - 60_000,
-        fee_per_kb: 1000,
-        payment: None,
-    };
-    let id = invoice.id.to_string();
-    app.store
-        .write(move |c| cashier::store::invoices::insert(c, &invoice, None))
-        .await
-        .unwrap();
-    id
 }
 
 async fn verify_checks_without_writing(app: TestApp) {
