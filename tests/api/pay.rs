@@ -18,6 +18,7 @@ on_both_backends!(
     invoices_that_are_not_open_refuse_payments,
     verify_checks_without_writing,
     a_claimed_payment_is_finished_after_a_restart,
+    a_broadcast_payment_is_settled_after_a_restart_without_a_second_broadcast,
     a_wallet_that_broadcast_first_is_accepted_but_an_older_transaction_is_a_replay,
 );
 
@@ -783,4 +784,47 @@ async fn a_wallet_that_broadcast_first_is_accepted_but_an_older_transaction_is_a
         .get_json(&format!("/jpp/invoices/{}/", id_of(&later)))
         .await;
     assert_eq!(now["status"], "open");
+}
+
+async fn a_broadcast_payment_is_settled_after_a_restart_without_a_second_broadcast(app: TestApp) {
+    let invoice = create(
+        &app,
+        json!({"outputs": [{"address": ADDR, "amount": 6000}]}),
+    )
+    .await;
+    let id = id_of(&invoice);
+    let (_, raw) = funded_payment(&app, &invoice).await;
+    let txid = txid_of(&raw);
+    // What a server killed after its broadcast but before its commit leaves behind: the claim
+    // recorded, and the transaction on the network.
+    let claim = cashier::store::payments::Claim {
+        invoice: id.parse().unwrap(),
+        txid,
+        raw_tx: raw.clone(),
+        memo: Some("from the wallet".into()),
+        refund_to: None,
+        arrival_ms: cashier::jpp::now_ms(),
+    };
+    assert!(app
+        .store
+        .write(move |c| cashier::store::payments::claim(c, &claim, cashier::jpp::now_ms()))
+        .await
+        .unwrap());
+    assert_eq!(
+        app.payments.node().broadcast(&raw).await.unwrap(),
+        cashier::chain::node::Broadcast::Accepted
+    );
+
+    let app = app.restart().await;
+    let (_, after) = app.get_json(&format!("/jpp/invoices/{id}/")).await;
+    assert_eq!(after["status"], "paid", "{after}");
+    assert_eq!(after["payment"]["memo"], "from the wallet");
+    // The node already had it: settled from its status, not broadcast again.
+    assert_eq!(dev_broadcasts(&app), 0);
+    let events = app.events(&format!("invoice:{id}")).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(&events[0].2).unwrap()["memo"],
+        "from the wallet"
+    );
 }
