@@ -6,7 +6,9 @@ use cashier::chain::{Address, Network};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     for network in Network::ALL {
         if let Ok(address) = Address::parse(text, network) {
             for token_aware in [false, true] {
