@@ -7,9 +7,9 @@
 //! signatures with SIGHASH_FORKID), answers in BCHN's words, and mines on demand. A faucet
 //! creates coins from nothing, as a miner would.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bitcoin::secp256k1::{All, Secp256k1};
 
@@ -25,6 +25,8 @@ use crate::store::{dev_chain, Store, StoreError};
 pub const RELAY_FEE_PER_KB: u64 = 1000;
 /// BCHN refuses fees above this by default (`maxtxfee`, 0.1 BCH): it protects the payer.
 pub const ABSURD_FEE: u64 = 10_000_000;
+/// Most transactions remembered as verified.
+const VERIFIED_CACHE_MAX: usize = 100_000;
 /// Most one faucet call hands out: 1000 BCH.
 pub const FAUCET_MAX: u64 = 100_000_000_000;
 
@@ -34,6 +36,10 @@ pub struct DevChain {
     secp: Arc<Secp256k1<All>>,
     /// `sendrawtransaction` calls answered, for tests and metrics.
     broadcasts: Arc<AtomicU64>,
+    /// Transactions whose signatures already verified. Like BCHN's script cache: a coin never
+    /// changes once created and a txid commits to everything signed, so one check is enough
+    /// (the acceptance check before a broadcast and the broadcast itself share it).
+    verified: Arc<Mutex<HashSet<Txid>>>,
 }
 
 impl std::fmt::Debug for DevChain {
@@ -82,6 +88,7 @@ impl DevChain {
             store,
             secp: Arc::new(Secp256k1::new()),
             broadcasts: Arc::default(),
+            verified: Arc::default(),
         }
     }
 
@@ -232,6 +239,23 @@ impl DevChain {
         })
     }
 
+    fn already_verified(&self, txid: Txid) -> bool {
+        self.verified
+            .lock()
+            .map(|v| v.contains(&txid))
+            .unwrap_or(false)
+    }
+
+    fn remember_verified(&self, txid: Txid) {
+        if let Ok(mut v) = self.verified.lock() {
+            // Bounded: forgetting only costs a second check.
+            if v.len() >= VERIFIED_CACHE_MAX {
+                v.clear();
+            }
+            v.insert(txid);
+        }
+    }
+
     /// Everything BCHN's `testmempoolaccept` would check for a payment.
     async fn check(&self, raw: &[u8]) -> Result<Checked, NodeError> {
         let tx = match Tx::decode(raw) {
@@ -305,13 +329,16 @@ impl DevChain {
         if let Err(reason) = tokens_conserved(&tx, &spent) {
             return Ok(reject(RejectKind::Invalid, reason));
         }
-        for index in 0..tx.inputs.len() {
-            if let Err(e) = verify_p2pkh(&self.secp, &tx, index, &spent) {
-                return Ok(reject(
-                    RejectKind::Invalid,
-                    format!("mandatory-script-verify-flag-failed ({e})"),
-                ));
+        if !self.already_verified(txid) {
+            for index in 0..tx.inputs.len() {
+                if let Err(e) = verify_p2pkh(&self.secp, &tx, index, &spent) {
+                    return Ok(reject(
+                        RejectKind::Invalid,
+                        format!("mandatory-script-verify-flag-failed ({e})"),
+                    ));
+                }
             }
+            self.remember_verified(txid);
         }
         Ok(Checked::New(tx))
     }
