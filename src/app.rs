@@ -9,7 +9,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::chain::bchn::BchnClient;
 use crate::chain::dev::DevChain;
-use crate::chain::node::Node;
+use crate::chain::node::NodeClient;
 use crate::chain::Network;
 use crate::config::{NodeKind, Settings};
 use crate::http::{routes, AppState};
@@ -157,7 +157,10 @@ impl Application {
 }
 
 /// The node from the settings, and the network invoices are on.
-async fn connect_node(settings: &Settings, store: &Store) -> Result<(Node, Network), StartError> {
+async fn connect_node(
+    settings: &Settings,
+    store: &Store,
+) -> Result<(NodeClient, Network), StartError> {
     match settings.node {
         NodeKind::Dev => {
             if settings.node_url.is_some() {
@@ -172,7 +175,7 @@ async fn connect_node(settings: &Settings, store: &Store) -> Result<(Node, Netwo
                 )));
             }
             tracing::warn!("BCH node: the built-in dev chain (regtest). No real money: coins come from POST /dev/faucet");
-            Ok((Node::Dev(DevChain::new(store.clone())), network))
+            Ok((NodeClient::Dev(DevChain::new(store.clone())), network))
         }
         NodeKind::Bchn => {
             let url = settings.node_url.as_deref().ok_or_else(|| {
@@ -206,7 +209,7 @@ async fn connect_node(settings: &Settings, store: &Store) -> Result<(Node, Netwo
                 }
             };
             tracing::info!(node = %client.endpoint(), %network, "BCH node: BCHN");
-            Ok((Node::Bchn(client), network))
+            Ok((NodeClient::Bchn(client), network))
         }
     }
 }

@@ -2,7 +2,9 @@
 //! (`reference/anchors.md` §2.1): the coins a transaction spends, the node's acceptance check,
 //! broadcast, and a transaction's status.
 
-use super::{Network, Output};
+use std::future::Future;
+
+use super::{Network, OutPoint, Output, Txid};
 
 /// An unspent coin as the node sees it (`gettxout` with the mempool included).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,52 +86,90 @@ pub fn network_of_chain(chain: &str) -> Option<Network> {
     }
 }
 
-/// The node Cashier talks to: the built-in dev chain or a real BCHN. An enum, not a trait
-/// object: the set is ours, and each call stays a plain async fn.
+/// What paying needs from a BCH node. The dev chain and the BCHN client implement it; the
+/// server holds a [`NodeClient`], which is one of them.
+pub trait Node: Send + Sync {
+    /// The unspent coin behind each outpoint (`None`: unknown or spent), mempool included.
+    fn coins(
+        &self,
+        outpoints: &[OutPoint],
+    ) -> impl Future<Output = Result<Vec<Option<Coin>>, NodeError>> + Send;
+    /// The node's own acceptance check (`testmempoolaccept`).
+    fn test_accept(&self, raw: &[u8])
+        -> impl Future<Output = Result<Acceptance, NodeError>> + Send;
+    /// `sendrawtransaction`.
+    fn broadcast(&self, raw: &[u8]) -> impl Future<Output = Result<Broadcast, NodeError>> + Send;
+    /// What the node knows of a transaction.
+    fn tx_status(&self, txid: Txid) -> impl Future<Output = Result<TxStatus, NodeError>> + Send;
+}
+
+/// Forwards each call of [`Node`] to the inherent method of the same name.
+macro_rules! node_by_inherent_methods {
+    ($type:ty) => {
+        impl Node for $type {
+            async fn coins(&self, outpoints: &[OutPoint]) -> Result<Vec<Option<Coin>>, NodeError> {
+                <$type>::coins(self, outpoints).await
+            }
+            async fn test_accept(&self, raw: &[u8]) -> Result<Acceptance, NodeError> {
+                <$type>::test_accept(self, raw).await
+            }
+            async fn broadcast(&self, raw: &[u8]) -> Result<Broadcast, NodeError> {
+                <$type>::broadcast(self, raw).await
+            }
+            async fn tx_status(&self, txid: Txid) -> Result<TxStatus, NodeError> {
+                <$type>::tx_status(self, txid).await
+            }
+        }
+    };
+}
+
+node_by_inherent_methods!(super::dev::DevChain);
+node_by_inherent_methods!(super::bchn::BchnClient);
+
+/// The node Cashier talks to: the built-in dev chain or a real BCHN. An enum over the two
+/// (the set is ours), so calls stay static and need no boxing.
 #[derive(Debug, Clone)]
-pub enum Node {
+pub enum NodeClient {
     Dev(super::dev::DevChain),
     Bchn(super::bchn::BchnClient),
 }
 
-impl Node {
-    /// The unspent coin behind each outpoint (`None`: unknown or spent).
-    pub async fn coins(
-        &self,
-        outpoints: &[super::OutPoint],
-    ) -> Result<Vec<Option<Coin>>, NodeError> {
+impl Node for NodeClient {
+    async fn coins(&self, outpoints: &[OutPoint]) -> Result<Vec<Option<Coin>>, NodeError> {
         match self {
-            Node::Dev(d) => d.coins(outpoints).await,
-            Node::Bchn(b) => b.coins(outpoints).await,
+            NodeClient::Dev(d) => d.coins(outpoints).await,
+            NodeClient::Bchn(b) => b.coins(outpoints).await,
         }
     }
 
-    pub async fn test_accept(&self, raw: &[u8]) -> Result<Acceptance, NodeError> {
+    async fn test_accept(&self, raw: &[u8]) -> Result<Acceptance, NodeError> {
         match self {
-            Node::Dev(d) => d.test_accept(raw).await,
-            Node::Bchn(b) => b.test_accept(raw).await,
+            NodeClient::Dev(d) => d.test_accept(raw).await,
+            NodeClient::Bchn(b) => b.test_accept(raw).await,
         }
     }
 
-    pub async fn broadcast(&self, raw: &[u8]) -> Result<Broadcast, NodeError> {
+    async fn broadcast(&self, raw: &[u8]) -> Result<Broadcast, NodeError> {
         match self {
-            Node::Dev(d) => d.broadcast(raw).await,
-            Node::Bchn(b) => b.broadcast(raw).await,
+            NodeClient::Dev(d) => d.broadcast(raw).await,
+            NodeClient::Bchn(b) => b.broadcast(raw).await,
         }
     }
 
-    pub async fn tx_status(&self, txid: super::Txid) -> Result<TxStatus, NodeError> {
+    async fn tx_status(&self, txid: Txid) -> Result<TxStatus, NodeError> {
         match self {
-            Node::Dev(d) => d.tx_status(txid).await,
-            Node::Bchn(b) => b.tx_status(txid).await,
+            NodeClient::Dev(d) => d.tx_status(txid).await,
+            NodeClient::Bchn(b) => b.tx_status(txid).await,
         }
     }
+}
 
+impl NodeClient {
     /// The dev chain, when that is the node.
     pub fn dev(&self) -> Option<&super::dev::DevChain> {
         match self {
-            Node::Dev(d) => Some(d),
-            Node::Bchn(_) => None,
+            NodeClient::Dev(d) => Some(d),
+            NodeClient::Bchn(_) => None,
         }
     }
 }

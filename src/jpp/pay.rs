@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 
 use super::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus, InvoiceView};
-use crate::chain::node::{Acceptance, Broadcast, Node, NodeError, RejectKind, Rejection, TxStatus};
+use crate::chain::node::{
+    Acceptance, Broadcast, Node, NodeClient, NodeError, RejectKind, Rejection, TxStatus,
+};
 use crate::chain::{txid_of, Address, Network, Tx, TxError, Txid};
 use crate::store::payments::{self, Claim, BROADCAST};
 use crate::store::{self, NewEvent, Store, StoreError};
@@ -101,7 +103,7 @@ impl Submission {
 #[derive(Clone)]
 pub struct Payments {
     store: Store,
-    node: Node,
+    node: NodeClient,
     network: Network,
     public_url: String,
     /// One request at a time per txid in this process: a wallet retrying the same
@@ -119,7 +121,7 @@ impl std::fmt::Debug for Payments {
 }
 
 impl Payments {
-    pub fn new(store: Store, node: Node, network: Network, public_url: String) -> Payments {
+    pub fn new(store: Store, node: NodeClient, network: Network, public_url: String) -> Payments {
         Payments {
             network,
             store,
@@ -129,7 +131,7 @@ impl Payments {
         }
     }
 
-    pub fn node(&self) -> &Node {
+    pub fn node(&self) -> &NodeClient {
         &self.node
     }
 

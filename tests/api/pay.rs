@@ -4,6 +4,7 @@
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
+use cashier::chain::node::Node;
 use cashier::chain::{txid_of, OutPoint, Output, Txid};
 
 use crate::helpers::{invoice_outputs, TestApp, TestWallet, ADDR, ADDR_TOKEN};
