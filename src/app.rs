@@ -2,6 +2,7 @@
 //! Tests build it on port 0 and talk to it over real sockets.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{NormalizePath, TrailingSlash};
@@ -15,6 +16,7 @@ use crate::config::{NodeKind, Settings};
 use crate::http::{routes, AppState};
 use crate::jpp::pay::Payments;
 use crate::jpp::Invoices;
+use crate::notify::{Dispatcher, Hub};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +40,13 @@ pub struct Application {
     public_url: String,
     store: Store,
     payments: Payments,
+    dispatcher: Dispatcher,
+    invoices: Invoices,
     reconcile_every: std::time::Duration,
 }
+
+/// How often open invoices past their time are recorded as expired (and their sockets told).
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Application {
     /// Opens the database (running migrations) and binds the listener; the server runs once
@@ -66,7 +73,14 @@ impl Application {
             .clone()
             .unwrap_or_else(|| format!("http://{local}"));
 
-        let payments = Payments::new(store.clone(), node, network, public_url.clone());
+        let dispatcher = Dispatcher::new(store.clone(), Arc::new(Hub::default()));
+        let payments = Payments::new(
+            store.clone(),
+            dispatcher.clone(),
+            node,
+            network,
+            public_url.clone(),
+        );
         // A crash or an unknown broadcast outcome may have left payments claimed but not
         // settled: finish them before taking new ones.
         let settled = payments
@@ -76,15 +90,18 @@ impl Application {
         if settled > 0 {
             tracing::info!(settled, "payments left in flight were settled");
         }
+        let invoices = Invoices::new(
+            store.clone(),
+            dispatcher.clone(),
+            network,
+            public_url.clone(),
+            settings.default_expires_in,
+        );
         let state = web::Data::new(AppState {
             payments: payments.clone(),
             store: store.clone(),
-            invoices: Invoices::new(
-                store.clone(),
-                network,
-                public_url.clone(),
-                settings.default_expires_in,
-            ),
+            dispatcher: dispatcher.clone(),
+            invoices: invoices.clone(),
             public_invoices: settings.public_invoices,
             keys: Default::default(),
         });
@@ -113,6 +130,8 @@ impl Application {
             public_url,
             store,
             payments,
+            dispatcher,
+            invoices,
             reconcile_every: std::time::Duration::from_secs(settings.reconcile_every),
         })
     }
@@ -150,8 +169,21 @@ impl Application {
                 }
             }
         });
+        let dispatcher = tokio::spawn(self.dispatcher.clone().run());
+        let invoices = self.invoices.clone();
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tick.tick().await;
+                if let Err(e) = invoices.sweep_expired().await {
+                    tracing::warn!(error = %e, "expiry sweep failed");
+                }
+            }
+        });
         let result = self.server.await;
         reconciler.abort();
+        dispatcher.abort();
+        sweeper.abort();
         result
     }
 }

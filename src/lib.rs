@@ -24,4 +24,5 @@ pub mod config;
 pub mod dev_pay;
 pub mod http;
 pub mod jpp;
+pub mod notify;
 pub mod store;

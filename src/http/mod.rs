@@ -8,6 +8,7 @@ mod error;
 mod health;
 mod invoices;
 mod pay;
+mod ws;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use crate::auth::KeyCache;
 use crate::jpp::pay::Payments;
 use crate::jpp::Invoices;
+use crate::notify::Dispatcher;
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -27,6 +29,7 @@ pub struct AppState {
     pub store: Store,
     pub invoices: Invoices,
     pub payments: Payments,
+    pub dispatcher: Dispatcher,
     pub public_invoices: bool,
     /// Merchant keys verified in the last second.
     pub keys: Arc<KeyCache>,
@@ -50,6 +53,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
     }
     cfg.service(at("/i/{id}").get(invoices::read));
+    // The checkout page's socket (read-only).
+    cfg.service(at("/ws/jpp/invoice/{id}").get(ws::invoice));
+    cfg.service(at("/api/ws/jpp/invoice/{id}").get(ws::invoice));
     // The dev chain's faucet and miner (404 unless the node is the dev chain).
     cfg.service(at("/dev/faucet").post(dev::faucet));
     cfg.service(at("/dev/mine").post(dev::mine));

@@ -16,6 +16,7 @@ use crate::chain::node::{
     Acceptance, Broadcast, Node, NodeClient, NodeError, RejectKind, Rejection, TxStatus,
 };
 use crate::chain::{txid_of, Address, Network, Tx, TxError, Txid};
+use crate::notify::Dispatcher;
 use crate::store::payments::{self, Claim, BROADCAST};
 use crate::store::{self, NewEvent, Store, StoreError};
 
@@ -103,6 +104,7 @@ impl Submission {
 #[derive(Clone)]
 pub struct Payments {
     store: Store,
+    dispatcher: Dispatcher,
     node: NodeClient,
     network: Network,
     public_url: String,
@@ -121,8 +123,15 @@ impl std::fmt::Debug for Payments {
 }
 
 impl Payments {
-    pub fn new(store: Store, node: NodeClient, network: Network, public_url: String) -> Payments {
+    pub fn new(
+        store: Store,
+        dispatcher: Dispatcher,
+        node: NodeClient,
+        network: Network,
+        public_url: String,
+    ) -> Payments {
         Payments {
+            dispatcher,
             network,
             store,
             node,
@@ -385,10 +394,13 @@ impl Payments {
         let (network, public_url) = (self.network, self.public_url.clone());
         let now = super::now_ms();
         let event = move |inv: &Invoice| payment_received(inv, network, &public_url, now);
-        self.store
+        let invoice = self
+            .store
             .write(move |c| payments::settle(c, id, txid, now, &event))
             .await?
-            .ok_or(PayError::NotFound)
+            .ok_or(PayError::NotFound)?;
+        self.dispatcher.wake();
+        Ok(invoice)
     }
 
     async fn release(&self, id: InvoiceId, txid: Txid) -> Result<(), PayError> {

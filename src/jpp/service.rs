@@ -7,6 +7,7 @@ use super::{
     parse_create_request, CreateLimits, FieldError, Invoice, InvoiceId, InvoiceStatus, InvoiceView,
 };
 use crate::chain::Network;
+use crate::notify::Dispatcher;
 use crate::store::{self, InvoicePage, ListFilter, NewEvent, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,7 @@ pub enum InvoiceError {
 #[derive(Debug, Clone)]
 pub struct Invoices {
     store: Store,
+    dispatcher: Dispatcher,
     network: Network,
     public_url: String,
     limits: CreateLimits,
@@ -33,12 +35,14 @@ pub struct Invoices {
 impl Invoices {
     pub fn new(
         store: Store,
+        dispatcher: Dispatcher,
         network: Network,
         public_url: String,
         default_expires_in_secs: u32,
     ) -> Self {
         Invoices {
             store,
+            dispatcher,
             network,
             public_url,
             limits: CreateLimits {
@@ -47,6 +51,14 @@ impl Invoices {
                 default_fee_per_kb: 1000,
             },
         }
+    }
+
+    pub fn network(&self) -> Network {
+        self.network
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// The rules create requests are checked by.
@@ -100,6 +112,23 @@ impl Invoices {
             .await?)
     }
 
+    /// Records every open invoice whose time is up as expired, each with its event (once, even
+    /// with several processes sweeping: the UPDATE is conditional). Returns how many moved.
+    pub async fn sweep_expired(&self) -> Result<usize, InvoiceError> {
+        let now = now_ms();
+        let overdue = self
+            .store
+            .read(move |c| store::invoices::overdue(c, now, 500))
+            .await?;
+        let mut moved = 0;
+        for id in overdue {
+            if let (_, true) = self.transition(id, InvoiceStatus::Expired, now).await? {
+                moved += 1;
+            }
+        }
+        Ok(moved)
+    }
+
     /// Cancels an open invoice; cancelling a cancelled one again is a no-op.
     pub async fn cancel(&self, id: InvoiceId) -> Result<Invoice, InvoiceError> {
         let (invoice, _) = self
@@ -132,10 +161,14 @@ impl Invoices {
                 }),
             }
         };
-        self.store
+        let result = self
+            .store
             .write(move |c| store::invoices::transition(c, id, to, now, &event))
-            .await?
-            .ok_or(InvoiceError::NotFound)
+            .await?;
+        if matches!(result, Some((_, true))) {
+            self.dispatcher.wake();
+        }
+        result.ok_or(InvoiceError::NotFound)
     }
 }
 

@@ -36,3 +36,39 @@ pub fn for_topic(conn: &mut Conn, topic: &str) -> Result<Vec<(i64, String, Strin
         .select((events::id, events::kind, events::payload))
         .load(conn)?)
 }
+
+/// The newest event id (0 when there is none).
+pub fn newest_id(conn: &mut Conn) -> Result<i64, StoreError> {
+    let id: Option<i64> = events::table
+        .select(diesel::dsl::max(events::id))
+        .first(conn)?;
+    Ok(id.unwrap_or(0))
+}
+
+/// Events with an id above `after`, oldest first: `(id, topic, payload)`.
+pub fn after(
+    conn: &mut Conn,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String, String)>, StoreError> {
+    Ok(events::table
+        .filter(events::id.gt(after))
+        .order(events::id)
+        .limit(limit)
+        .select((events::id, events::topic, events::payload))
+        .load(conn)?)
+}
+
+/// Events of one topic with an id above `after`, oldest first: `(id, kind, payload)`.
+pub fn for_topic_after(
+    conn: &mut Conn,
+    topic: &str,
+    after: i64,
+) -> Result<Vec<(i64, String, String)>, StoreError> {
+    Ok(events::table
+        .filter(events::topic.eq(topic))
+        .filter(events::id.gt(after))
+        .order(events::id)
+        .select((events::id, events::kind, events::payload))
+        .load(conn)?)
+}

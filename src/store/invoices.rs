@@ -255,3 +255,20 @@ fn to_output(o: StoredOutput) -> Result<InvoiceOutput, String> {
 fn to_i64(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("{v} does not fit a BIGINT")))
 }
+
+/// Open invoices whose time is up, oldest first: what the expiry sweeper records.
+pub fn overdue(conn: &mut Conn, now_ms: i64, limit: i64) -> Result<Vec<InvoiceId>, StoreError> {
+    let ids: Vec<String> = invoices::table
+        .filter(invoices::status.eq(InvoiceStatus::Open.as_str()))
+        .filter(invoices::expires_ms.le(now_ms))
+        .order(invoices::expires_ms)
+        .limit(limit)
+        .select(invoices::id)
+        .load(conn)?;
+    ids.iter()
+        .map(|id| {
+            id.parse()
+                .map_err(|_| StoreError::Corrupt(format!("invoice id {id:?}")))
+        })
+        .collect()
+}

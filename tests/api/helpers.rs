@@ -173,6 +173,12 @@ impl TestApp {
     /// An open invoice for `amount` sats at ADDR whose time ran out a second ago, written
     /// directly so no test has to wait for a clock. Returns its id.
     pub async fn insert_expired_invoice(&self, amount: u64) -> String {
+        self.insert_invoice_expiring_in(amount, -1_000).await
+    }
+
+    /// An open invoice for `amount` sats at ADDR that expires `ms` from now (negative: ago),
+    /// below the create API's 60-second floor. Returns its id.
+    pub async fn insert_invoice_expiring_in(&self, amount: u64, ms: i64) -> String {
         use cashier::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
         let now = cashier::jpp::now_ms();
         let invoice = Invoice {
@@ -187,7 +193,7 @@ impl TestApp {
             memo: None,
             merchant_data: None,
             created_ms: now - 61_000,
-            expires_ms: now - 1_000,
+            expires_ms: now + ms,
             fee_per_kb: 1000,
             payment: None,
         };

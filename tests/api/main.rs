@@ -7,3 +7,4 @@ mod cli;
 mod invoices;
 mod pay;
 mod store;
+mod ws;

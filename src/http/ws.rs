@@ -1,0 +1,193 @@
+//! `/ws/jpp/invoice/{id}/`: the read-only socket a checkout page watches.
+//!
+//! On connect it sends what the page missed (the invoice's terminal event, or every event after
+//! `?since=<event_id>`, or a snapshot with `?snapshot=1`), then every new event of the invoice.
+//! What the client sends is never relayed or acted on; pings are answered; a client that falls
+//! too far behind is closed (1013) so it never slows the others.
+
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{CloseCode, CloseReason, Message, Session};
+use bytestring::ByteString;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::AppState;
+use crate::jpp::{now_ms, InvoiceId, InvoiceStatus, InvoiceView};
+use crate::notify::message;
+use crate::store::events;
+
+/// Largest frame a client may send; anything bigger closes the socket.
+const MAX_INBOUND_FRAME: usize = 4 * 1024;
+/// The server pings this often...
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// ...and closes a peer silent for this long.
+const SILENT_PEER: Duration = Duration::from_secs(50);
+
+#[derive(Debug, Default)]
+struct Options {
+    since: Option<i64>,
+    snapshot: bool,
+}
+
+fn options(query: &str) -> Options {
+    let mut o = Options::default();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("since", v)) => o.since = v.parse().ok().filter(|n: &i64| *n >= 0),
+            Some(("snapshot", v)) => o.snapshot = matches!(v, "1" | "true"),
+            _ => {}
+        }
+    }
+    o
+}
+
+pub async fn invoice(
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream.max_frame_size(MAX_INBOUND_FRAME);
+    let invoice = match id.parse::<InvoiceId>() {
+        Ok(id) => state.invoices.get(id).await.ok(),
+        Err(()) => None,
+    };
+    let Some(invoice) = invoice else {
+        // Unknown and malformed ids get the same answer: nothing tells which.
+        actix_web::rt::spawn(close(session, CloseCode::Policy, "unknown invoice"));
+        return Ok(response);
+    };
+    let topic = format!("invoice:{}", invoice.id);
+    // Subscribe before reading the catch-up, so nothing falls between the two.
+    let live = state.dispatcher.hub().subscribe(&topic);
+
+    let o = options(req.query_string());
+    let mut first = Vec::new();
+    if o.snapshot {
+        let view = InvoiceView::new(
+            &invoice,
+            state.invoices.network(),
+            state.invoices.public_url(),
+            now_ms(),
+        );
+        first.push(ByteString::from(
+            json!({"type": "invoice_state", "invoice": view.public()}).to_string(),
+        ));
+    }
+    let terminal = matches!(
+        invoice.status_at(now_ms()),
+        InvoiceStatus::Paid
+            | InvoiceStatus::Confirmed
+            | InvoiceStatus::Invalid
+            | InvoiceStatus::Expired
+            | InvoiceStatus::Cancelled
+    );
+    let mut caught_up_to = 0;
+    if o.since.is_some() || terminal {
+        let (since, topic) = (o.since.unwrap_or(0), topic.clone());
+        let past = state
+            .store
+            .read(move |c| events::for_topic_after(c, &topic, since))
+            .await
+            .unwrap_or_default();
+        // Without `since`, only the latest (terminal) event: the page needs the outcome.
+        let wanted = if o.since.is_some() {
+            &past[..]
+        } else {
+            &past[past.len().saturating_sub(1)..]
+        };
+        for (event_id, _, payload) in wanted {
+            caught_up_to = caught_up_to.max(*event_id);
+            first.extend(message(*event_id, payload));
+        }
+    }
+    actix_web::rt::spawn(serve(session, stream, live, first, caught_up_to));
+    Ok(response)
+}
+
+/// The socket's life: catch-up first, then events, pings, and nothing the client says.
+async fn serve(
+    mut session: Session,
+    mut stream: actix_ws::MessageStream,
+    mut live: tokio::sync::broadcast::Receiver<ByteString>,
+    first: Vec<ByteString>,
+    mut caught_up_to: i64,
+) {
+    for m in first {
+        if session.text(m).await.is_err() {
+            return;
+        }
+    }
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut heard = Instant::now();
+    loop {
+        tokio::select! {
+            inbound = stream.recv() => match inbound {
+                Some(Ok(Message::Ping(bytes))) => {
+                    heard = Instant::now();
+                    if session.pong(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None => {
+                    let _ = session.close(None).await;
+                    return;
+                }
+                // Text, binary, pongs: proof of life, never relayed or acted on.
+                Some(Ok(_)) => heard = Instant::now(),
+                Some(Err(_)) => {
+                    close(session, CloseCode::Size, "frames are limited to 4 KiB").await;
+                    return;
+                }
+            },
+            event = live.recv() => match event {
+                Ok(bytes) => {
+                    if caught_up_to > 0 {
+                        // Already sent during the catch-up?
+                        if event_id(&bytes).is_some_and(|id| id <= caught_up_to) {
+                            continue;
+                        }
+                        caught_up_to = 0;
+                    }
+                    if session.text(bytes).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    close(session, CloseCode::Again, "too slow: reconnect with ?since=<last event_id>").await;
+                    return;
+                }
+                Err(RecvError::Closed) => return,
+            },
+            _ = ping.tick() => {
+                if heard.elapsed() > SILENT_PEER {
+                    close(session, CloseCode::Away, "no answer to pings").await;
+                    return;
+                }
+                if session.ping(b"").await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn event_id(bytes: &str) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        event_id: i64,
+    }
+    serde_json::from_str::<Id>(bytes).ok().map(|i| i.event_id)
+}
+
+async fn close(session: Session, code: CloseCode, why: &str) {
+    let _ = session
+        .close(Some(CloseReason {
+            code,
+            description: Some(why.to_owned()),
+        }))
+        .await;
+}

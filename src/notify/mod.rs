@@ -1,0 +1,146 @@
+//! The notification core: events leave the `events` outbox only after the transaction that
+//! wrote them committed, and reach every socket subscribed to their topic.
+//!
+//! The [`Dispatcher`] reads new events by id, after a writer wakes it and on a short timer
+//! (which also picks up events other processes committed). Each event is serialised once,
+//! with its `event_id`, and the same bytes go to every subscriber. A subscriber is a bounded
+//! broadcast receiver: one that falls behind is told so (and its socket closed) without slowing
+//! anyone else.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytestring::ByteString;
+use tokio::sync::{broadcast, Notify};
+
+use crate::store::{events, Store};
+
+/// Messages a subscriber may have queued before it counts as too slow.
+pub const SUBSCRIBER_QUEUE: usize = 64;
+/// How often the dispatcher looks for events without being woken (other processes' events).
+const POLL_EVERY: Duration = Duration::from_millis(500);
+/// Ids below the newest delivered one that are looked at again: on PostgreSQL a transaction
+/// holding a lower id can commit after one holding a higher id.
+const LOOKBACK: i64 = 256;
+/// Most events read per pass.
+const BATCH: i64 = 500;
+
+/// Topics and their subscribers, in this process.
+#[derive(Debug, Default)]
+pub struct Hub {
+    topics: Mutex<HashMap<String, broadcast::Sender<ByteString>>>,
+}
+
+impl Hub {
+    /// Subscribes to `topic`; messages published from now on arrive on the receiver.
+    pub fn subscribe(&self, topic: &str) -> broadcast::Receiver<ByteString> {
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics
+            .entry(topic.to_owned())
+            .or_insert_with(|| broadcast::channel(SUBSCRIBER_QUEUE).0)
+            .subscribe()
+    }
+
+    /// Hands `message` to every subscriber of `topic` (none: nothing happens).
+    pub fn publish(&self, topic: &str, message: ByteString) {
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sender) = topics.get(topic) {
+            if sender.send(message).is_err() {
+                // Nobody listens any more.
+                topics.remove(topic);
+            }
+        }
+    }
+}
+
+/// An event as subscribers receive it: its payload with `event_id` added.
+pub fn message(event_id: i64, payload: &str) -> Option<ByteString> {
+    let mut value: serde_json::Value = serde_json::from_str(payload).ok()?;
+    value
+        .as_object_mut()?
+        .insert("event_id".into(), event_id.into());
+    Some(ByteString::from(value.to_string()))
+}
+
+/// Moves committed events from the outbox to the hub.
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    store: Store,
+    hub: Arc<Hub>,
+    wake: Arc<Notify>,
+}
+
+impl Dispatcher {
+    pub fn new(store: Store, hub: Arc<Hub>) -> Dispatcher {
+        Dispatcher {
+            store,
+            hub,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Call after committing an event: the dispatcher reads it at once.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Delivers events committed from now on, until the task is dropped.
+    pub async fn run(self) {
+        let mut newest = match self.store.read(events::newest_id).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "dispatcher: cannot read the outbox; events will not be delivered");
+                return;
+            }
+        };
+        // What was committed before start is not news: sockets catch up on their own.
+        let from = newest - LOOKBACK;
+        let mut delivered: BTreeSet<i64> = match self
+            .store
+            .read(move |c| events::after(c, from, LOOKBACK))
+            .await
+        {
+            Ok(rows) => rows.into_iter().map(|(id, _, _)| id).collect(),
+            Err(_) => BTreeSet::new(),
+        };
+        loop {
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(POLL_EVERY) => {}
+            }
+            let from = newest - LOOKBACK;
+            let rows = match self
+                .store
+                .read(move |c| events::after(c, from, BATCH))
+                .await
+            {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dispatcher: reading the outbox failed; retrying");
+                    continue;
+                }
+            };
+            let full = rows.len() as i64 == BATCH;
+            for (id, topic, payload) in rows {
+                if !delivered.insert(id) {
+                    continue;
+                }
+                newest = newest.max(id);
+                match message(id, &payload) {
+                    Some(bytes) => self.hub.publish(&topic, bytes),
+                    None => tracing::error!(id, "dispatcher: event payload is not a JSON object"),
+                }
+            }
+            delivered = delivered.split_off(&(newest - LOOKBACK));
+            if full {
+                // More are waiting: go again without waiting for a wake-up.
+                self.wake.notify_one();
+            }
+        }
+    }
+}

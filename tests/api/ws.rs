@@ -1,0 +1,212 @@
+//! The invoice socket: live events after commit, catch-up for late subscribers, replay by
+//! event id, and nothing a client sends ever reaches another client.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+use cashier::chain::txid_of;
+
+use crate::helpers::{invoice_outputs, TestApp, TestWallet};
+use crate::on_both_backends;
+
+on_both_backends!(
+    a_payment_reaches_the_socket,
+    a_late_subscriber_hears_the_outcome_at_once,
+    since_replays_exactly_the_events_after_it,
+    a_snapshot_comes_first_when_asked,
+    unknown_invoices_are_refused,
+    a_client_frame_is_never_relayed,
+    an_open_socket_hears_the_expiry,
+);
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestApp, path: &str) -> Socket {
+    let url = format!("{}{path}", app.base.replacen("http://", "ws://", 1));
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("socket")
+        .0
+}
+
+/// The next text message (pings are answered by the client library).
+async fn next_text(socket: &mut Socket) -> Value {
+    loop {
+        match socket.next().await.expect("a message").expect("a frame") {
+            Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// Every text message until the server answers our close: what it sent before.
+async fn rest(mut socket: Socket) -> Vec<Value> {
+    socket.send(Message::Close(None)).await.expect("close");
+    let mut texts = Vec::new();
+    while let Some(Ok(frame)) = socket.next().await {
+        match frame {
+            Message::Text(text) => texts.push(serde_json::from_str(&text).expect("JSON")),
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    texts
+}
+
+/// An invoice and the transaction that pays it.
+async fn invoice_and_payment(app: &TestApp) -> (String, Vec<u8>) {
+    let invoice = app.create_simple(4000).await;
+    let wallet = TestWallet::new();
+    let coin = wallet.fund(app, 20_000, None).await;
+    let raw = wallet.pay(&[coin], invoice_outputs(&invoice));
+    (invoice["payment_id"].as_str().unwrap().to_owned(), raw)
+}
+
+async fn pay(app: &TestApp, id: &str, raw: &[u8]) {
+    let r = app
+        .client
+        .post(app.url(&format!("/jpp/invoices/{id}/pay/")))
+        .json(&json!({"raw_tx_hex": hex::encode(raw)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+async fn a_payment_reaches_the_socket(app: TestApp) {
+    let (id, raw) = invoice_and_payment(&app).await;
+    let mut socket = connect(&app, &format!("/ws/jpp/invoice/{id}/")).await;
+    pay(&app, &id, &raw).await;
+    let event = next_text(&mut socket).await;
+    assert_eq!(event["type"], "payment_received");
+    assert_eq!(event["txid"], txid_of(&raw).to_hex());
+    assert!(event["event_id"].as_i64().unwrap() > 0);
+    assert_eq!(event["invoice"]["payment_id"], id.as_str());
+    assert_eq!(event["invoice"]["status"], "paid");
+    assert_eq!(
+        event["invoice"]["payment_url"],
+        format!("{}/api/jpp/invoices/{id}/", app.base)
+    );
+    assert!(event["paid_at"].as_str().unwrap().ends_with('Z'));
+    assert!(event["invoice"].get("merchant_data").is_none());
+    // Exactly one event for one payment.
+    assert_eq!(rest(socket).await, Vec::<Value>::new());
+}
+
+async fn a_late_subscriber_hears_the_outcome_at_once(app: TestApp) {
+    let (id, raw) = invoice_and_payment(&app).await;
+    pay(&app, &id, &raw).await;
+    let mut socket = connect(&app, &format!("/api/ws/jpp/invoice/{id}")).await;
+    let event = next_text(&mut socket).await;
+    assert_eq!(event["type"], "payment_received");
+    assert_eq!(event["txid"], txid_of(&raw).to_hex());
+
+    // Expired and cancelled invoices say so at once too.
+    let expired = app.insert_expired_invoice(1000).await;
+    let mut socket = connect(&app, &format!("/ws/jpp/invoice/{expired}/")).await;
+    assert_eq!(next_text(&mut socket).await["type"], "invoice_expired");
+    let cancelled = app.create_simple(1000).await["payment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.client
+        .post(app.url(&format!("/jpp/invoices/{cancelled}/cancel/")))
+        .header("X-Api-Key", &app.key)
+        .send()
+        .await
+        .unwrap();
+    let mut socket = connect(&app, &format!("/ws/jpp/invoice/{cancelled}/")).await;
+    assert_eq!(next_text(&mut socket).await["type"], "invoice_cancelled");
+}
+
+async fn since_replays_exactly_the_events_after_it(app: TestApp) {
+    let (id, raw) = invoice_and_payment(&app).await;
+    pay(&app, &id, &raw).await;
+    let all = rest(connect(&app, &format!("/ws/jpp/invoice/{id}/?since=0")).await).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    let event_id = all[0]["event_id"].as_i64().unwrap();
+    let after = rest(connect(&app, &format!("/ws/jpp/invoice/{id}/?since={event_id}")).await).await;
+    assert_eq!(after, Vec::<Value>::new());
+    let before = rest(
+        connect(
+            &app,
+            &format!("/ws/jpp/invoice/{id}/?since={}", event_id - 1),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(before, all);
+}
+
+async fn a_snapshot_comes_first_when_asked(app: TestApp) {
+    let invoice = app.create_simple(2500).await;
+    let id = invoice["payment_id"].as_str().unwrap();
+    let mut socket = connect(&app, &format!("/ws/jpp/invoice/{id}/?snapshot=1")).await;
+    let snapshot = next_text(&mut socket).await;
+    assert_eq!(snapshot["type"], "invoice_state");
+    assert_eq!(snapshot["invoice"]["status"], "open");
+    assert_eq!(snapshot["invoice"]["outputs"], invoice["outputs"]);
+    assert!(snapshot["invoice"].get("merchant_data").is_none());
+}
+
+async fn unknown_invoices_are_refused(app: TestApp) {
+    for id in ["00000000000000000000000000000000", "not-an-id"] {
+        let mut socket = connect(&app, &format!("/ws/jpp/invoice/{id}/")).await;
+        match socket.next().await {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(frame.code, CloseCode::Policy, "{id}")
+            }
+            other => panic!("{id}: expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+async fn a_client_frame_is_never_relayed(app: TestApp) {
+    let (id, raw) = invoice_and_payment(&app).await;
+    let path = format!("/ws/jpp/invoice/{id}/");
+    let mut mallory = connect(&app, &path).await;
+    let mut page = connect(&app, &path).await;
+    let fake =
+        json!({"type": "payment_received", "txid": "00".repeat(32), "invoice": {"status": "paid"}});
+    mallory.send(Message::text(fake.to_string())).await.unwrap();
+    mallory.send(Message::binary(vec![1, 2, 3])).await.unwrap();
+    pay(&app, &id, &raw).await;
+    // The page's first message is the real payment: nothing Mallory sent came before it.
+    let first = next_text(&mut page).await;
+    assert_eq!(first["txid"], txid_of(&raw).to_hex());
+    assert!(first["event_id"].is_i64());
+    // And Mallory hears only the real event too.
+    assert_eq!(next_text(&mut mallory).await, first);
+    // An oversized frame closes the sender's socket.
+    mallory
+        .send(Message::text("x".repeat(8 * 1024)))
+        .await
+        .unwrap();
+    loop {
+        match mallory.next().await {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(frame.code, CloseCode::Size);
+                break;
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close for the oversized frame, got {other:?}"),
+        }
+    }
+}
+
+async fn an_open_socket_hears_the_expiry(app: TestApp) {
+    // Nobody reads this invoice: the sweeper records its expiry and the socket hears it.
+    let id = app.insert_invoice_expiring_in(1000, 1_000).await;
+    let mut socket = connect(&app, &format!("/ws/jpp/invoice/{id}/?snapshot=1")).await;
+    assert_eq!(next_text(&mut socket).await["invoice"]["status"], "open");
+    let event = tokio::time::timeout(std::time::Duration::from_secs(30), next_text(&mut socket))
+        .await
+        .expect("the expiry event within the sweeper's period");
+    assert_eq!(event["type"], "invoice_expired");
+    assert_eq!(event["invoice"]["status"], "expired");
+    assert_eq!(app.events(&format!("invoice:{id}")).await.len(), 1);
+}
