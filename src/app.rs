@@ -16,7 +16,7 @@ use crate::config::{NodeKind, Settings};
 use crate::http::{routes, AppState};
 use crate::jpp::pay::Payments;
 use crate::jpp::Invoices;
-use crate::notify::{Dispatcher, Hub};
+use crate::notify::{ConnectionLimit, Dispatcher, Hub};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +104,7 @@ impl Application {
             invoices: invoices.clone(),
             public_invoices: settings.public_invoices,
             keys: Default::default(),
+            sockets: ConnectionLimit::new(settings.sockets_per_address),
         });
         let mut server = HttpServer::new(move || {
             App::new()
@@ -151,6 +152,10 @@ impl Application {
     /// A handle that stops the server gracefully.
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
+    }
+
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
     }
 
     pub fn payments(&self) -> &Payments {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use crate::auth::KeyCache;
 use crate::jpp::pay::Payments;
 use crate::jpp::Invoices;
-use crate::notify::Dispatcher;
+use crate::notify::{ConnectionLimit, Dispatcher};
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -30,6 +30,8 @@ pub struct AppState {
     pub invoices: Invoices,
     pub payments: Payments,
     pub dispatcher: Dispatcher,
+    /// Open sockets per client address.
+    pub sockets: Arc<ConnectionLimit>,
     pub public_invoices: bool,
     /// Merchant keys verified in the last second.
     pub keys: Arc<KeyCache>,

@@ -24,6 +24,9 @@ const MAX_INBOUND_FRAME: usize = 4 * 1024;
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// ...and closes a peer silent for this long.
 const SILENT_PEER: Duration = Duration::from_secs(50);
+/// A message that cannot be handed to a peer within this time means the peer stopped reading:
+/// its socket is dropped rather than held open.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default)]
 struct Options {
@@ -49,6 +52,16 @@ pub async fn invoice(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    let address = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let Some(slot) = state.sockets.acquire(address) else {
+        return Ok(HttpResponse::TooManyRequests().json(json!({
+            "code": "too_many_sockets",
+            "detail": "This address has too many sockets open; close some first.",
+        })));
+    };
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream.max_frame_size(MAX_INBOUND_FRAME);
     let invoice = match id.parse::<InvoiceId>() {
@@ -104,7 +117,10 @@ pub async fn invoice(
             first.extend(message(*event_id, payload));
         }
     }
-    actix_web::rt::spawn(serve(session, stream, live, first, caught_up_to));
+    actix_web::rt::spawn(async move {
+        serve(session, stream, live, first, caught_up_to).await;
+        drop(slot);
+    });
     Ok(response)
 }
 
@@ -117,7 +133,7 @@ async fn serve(
     mut caught_up_to: i64,
 ) {
     for m in first {
-        if session.text(m).await.is_err() {
+        if !send(&mut session, m).await {
             return;
         }
     }
@@ -152,7 +168,7 @@ async fn serve(
                         }
                         caught_up_to = 0;
                     }
-                    if session.text(bytes).await.is_err() {
+                    if !send(&mut session, bytes).await {
                         return;
                     }
                 }
@@ -173,6 +189,15 @@ async fn serve(
             }
         }
     }
+}
+
+/// Sends one message; false when the peer is gone or stopped reading (then the socket is
+/// dropped, which closes the connection).
+async fn send(session: &mut Session, message: ByteString) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, session.text(message)).await,
+        Ok(Ok(()))
+    )
 }
 
 fn event_id(bytes: &str) -> Option<i64> {

@@ -144,3 +144,52 @@ impl Dispatcher {
         }
     }
 }
+
+/// Open sockets per client address, capped: one address cannot hold the server's sockets.
+#[derive(Debug)]
+pub struct ConnectionLimit {
+    per_address: usize,
+    open: Mutex<HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One open socket's place under the limit; freed when dropped.
+#[derive(Debug)]
+pub struct Slot {
+    limit: Arc<ConnectionLimit>,
+    address: std::net::IpAddr,
+}
+
+impl ConnectionLimit {
+    pub fn new(per_address: usize) -> Arc<ConnectionLimit> {
+        Arc::new(ConnectionLimit {
+            per_address,
+            open: Mutex::default(),
+        })
+    }
+
+    /// A slot for one more socket from `address`, unless it has reached the cap.
+    pub fn acquire(self: &Arc<Self>, address: std::net::IpAddr) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(address).or_default();
+        if *count >= self.per_address {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            limit: self.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.limit.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
+}

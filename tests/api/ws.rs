@@ -19,6 +19,7 @@ on_both_backends!(
     unknown_invoices_are_refused,
     a_client_frame_is_never_relayed,
     an_open_socket_hears_the_expiry,
+    a_slow_socket_is_dropped_and_never_slows_a_healthy_one,
 );
 
 type Socket =
@@ -209,4 +210,92 @@ async fn an_open_socket_hears_the_expiry(app: TestApp) {
     assert_eq!(event["type"], "invoice_expired");
     assert_eq!(event["invoice"]["status"], "expired");
     assert_eq!(app.events(&format!("invoice:{id}")).await.len(), 1);
+}
+
+async fn a_slow_socket_is_dropped_and_never_slows_a_healthy_one(app: TestApp) {
+    let id = app.create_simple(1000).await["payment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/ws/jpp/invoice/{id}/");
+    let mut healthy = connect(&app, &path).await;
+    let slow = connect(&app, &path).await; // never reads until the end
+    let topic = format!("invoice:{id}");
+    let pad = "x".repeat(64 * 1024);
+    const TOTAL: usize = 400; // 25 MiB: more than any socket buffer holds
+    for batch in 0..TOTAL / 8 {
+        for i in 0..8 {
+            let n = batch * 8 + i;
+            app.hub.publish(
+                &topic,
+                json!({"type": "test", "n": n, "pad": pad})
+                    .to_string()
+                    .into(),
+            );
+        }
+        // The healthy page gets every message, in order, while the slow one reads nothing.
+        for i in 0..8 {
+            assert_eq!(next_text(&mut healthy).await["n"], batch * 8 + i);
+        }
+    }
+    // The slow socket was dropped: what it can still read ends before the last message.
+    // It fell more than its queue behind, so it was closed with 1013 ("try again"), after the
+    // messages it had buffered, and told how to resume.
+    let mut slow = slow;
+    let mut received = 0;
+    let close = loop {
+        match slow.next().await {
+            Some(Ok(Message::Text(_))) => received += 1,
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => {}
+            other => panic!("expected a close frame after {received} messages, got {other:?}"),
+        }
+    };
+    let close = close.expect("a close reason");
+    assert_eq!(close.code, CloseCode::Again);
+    assert!(close.reason.contains("since"), "{close:?}");
+    assert!(
+        received < TOTAL,
+        "the slow socket got all {received} messages"
+    );
+}
+
+mod per_address_cap {
+    use super::*;
+    use crate::helpers::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_address_cannot_hold_more_sockets_than_the_cap() {
+        let app = TestApp::spawn_with(Backend::Sqlite, &["--sockets-per-address", "2"]).await;
+        let id = app.create_simple(1000).await["payment_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = format!("/ws/jpp/invoice/{id}/");
+        let first = connect(&app, &path).await;
+        let _second = connect(&app, &path).await;
+        let url = format!("{}{path}", app.base.replacen("http://", "ws://", 1));
+        match tokio_tungstenite::connect_async(&url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 429)
+            }
+            other => panic!(
+                "a third socket must be refused, got {:?}",
+                other.map(|_| ())
+            ),
+        }
+        // Closing one frees its place (once the server has finished with it).
+        assert_eq!(rest(first).await, Vec::<Value>::new());
+        let mut wait = std::time::Duration::from_millis(10);
+        for attempt in 0.. {
+            match tokio_tungstenite::connect_async(&url).await {
+                Ok(_) => break,
+                Err(_) if attempt < 50 => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_millis(200));
+                }
+                Err(e) => panic!("the freed place was never given back: {e}"),
+            }
+        }
+    }
 }
