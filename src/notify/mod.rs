@@ -1,8 +1,9 @@
 //! The notification core: events leave the `events` outbox only after the transaction that
 //! wrote them committed, and reach every socket subscribed to their topic.
 //!
-//! The [`Dispatcher`] reads new events by id, after a writer wakes it and on a short timer
-//! (which also picks up events other processes committed). Each event is serialised once,
+//! The [`Dispatcher`] reads new events by id whenever it is woken: by this process's writers
+//! after they commit, by PostgreSQL `NOTIFY` when any process commits one (so a socket on one
+//! server hears a payment accepted by another), and by a short timer as a safety net. Each event is serialised once,
 //! with its `event_id`, and the same bytes go to every subscriber. A subscriber is a bounded
 //! broadcast receiver: one that falls behind is told so (and its socket closed) without slowing
 //! anyone else.
@@ -18,7 +19,8 @@ use crate::store::{events, Store};
 
 /// Messages a subscriber may have queued before it counts as too slow.
 pub const SUBSCRIBER_QUEUE: usize = 64;
-/// How often the dispatcher looks for events without being woken (other processes' events).
+/// How often the dispatcher looks for events without being woken: a safety net should a
+/// notification be lost.
 const POLL_EVERY: Duration = Duration::from_millis(500);
 /// Ids below the newest delivered one that are looked at again: on PostgreSQL a transaction
 /// holding a lower id can commit after one holding a higher id.
@@ -91,6 +93,7 @@ impl Dispatcher {
 
     /// Delivers events committed from now on, until the task is dropped.
     pub async fn run(self) {
+        self.store.listen_for_events(Arc::downgrade(&self.wake));
         let mut newest = match self.store.read(events::newest_id).await {
             Ok(id) => id,
             Err(e) => {

@@ -25,7 +25,65 @@ pub fn insert(conn: &mut Conn, event: &NewEvent, now_ms: i64) -> Result<(), Stor
             events::created_ms.eq(now_ms),
         ))
         .execute(conn)?;
+    if let Conn::Postgres(_) = conn {
+        // Delivered to every listening process when (and only if) this transaction commits.
+        diesel::sql_query(format!("NOTIFY {CHANNEL}")).execute(conn)?;
+    }
     Ok(())
+}
+
+/// The PostgreSQL channel committed events are announced on.
+const CHANNEL: &str = "cashier_events";
+/// How often the listening connection is checked for notifications. diesel cannot wait on
+/// the socket, so the listener polls; a local poll with nothing waiting is one system call.
+const LISTEN_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Holds a `LISTEN` connection and wakes the dispatcher on every notification, reconnecting
+/// when the connection fails, until `wake` is gone.
+pub(super) fn listen(url: &str, wake: &std::sync::Weak<tokio::sync::Notify>) {
+    use diesel::connection::SimpleConnection;
+    let mut retry = std::time::Duration::from_millis(100);
+    while wake.strong_count() > 0 {
+        let mut conn = match diesel::PgConnection::establish(url)
+            .map_err(|e| e.to_string())
+            .and_then(|mut c| {
+                c.batch_execute(&format!("LISTEN {CHANNEL}"))
+                    .map(|()| c)
+                    .map_err(|e| e.to_string())
+            }) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "event listener: cannot listen; retrying");
+                std::thread::sleep(retry);
+                retry = (retry * 2).min(std::time::Duration::from_secs(5));
+                continue;
+            }
+        };
+        retry = std::time::Duration::from_millis(100);
+        // A notification may have been missed while reconnecting: look once.
+        if let Some(w) = wake.upgrade() {
+            w.notify_one();
+        }
+        'connected: loop {
+            let Some(w) = wake.upgrade() else { return };
+            let mut heard = false;
+            for n in conn.notifications_iter() {
+                match n {
+                    Ok(_) => heard = true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event listener: connection lost; reconnecting");
+                        w.notify_one();
+                        break 'connected;
+                    }
+                }
+            }
+            if heard {
+                w.notify_one();
+            }
+            drop(w);
+            std::thread::sleep(LISTEN_POLL);
+        }
+    }
 }
 
 /// Events of one topic in the order they were written.

@@ -114,6 +114,7 @@ where
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    target: DatabaseTarget,
     readers: Pool<Manager>,
     jobs: mpsc::Sender<Box<dyn Job>>,
     /// Background threads watch this and stop once every clone of the store is gone.
@@ -168,6 +169,7 @@ impl Store {
         }
         Ok(Store {
             backend: target.backend(),
+            target: target.clone(),
             readers,
             jobs,
             _alive: alive,
@@ -176,6 +178,21 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Calls `wake` whenever any process commits an event (PostgreSQL only: with SQLite there
+    /// is one process, whose writers wake the dispatcher themselves). A thread of its own
+    /// holds a `LISTEN` connection; it stops once `wake` is dropped everywhere else.
+    pub fn listen_for_events(&self, wake: std::sync::Weak<tokio::sync::Notify>) {
+        if let DatabaseTarget::Postgres { url } = &self.target {
+            let url = url.clone();
+            let spawned = std::thread::Builder::new()
+                .name("db-listen".into())
+                .spawn(move || events::listen(&url, &wake));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start the event listener; other processes' events arrive by polling");
+            }
+        }
     }
 
     /// Runs `f` on a pooled read-only connection.

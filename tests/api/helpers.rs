@@ -71,6 +71,16 @@ impl TestApp {
         Self::spawn_on(database_url, dir, extra).await
     }
 
+    /// A second server process on this app's database, as in a scaled-out deployment.
+    pub async fn another_on_the_same_database(&self) -> TestApp {
+        Self::spawn_on(
+            self.database_url.clone(),
+            tempfile::tempdir().expect("temp dir"),
+            &[],
+        )
+        .await
+    }
+
     /// A server on this app's database: what a restart finds.
     pub async fn restart(mut self) -> TestApp {
         self.handle.stop(true).await;

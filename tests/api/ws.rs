@@ -299,3 +299,25 @@ mod per_address_cap {
         }
     }
 }
+
+mod scale_out {
+    use super::*;
+    use crate::helpers::Backend;
+
+    /// Two servers on one PostgreSQL: a payment accepted by A is heard on a socket held by B.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_payment_through_one_server_reaches_a_socket_on_another() {
+        let a = TestApp::spawn(Backend::Postgres).await;
+        let b = a.another_on_the_same_database().await;
+        let (id, raw) = invoice_and_payment(&a).await;
+        let mut on_b = connect(&b, &format!("/ws/jpp/invoice/{id}/")).await;
+        pay(&a, &id, &raw).await;
+        let event = tokio::time::timeout(std::time::Duration::from_secs(30), next_text(&mut on_b))
+            .await
+            .expect("the event reaches the other server");
+        assert_eq!(event["type"], "payment_received");
+        assert_eq!(event["txid"], txid_of(&raw).to_hex());
+        // And only once on each server.
+        assert_eq!(rest(on_b).await, Vec::<Value>::new());
+    }
+}
