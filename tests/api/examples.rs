@@ -1,0 +1,101 @@
+//! The example clients in examples/, run as shipped against a live server: started on an
+//! invoice, the invoice paid, their output shows the txid.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use cashier::chain::txid_of;
+
+use crate::helpers::{invoice_outputs, TestApp, TestWallet};
+use crate::on_both_backends;
+
+on_both_backends!(
+    the_python_example_prints_the_payment,
+    the_node_example_prints_the_payment
+);
+
+async fn the_python_example_prints_the_payment(app: TestApp) {
+    run_example(&app, "python3", "websocket_client_example.py").await;
+}
+
+async fn the_node_example_prints_the_payment(app: TestApp) {
+    run_example(&app, "node", "websocket_client_example.js").await;
+}
+
+async fn run_example(app: &TestApp, interpreter: &str, script: &str) {
+    let invoice = app.create_simple(3000).await;
+    let id = invoice["payment_id"].as_str().unwrap().to_owned();
+    let host = app.base.trim_start_matches("http://").to_owned();
+    let examples = format!("{}/examples", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(interpreter)
+        .arg(script)
+        .args([&id, &host])
+        .current_dir(&examples)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {interpreter}: {e} (./scripts/test installs what the examples need)")
+        });
+    // The example's lines, as they come.
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    wait_for(&mut lines, &mut seen, "Connected to", script).await;
+
+    let wallet = TestWallet::new();
+    let coin = wallet.fund(app, 20_000, None).await;
+    let raw = wallet.pay(&[coin], invoice_outputs(&invoice));
+    let r = app
+        .client
+        .post(app.url(&format!("/jpp/invoices/{id}/pay/")))
+        .json(&json!({"raw_tx_hex": hex::encode(&raw)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    wait_for(&mut lines, &mut seen, "PAYMENT RECEIVED", script).await;
+    wait_for(&mut lines, &mut seen, &txid_of(&raw).to_hex(), script).await;
+    // It stops by itself after the invoice's last event.
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{script} exited with {status}");
+}
+
+/// Reads the example's lines until one contains `needle` (bounded, so a broken example fails
+/// rather than hangs).
+async fn wait_for(
+    lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    seen: &mut Vec<String>,
+    needle: &str,
+    script: &str,
+) {
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.recv().await {
+            let hit = line.contains(needle);
+            seen.push(line);
+            if hit {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(
+        matches!(found, Ok(true)),
+        "{script} never printed {needle:?}; it printed {seen:?}"
+    );
+}
