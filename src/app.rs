@@ -43,7 +43,11 @@ pub struct Application {
     dispatcher: Dispatcher,
     invoices: Invoices,
     reconcile_every: std::time::Duration,
+    event_retention: std::time::Duration,
 }
+
+/// How often events past their retention are deleted.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// How often open invoices past their time are recorded as expired (and their sockets told).
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -134,6 +138,9 @@ impl Application {
             dispatcher,
             invoices,
             reconcile_every: std::time::Duration::from_secs(settings.reconcile_every),
+            event_retention: std::time::Duration::from_secs(
+                u64::from(settings.event_retention_days) * 86_400,
+            ),
         })
     }
 
@@ -185,10 +192,29 @@ impl Application {
                 }
             }
         });
+        let (store, retention) = (self.store.clone(), self.event_retention);
+        let pruner = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PRUNE_EVERY);
+            loop {
+                tick.tick().await;
+                let before = crate::jpp::now_ms() - retention.as_millis() as i64;
+                // Deleting what is already deleted does nothing, so any number of processes
+                // may prune side by side.
+                match store
+                    .write(move |c| crate::store::events::prune(c, before))
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(pruned = n, "old events pruned"),
+                    Err(e) => tracing::warn!(error = %e, "pruning events failed"),
+                }
+            }
+        });
         let result = self.server.await;
         reconciler.abort();
         dispatcher.abort();
         sweeper.abort();
+        pruner.abort();
         result
     }
 }

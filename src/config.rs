@@ -181,6 +181,11 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(60..=2_592_000))]
     pub default_expires_in: u32,
 
+    /// Days events are kept for replay (`?since=`) before the pruning job deletes them.
+    #[arg(long, env = "CASHIER_EVENT_RETENTION_DAYS", default_value_t = 7,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub event_retention_days: u32,
+
     /// Most sockets one client address may hold open (behind a reverse proxy every client
     /// shares the proxy's address: raise it there).
     #[arg(long, env = "CASHIER_SOCKETS_PER_ADDRESS", default_value_t = 256)]

@@ -130,3 +130,9 @@ pub fn for_topic_after(
         .select((events::id, events::kind, events::payload))
         .load(conn)?)
 }
+
+/// Deletes events older than `before_ms`; returns how many. Replay (`?since=`) reaches back
+/// only as far as this retention.
+pub fn prune(conn: &mut Conn, before_ms: i64) -> Result<usize, StoreError> {
+    Ok(diesel::delete(events::table.filter(events::created_ms.lt(before_ms))).execute(conn)?)
+}

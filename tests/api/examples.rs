@@ -14,8 +14,91 @@ use crate::on_both_backends;
 
 on_both_backends!(
     the_python_example_prints_the_payment,
-    the_node_example_prints_the_payment
+    the_node_example_prints_the_payment,
+    the_html_example_shows_the_payment_in_chromium,
 );
+
+/// Debian's Chromium, if installed (`.ci/run` installs it).
+fn chromium() -> Option<&'static str> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+}
+
+async fn the_html_example_shows_the_payment_in_chromium(app: TestApp) {
+    let Some(chromium) = chromium() else {
+        assert!(std::env::var("CI").is_err(), "CI must install chromium");
+        eprintln!("SKIPPED: the HTML example needs Chromium (apt-get install chromium)");
+        return;
+    };
+    // Paid before the page opens: the page must learn it on connect.
+    let invoice = app.create_simple(3000).await;
+    let id = invoice["payment_id"].as_str().unwrap().to_owned();
+    let wallet = TestWallet::new();
+    let coin = wallet.fund(&app, 20_000, None).await;
+    let raw = wallet.pay(&[coin], invoice_outputs(&invoice));
+    let r = app
+        .client
+        .post(app.url(&format!("/jpp/invoices/{id}/pay/")))
+        .json(&json!({"raw_tx_hex": hex::encode(&raw)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let page = format!(
+        "file://{}/examples/websocket_client_example.html?host={}&invoice={id}",
+        env!("CARGO_MANIFEST_DIR"),
+        app.base.trim_start_matches("http://")
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let artifacts = format!("{}/test-artifacts", env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let headless = |extra: Vec<String>| {
+        let mut cmd = Command::new(chromium);
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            // Runs the page's timers ahead, but waits for its socket.
+            "--virtual-time-budget=10000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(&page);
+        cmd
+    };
+    let mut dump = headless(vec!["--dump-dom".into()]);
+    let dom = tokio::task::spawn_blocking(move || dump.output().unwrap())
+        .await
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let txid = txid_of(&raw).to_hex();
+    assert!(
+        dom.contains(&format!(
+            "<div id=\"status\" class=\"paid\">Paid: {txid}</div>"
+        )),
+        "the page does not show the payment:\n{dom}"
+    );
+    // A picture for a reviewer.
+    let shot = format!("{artifacts}/html-example-paid-{}.png", &id[..8]);
+    let mut cmd = headless(vec![
+        format!("--screenshot={shot}"),
+        "--window-size=900,700".into(),
+    ]);
+    let status = tokio::task::spawn_blocking(move || cmd.status().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success());
+    assert!(std::fs::metadata(&shot)
+        .map(|m| m.len() > 0)
+        .unwrap_or(false));
+}
 
 async fn the_python_example_prints_the_payment(app: TestApp) {
     run_example(&app, "python3", "websocket_client_example.py").await;

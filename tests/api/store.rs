@@ -6,7 +6,10 @@ use cashier::store::{api_keys, StoreError};
 use crate::helpers::TestApp;
 use crate::on_both_backends;
 
-on_both_backends!(a_failing_write_leaves_the_others_in_its_batch_intact);
+on_both_backends!(
+    a_failing_write_leaves_the_others_in_its_batch_intact,
+    pruning_removes_only_events_past_retention,
+);
 
 async fn a_failing_write_leaves_the_others_in_its_batch_intact(app: TestApp) {
     let taken = cashier::auth::key_hash(&app.key);
@@ -44,4 +47,38 @@ async fn a_failing_write_leaves_the_others_in_its_batch_intact(app: TestApp) {
         181,
         "the test key plus every successful write, nothing else"
     );
+}
+
+async fn pruning_removes_only_events_past_retention(app: TestApp) {
+    use cashier::store::{events, NewEvent};
+    let event = |topic: &str| NewEvent {
+        topic: topic.into(),
+        kind: "test",
+        payload: serde_json::json!({"type": "test"}),
+    };
+    let (old, new) = (event("invoice:old"), event("invoice:new"));
+    // Both well inside the server's own 7-day retention, so its pruner leaves them alone.
+    let now = cashier::jpp::now_ms();
+    app.store
+        .write(move |c| {
+            events::insert(c, &old, now - 3_600_000)?;
+            events::insert(c, &new, now)
+        })
+        .await
+        .unwrap();
+    let cutoff = now - 1_800_000;
+    let pruned = app
+        .store
+        .write(move |c| events::prune(c, cutoff))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    assert!(app.events("invoice:old").await.is_empty());
+    assert_eq!(app.events("invoice:new").await.len(), 1);
+    // Again: nothing left to prune, nothing else touched.
+    assert_eq!(
+        app.store.write(|c| events::prune(c, 2_000)).await.unwrap(),
+        0
+    );
+    assert_eq!(app.events("invoice:new").await.len(), 1);
 }
