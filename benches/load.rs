@@ -406,6 +406,9 @@ fn start_server(db: &str) -> (Server, String) {
             &url,
             "--log",
             "warn,cashier=info",
+            // Every benchmark socket comes from 127.0.0.1.
+            "--sockets-per-address",
+            "100000",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -534,6 +537,19 @@ fn main() {
 
             if o.only.iter().any(|b| b == "b1" || b == "b2") {
                 b1_b2(&o, &server, &host, &create, &key, db, duration, &mut figures).await;
+            }
+            if o.only.iter().any(|b| b == "b4a") {
+                for n in [1000, 5000, 10_000] {
+                    let (mut sample, per_socket) = fan_out(&server, &key, n).await;
+                    let (p50, p99) = (sample.percentile_ms(0.50), sample.percentile_ms(0.99));
+                    let last = sample.percentile_ms(1.0);
+                    println!(
+                        "B4a one event to {n:>5} sockets  {db:<8} p50 {p50:>7.2} ms   p99 {p99:>7.2} ms   last {last:>7.2} ms   missed {}   server RSS {per_socket:.1} KiB/socket",
+                        sample.errors
+                    );
+                    figures.push(json!({"id": "B4a", "sockets": n, "db": db, "p50_ms": p50, "p99_ms": p99,
+                                        "last_ms": last, "missed": sample.errors, "rss_kib_per_socket": per_socket}));
+                }
             }
             // Last: its paid invoices would otherwise be among the ones B2 reads.
             if o.only.iter().any(|b| b == "b3") {
@@ -821,4 +837,59 @@ async fn node_baseline(db: &str, k: usize, concurrency: usize) -> Sample {
         }));
     }
     Sample::gather(tasks, start).await
+}
+
+/// B4a: one event to `n` sockets on one invoice. Returns receipt delays (µs) after the pay
+/// request was sent, and the server's RSS growth per idle socket (KiB).
+async fn fan_out(server: &Server, key: &str, n: usize) -> (Sample, f64) {
+    use futures_util::StreamExt;
+    let addr = server.addr.clone();
+    let pay = prepare_payments(&addr, key, 1).await.remove(0);
+    // The invoice id is in the pay request's path.
+    let path = String::from_utf8_lossy(&pay);
+    let id = path
+        .split("/api/jpp/invoices/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("invoice id")
+        .to_owned();
+    let before = rss_kib(server.child.id());
+    let url = format!("ws://{addr}/ws/jpp/invoice/{id}/");
+    let mut sockets = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (socket, _) = tokio_tungstenite::connect_async(&url)
+            .await
+            .expect("socket");
+        sockets.push(socket);
+    }
+    let after = rss_kib(server.child.id());
+    let per_socket = after.saturating_sub(before) as f64 / n as f64;
+    let sent = Instant::now();
+    let waiting: Vec<_> = sockets
+        .into_iter()
+        .map(|mut socket| {
+            tokio::spawn(async move {
+                while let Some(Ok(frame)) = socket.next().await {
+                    if frame.is_text() {
+                        return Some(sent.elapsed());
+                    }
+                }
+                None
+            })
+        })
+        .collect();
+    let mut conn = Conn::open(&addr).await;
+    assert_eq!(conn.call(&pay).await.expect("pay"), 200);
+    let mut sample = Sample::default();
+    for w in waiting {
+        match w.await.expect("socket task") {
+            Some(d) => {
+                sample.ok += 1;
+                sample.latencies_us.push(d.as_micros() as u64);
+            }
+            None => sample.errors += 1,
+        }
+    }
+    sample.elapsed = sent.elapsed();
+    (sample, per_socket)
 }

@@ -71,6 +71,11 @@ impl TestApp {
         Self::spawn_on(database_url, dir, extra).await
     }
 
+    /// Stops the HTTP server (and with it the dispatcher); the store stays usable.
+    pub async fn stop_server(&self) {
+        self.handle.stop(true).await;
+    }
+
     /// A second server process on this app's database, as in a scaled-out deployment.
     pub async fn another_on_the_same_database(&self) -> TestApp {
         Self::spawn_on(

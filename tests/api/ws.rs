@@ -20,6 +20,7 @@ on_both_backends!(
     a_client_frame_is_never_relayed,
     an_open_socket_hears_the_expiry,
     a_slow_socket_is_dropped_and_never_slows_a_healthy_one,
+    an_event_committed_before_a_crash_is_delivered_after_the_restart,
 );
 
 type Socket =
@@ -320,4 +321,52 @@ mod scale_out {
         // And only once on each server.
         assert_eq!(rest(on_b).await, Vec::<Value>::new());
     }
+}
+
+async fn an_event_committed_before_a_crash_is_delivered_after_the_restart(app: TestApp) {
+    use cashier::store::payments;
+    let (id, raw) = invoice_and_payment(&app).await;
+    let txid = txid_of(&raw);
+    // The server dies right after committing a payment, before any socket heard of it: the
+    // broadcast and the commit are made here with no server (and so no dispatcher) running.
+    app.stop_server().await;
+    use cashier::chain::node::Node;
+    assert_eq!(
+        app.payments.node().broadcast(&raw).await.unwrap(),
+        cashier::chain::node::Broadcast::Accepted
+    );
+    let invoice_id: cashier::jpp::InvoiceId = id.parse().unwrap();
+    let claim = payments::Claim {
+        invoice: invoice_id,
+        txid,
+        raw_tx: raw.clone(),
+        memo: None,
+        refund_to: None,
+        arrival_ms: cashier::jpp::now_ms(),
+    };
+    let base = app.base.clone();
+    app.store
+        .write(move |c| {
+            let now = cashier::jpp::now_ms();
+            assert!(payments::claim(c, &claim, now)?);
+            let event = |inv: &cashier::jpp::Invoice| {
+                cashier::jpp::pay::payment_received(
+                    inv,
+                    cashier::chain::Network::Regtest,
+                    &base,
+                    now,
+                )
+            };
+            payments::settle(c, invoice_id, txid, now, &event)
+        })
+        .await
+        .unwrap();
+    let app = app.restart().await;
+    // A page that had seen nothing (since=0) gets exactly that event, by its id.
+    let got = rest(connect(&app, &format!("/ws/jpp/invoice/{id}/?since=0")).await).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["type"], "payment_received");
+    assert_eq!(got[0]["txid"], txid.to_hex());
+    let stored = app.events(&format!("invoice:{id}")).await;
+    assert_eq!(got[0]["event_id"], stored[0].0);
 }
