@@ -5,11 +5,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::json;
-
 use cashier::chain::txid_of;
 
-use crate::helpers::{invoice_outputs, TestApp, TestWallet};
+use crate::helpers::TestApp;
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -32,19 +30,8 @@ async fn the_html_example_shows_the_payment_in_chromium(app: TestApp) {
         return;
     };
     // Paid before the page opens: the page must learn it on connect.
-    let invoice = app.create_simple(3000).await;
-    let id = invoice["payment_id"].as_str().unwrap().to_owned();
-    let wallet = TestWallet::new();
-    let coin = wallet.fund(&app, 20_000, None).await;
-    let raw = wallet.pay(&[coin], invoice_outputs(&invoice));
-    let r = app
-        .client
-        .post(app.url(&format!("/jpp/invoices/{id}/pay/")))
-        .json(&json!({"raw_tx_hex": hex::encode(&raw)}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let (id, raw) = app.invoice_and_payment().await;
+    app.pay(&id, &raw).await;
 
     let page = format!(
         "file://{}/examples/websocket_client_example.html?host={}&invoice={id}",
@@ -109,8 +96,7 @@ async fn the_node_example_prints_the_payment(app: TestApp) {
 }
 
 async fn run_example(app: &TestApp, interpreter: &str, script: &str) {
-    let invoice = app.create_simple(3000).await;
-    let id = invoice["payment_id"].as_str().unwrap().to_owned();
+    let (id, raw) = app.invoice_and_payment().await;
     let host = app.base.trim_start_matches("http://").to_owned();
     let examples = format!("{}/examples", env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new(interpreter)
@@ -136,18 +122,7 @@ async fn run_example(app: &TestApp, interpreter: &str, script: &str) {
     let mut seen = Vec::new();
     wait_for(&mut lines, &mut seen, "Connected to", script).await;
 
-    let wallet = TestWallet::new();
-    let coin = wallet.fund(app, 20_000, None).await;
-    let raw = wallet.pay(&[coin], invoice_outputs(&invoice));
-    let r = app
-        .client
-        .post(app.url(&format!("/jpp/invoices/{id}/pay/")))
-        .json(&json!({"raw_tx_hex": hex::encode(&raw)}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-
+    app.pay(&id, &raw).await;
     wait_for(&mut lines, &mut seen, "PAYMENT RECEIVED", script).await;
     wait_for(&mut lines, &mut seen, &txid_of(&raw).to_hex(), script).await;
     // It stops by itself after the invoice's last event.

@@ -71,6 +71,27 @@ impl TestApp {
         Self::spawn_on(database_url, dir, extra).await
     }
 
+    /// A new one-output invoice and a signed transaction from a fresh wallet that pays it.
+    pub async fn invoice_and_payment(&self) -> (String, Vec<u8>) {
+        let invoice = self.create_simple(4000).await;
+        let wallet = TestWallet::new();
+        let coin = wallet.fund(self, 20_000, None).await;
+        let raw = wallet.pay(&[coin], invoice_outputs(&invoice));
+        (invoice["payment_id"].as_str().unwrap().to_owned(), raw)
+    }
+
+    /// Posts `raw` to the invoice's watchtower `pay/` endpoint and requires success.
+    pub async fn pay(&self, id: &str, raw: &[u8]) {
+        let r = self
+            .client
+            .post(self.url(&format!("/jpp/invoices/{id}/pay/")))
+            .json(&json!({"raw_tx_hex": hex::encode(raw)}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    }
+
     /// Stops the HTTP server (and with it the dispatcher); the store stays usable.
     pub async fn stop_server(&self) {
         self.handle.stop(true).await;

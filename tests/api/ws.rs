@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use cashier::chain::txid_of;
 
-use crate::helpers::{invoice_outputs, TestApp, TestWallet};
+use crate::helpers::TestApp;
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -59,30 +59,10 @@ async fn rest(mut socket: Socket) -> Vec<Value> {
     texts
 }
 
-/// An invoice and the transaction that pays it.
-async fn invoice_and_payment(app: &TestApp) -> (String, Vec<u8>) {
-    let invoice = app.create_simple(4000).await;
-    let wallet = TestWallet::new();
-    let coin = wallet.fund(app, 20_000, None).await;
-    let raw = wallet.pay(&[coin], invoice_outputs(&invoice));
-    (invoice["payment_id"].as_str().unwrap().to_owned(), raw)
-}
-
-async fn pay(app: &TestApp, id: &str, raw: &[u8]) {
-    let r = app
-        .client
-        .post(app.url(&format!("/jpp/invoices/{id}/pay/")))
-        .json(&json!({"raw_tx_hex": hex::encode(raw)}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-}
-
 async fn a_payment_reaches_the_socket(app: TestApp) {
-    let (id, raw) = invoice_and_payment(&app).await;
+    let (id, raw) = app.invoice_and_payment().await;
     let mut socket = connect(&app, &format!("/ws/jpp/invoice/{id}/")).await;
-    pay(&app, &id, &raw).await;
+    app.pay(&id, &raw).await;
     let event = next_text(&mut socket).await;
     assert_eq!(event["type"], "payment_received");
     assert_eq!(event["txid"], txid_of(&raw).to_hex());
@@ -100,8 +80,8 @@ async fn a_payment_reaches_the_socket(app: TestApp) {
 }
 
 async fn a_late_subscriber_hears_the_outcome_at_once(app: TestApp) {
-    let (id, raw) = invoice_and_payment(&app).await;
-    pay(&app, &id, &raw).await;
+    let (id, raw) = app.invoice_and_payment().await;
+    app.pay(&id, &raw).await;
     let mut socket = connect(&app, &format!("/api/ws/jpp/invoice/{id}")).await;
     let event = next_text(&mut socket).await;
     assert_eq!(event["type"], "payment_received");
@@ -126,8 +106,8 @@ async fn a_late_subscriber_hears_the_outcome_at_once(app: TestApp) {
 }
 
 async fn since_replays_exactly_the_events_after_it(app: TestApp) {
-    let (id, raw) = invoice_and_payment(&app).await;
-    pay(&app, &id, &raw).await;
+    let (id, raw) = app.invoice_and_payment().await;
+    app.pay(&id, &raw).await;
     let all = rest(connect(&app, &format!("/ws/jpp/invoice/{id}/?since=0")).await).await;
     assert_eq!(all.len(), 1, "{all:?}");
     let event_id = all[0]["event_id"].as_i64().unwrap();
@@ -168,7 +148,7 @@ async fn unknown_invoices_are_refused(app: TestApp) {
 }
 
 async fn a_client_frame_is_never_relayed(app: TestApp) {
-    let (id, raw) = invoice_and_payment(&app).await;
+    let (id, raw) = app.invoice_and_payment().await;
     let path = format!("/ws/jpp/invoice/{id}/");
     let mut mallory = connect(&app, &path).await;
     let mut page = connect(&app, &path).await;
@@ -176,7 +156,7 @@ async fn a_client_frame_is_never_relayed(app: TestApp) {
         json!({"type": "payment_received", "txid": "00".repeat(32), "invoice": {"status": "paid"}});
     mallory.send(Message::text(fake.to_string())).await.unwrap();
     mallory.send(Message::binary(vec![1, 2, 3])).await.unwrap();
-    pay(&app, &id, &raw).await;
+    app.pay(&id, &raw).await;
     // The page's first message is the real payment: nothing Mallory sent came before it.
     let first = next_text(&mut page).await;
     assert_eq!(first["txid"], txid_of(&raw).to_hex());
@@ -310,9 +290,9 @@ mod scale_out {
     async fn a_payment_through_one_server_reaches_a_socket_on_another() {
         let a = TestApp::spawn(Backend::Postgres).await;
         let b = a.another_on_the_same_database().await;
-        let (id, raw) = invoice_and_payment(&a).await;
+        let (id, raw) = a.invoice_and_payment().await;
         let mut on_b = connect(&b, &format!("/ws/jpp/invoice/{id}/")).await;
-        pay(&a, &id, &raw).await;
+        a.pay(&id, &raw).await;
         let event = tokio::time::timeout(std::time::Duration::from_secs(30), next_text(&mut on_b))
             .await
             .expect("the event reaches the other server");
@@ -325,7 +305,7 @@ mod scale_out {
 
 async fn an_event_committed_before_a_crash_is_delivered_after_the_restart(app: TestApp) {
     use cashier::store::payments;
-    let (id, raw) = invoice_and_payment(&app).await;
+    let (id, raw) = app.invoice_and_payment().await;
     let txid = txid_of(&raw);
     // The server dies right after committing a payment, before any socket heard of it: the
     // broadcast and the commit are made here with no server (and so no dispatcher) running.
