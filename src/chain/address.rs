@@ -225,14 +225,6 @@ impl Address {
         }
     }
 
-    pub fn network(&self) -> Network {
-        self.network
-    }
-
-    pub fn kind(&self) -> LockKind {
-        self.kind
-    }
-
     /// The locking bytecode this address pays to (without any token prefix).
     pub fn locking_bytecode(&self) -> Vec<u8> {
         let mut script = Vec::with_capacity(25);

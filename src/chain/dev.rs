@@ -16,8 +16,8 @@ use bitcoin::secp256k1::{All, Secp256k1};
 use super::node::{Acceptance, Broadcast, Coin, NodeError, RejectKind, Rejection, TxStatus};
 use super::sighash::verify_p2pkh;
 use super::{
-    dust_threshold, txid_of, Address, Input, Network, NftCapability, OutPoint, Output, TokenData,
-    Tx, TxError, Txid, MAX_TX_SIZE, MIN_TX_SIZE,
+    dust_threshold, txid_of, Address, Input, NftCapability, OutPoint, Output, TokenData, Tx,
+    TxError, Txid, MAX_TX_SIZE, MIN_TX_SIZE,
 };
 use crate::store::{dev_chain, Store, StoreError};
 
@@ -90,10 +90,6 @@ impl DevChain {
             broadcasts: Arc::default(),
             verified: Arc::default(),
         }
-    }
-
-    pub fn network(&self) -> Network {
-        Network::Regtest
     }
 
     pub async fn coins(&self, outpoints: &[OutPoint]) -> Result<Vec<Option<Coin>>, NodeError> {

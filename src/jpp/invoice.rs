@@ -173,15 +173,6 @@ impl Invoice {
             self.status
         }
     }
-
-    /// Total satoshis asked for.
-    pub fn total_sats(&self) -> u64 {
-        self.outputs.iter().map(|o| o.amount).sum()
-    }
-
-    pub fn has_tokens(&self) -> bool {
-        self.outputs.iter().any(|o| o.token.is_some())
-    }
 }
 
 #[cfg(test)]
