@@ -109,6 +109,7 @@ impl Application {
             public_invoices: settings.public_invoices,
             keys: Default::default(),
             sockets: ConnectionLimit::new(settings.sockets_per_address),
+            ping_every: std::time::Duration::from_secs(settings.ws_ping_secs),
         });
         let mut server = HttpServer::new(move || {
             App::new()

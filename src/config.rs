@@ -191,6 +191,12 @@ pub struct Settings {
     #[arg(long, env = "CASHIER_SOCKETS_PER_ADDRESS", default_value_t = 256)]
     pub sockets_per_address: usize,
 
+    /// Seconds between the pings the server sends on each socket; a peer silent for two and a
+    /// half of these is closed as dead.
+    #[arg(long, env = "CASHIER_WS_PING_SECS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ws_ping_secs: u64,
+
     /// HTTP worker threads. Default: one per CPU core.
     #[arg(long, env = "CASHIER_WORKERS")]
     pub workers: Option<usize>,

@@ -32,6 +32,8 @@ pub struct AppState {
     pub dispatcher: Dispatcher,
     /// Open sockets per client address.
     pub sockets: Arc<ConnectionLimit>,
+    /// How often each socket is pinged.
+    pub ping_every: std::time::Duration,
     pub public_invoices: bool,
     /// Merchant keys verified in the last second.
     pub keys: Arc<KeyCache>,

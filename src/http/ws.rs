@@ -20,10 +20,6 @@ use crate::store::events;
 
 /// Largest frame a client may send; anything bigger closes the socket.
 const MAX_INBOUND_FRAME: usize = 4 * 1024;
-/// The server pings this often...
-const PING_EVERY: Duration = Duration::from_secs(20);
-/// ...and closes a peer silent for this long.
-const SILENT_PEER: Duration = Duration::from_secs(50);
 /// A message that cannot be handed to a peer within this time means the peer stopped reading:
 /// its socket is dropped rather than held open.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -117,8 +113,9 @@ pub async fn invoice(
             first.extend(message(*event_id, payload));
         }
     }
+    let ping_every = state.ping_every;
     actix_web::rt::spawn(async move {
-        serve(session, stream, live, first, caught_up_to).await;
+        serve(session, stream, live, first, caught_up_to, ping_every).await;
         drop(slot);
     });
     Ok(response)
@@ -131,13 +128,16 @@ async fn serve(
     mut live: tokio::sync::broadcast::Receiver<ByteString>,
     first: Vec<ByteString>,
     mut caught_up_to: i64,
+    ping_every: Duration,
 ) {
+    // A peer that answered none of the last two pings (and said nothing else) is gone.
+    let silent_peer = ping_every * 5 / 2;
     for m in first {
         if !send(&mut session, m).await {
             return;
         }
     }
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let mut heard = Instant::now();
     loop {
         tokio::select! {
@@ -179,7 +179,7 @@ async fn serve(
                 Err(RecvError::Closed) => return,
             },
             _ = ping.tick() => {
-                if heard.elapsed() > SILENT_PEER {
+                if heard.elapsed() > silent_peer {
                     close(session, CloseCode::Away, "no answer to pings").await;
                     return;
                 }

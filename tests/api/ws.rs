@@ -350,3 +350,79 @@ async fn an_event_committed_before_a_crash_is_delivered_after_the_restart(app: T
     let stored = app.events(&format!("invoice:{id}")).await;
     assert_eq!(got[0]["event_id"], stored[0].0);
 }
+
+mod keep_alive {
+    use super::*;
+    use crate::helpers::Backend;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Opens the socket by hand, so that nothing answers the server's pings.
+    async fn raw_socket(app: &TestApp, id: &str) -> tokio::net::TcpStream {
+        let host = app.base.trim_start_matches("http://").to_owned();
+        let mut tcp = tokio::net::TcpStream::connect(&host).await.expect("connect");
+        let request = format!(
+            "GET /ws/jpp/invoice/{id}/ HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await.expect("handshake");
+        // Read the 101 answer byte by byte, up to its blank line: no frame bytes are taken.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(tcp.read_u8().await.expect("handshake answer"));
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+        tcp
+    }
+
+    /// One server frame: opcode and payload (server frames are never masked).
+    async fn frame(tcp: &mut tokio::net::TcpStream) -> Option<(u8, Vec<u8>)> {
+        let first = tcp.read_u8().await.ok()?;
+        let len = match tcp.read_u8().await.ok()? & 0x7f {
+            126 => tcp.read_u16().await.ok()? as usize,
+            127 => tcp.read_u64().await.ok()? as usize,
+            n => n as usize,
+        };
+        let mut payload = vec![0; len];
+        tcp.read_exact(&mut payload).await.ok()?;
+        Some((first & 0x0f, payload))
+    }
+
+    /// A peer that never answers is pinged, then closed as gone (1001), and the connection
+    /// ends; a peer that answers stays open through the same stretch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_peer_is_closed_and_a_live_one_kept() {
+        let app = TestApp::spawn_with(Backend::Sqlite, &["--ws-ping-secs", "1"]).await;
+        let id = app.create_simple(1000).await["payment_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut live = connect(&app, &format!("/ws/jpp/invoice/{id}/")).await;
+        // Reading is what makes the client library answer pings.
+        let live = tokio::spawn(async move { next_text(&mut live).await });
+        let mut dead = raw_socket(&app, &id).await;
+        let mut pings = 0;
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            loop {
+                match frame(&mut dead).await {
+                    Some((0x9, _)) => pings += 1,
+                    Some((0x8, payload)) => break payload,
+                    other => panic!("expected pings then a close, got {other:?}"),
+                }
+            }
+        });
+        let close = closed.await.expect("a silent peer is closed");
+        assert!(pings >= 2, "closed after {pings} pings");
+        assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1001);
+        assert!(String::from_utf8_lossy(&close[2..]).contains("ping"));
+        assert!(frame(&mut dead).await.is_none(), "the connection ends after the close");
+
+        // The live socket, which answers every ping (the client library does), has lived as
+        // long and still gets its events.
+        app.hub.publish(
+            &format!("invoice:{id}"),
+            json!({"type": "test"}).to_string().into(),
+        );
+        assert_eq!(live.await.expect("live socket")["type"], "test");
+    }
+}
