@@ -1,11 +1,13 @@
-//! Load benchmarks B1 (invoice create) and B2 (invoice read) of spec/quality.md.
+//! The benchmarks of spec/quality.md: B1 (invoice create), B2 (invoice read), B3 (pay), B4a
+//! (one event to many sockets) and B4b (commit -> socket under steady payments).
 //!
 //! Starts the real `cashier serve` binary (release build) on a fresh database, drives it over
 //! loopback with a minimal keep-alive HTTP/1.1 client (so the client costs the shared CPU as
 //! little as possible), prints one line per figure and writes a JSON report.
 //!
-//!   cargo bench --bench load -- [--db sqlite|postgres|both] [--seconds 5] [--runs 3]
-//!                               [--connections 64] [--rate 5000] [--report bench-report.json]
+//!   cargo bench --bench load -- [--db sqlite|postgres|both] [--only b1,b2,b3,b4a,b4b]
+//!       [--seconds 5] [--runs 3] [--connections 64] [--rate 5000] [--payments 2000]
+//!       [--watched 10000] [--pay-rate 100] [--lnbits URL,PID] [--report bench-report.json]
 //!
 //! PostgreSQL needs CASHIER_TEST_POSTGRES_URL (a server where the user may CREATE DATABASE);
 //! `./scripts/bench` starts a throwaway one.
@@ -19,12 +21,15 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+#[path = "load/sockets.rs"]
+mod sockets;
+
 const ADDR: &str = "bchreg:qr6m7j9njldwwzlg9v7v53unlr4jkmx6eyphnpcjvs";
 const READ_IDS: usize = 10_000;
 
 struct Options {
     dbs: Vec<String>,
-    /// Which benchmarks: b1, b2, b3.
+    /// Which benchmarks: b1, b2, b3, b4a, b4b.
     only: Vec<String>,
     /// Payments B3 makes (one invoice and one transaction each).
     payments: usize,
@@ -33,18 +38,34 @@ struct Options {
     connections: usize,
     rate: u64,
     report: String,
+    /// A running LNbits (`http://host:port`) and its process id, for B4a side by side.
+    lnbits: Option<(String, u32)>,
+    /// B4b: invoices watched, and payments per second among them.
+    watched: usize,
+    pay_rate: u64,
 }
 
 fn options() -> Options {
+    if let Some(i) = std::env::args().position(|a| a == "--floor-writer") {
+        let n = std::env::args()
+            .nth(i + 1)
+            .and_then(|v| v.parse().ok())
+            .expect("--floor-writer N");
+        sockets::floor_writer(n);
+        std::process::exit(0);
+    }
     let mut o = Options {
         dbs: vec!["sqlite".into(), "postgres".into()],
-        only: vec!["b1".into(), "b2".into(), "b3".into()],
+        only: ["b1", "b2", "b3", "b4a", "b4b"].map(String::from).to_vec(),
         payments: 2000,
         seconds: 5,
         runs: 3,
         connections: 64,
         rate: 5000,
         report: "bench-report.json".into(),
+        lnbits: None,
+        watched: 10_000,
+        pay_rate: 100,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -60,6 +81,12 @@ fn options() -> Options {
             "--report" => o.report = value,
             "--only" => o.only = value.split(',').map(str::to_owned).collect(),
             "--payments" => o.payments = value.parse().expect("--payments N"),
+            "--watched" => o.watched = value.parse().expect("--watched N"),
+            "--pay-rate" => o.pay_rate = value.parse().expect("--pay-rate N"),
+            "--lnbits" => {
+                let (url, pid) = value.split_once(',').expect("--lnbits URL,PID");
+                o.lnbits = Some((url.to_owned(), pid.parse().expect("--lnbits URL,PID")));
+            }
             // cargo bench passes --bench; anything else unknown is ignored the same way.
             _ => {
                 i += 1;
@@ -213,6 +240,15 @@ impl Sample {
 
     fn rps(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// p50, p99 and the slowest, in ms.
+    fn spread(&mut self) -> (f64, f64, f64) {
+        (
+            self.percentile_ms(0.5),
+            self.percentile_ms(0.99),
+            self.percentile_ms(1.0),
+        )
     }
 
     fn percentile_ms(&mut self, p: f64) -> f64 {
@@ -552,17 +588,21 @@ fn main() {
                 b1_b2(&o, &server, &host, &create, &key, db, duration, &mut figures).await;
             }
             if o.only.iter().any(|b| b == "b4a") {
-                for n in [1000, 5000, 10_000] {
-                    let (mut sample, per_socket) = fan_out(&server, &key, n).await;
-                    let (p50, p99) = (sample.percentile_ms(0.50), sample.percentile_ms(0.99));
-                    let last = sample.percentile_ms(1.0);
-                    println!(
-                        "B4a one event to {n:>5} sockets  {db:<8} p50 {p50:>7.2} ms   p99 {p99:>7.2} ms   last {last:>7.2} ms   missed {}   server RSS {per_socket:.1} KiB/socket",
-                        sample.errors
-                    );
-                    figures.push(json!({"id": "B4a", "sockets": n, "db": db, "p50_ms": p50, "p99_ms": p99,
-                                        "last_ms": last, "missed": sample.errors, "rss_kib_per_socket": per_socket}));
-                }
+                b4a(&o, &server, &key, db, &mut figures).await;
+            }
+            if o.only.iter().any(|b| b == "b4b") {
+                let mut r = sockets::steady(&server, &key, o.watched, o.pay_rate, o.seconds).await;
+                let c = &mut r.commit_to_socket;
+                let (c50, c99) = (c.percentile_ms(0.5), c.percentile_ms(0.99));
+                let q = &mut r.request_to_socket;
+                let (q50, q99) = (q.percentile_ms(0.5), q.percentile_ms(0.99));
+                println!(
+                    "B4b {} sockets on as many invoices, {}/s paid for {} s  {db:<8} commit->socket p50 {c50:.2} ms p99 {c99:.2} ms (paid_at has ms precision: up to 1 ms high)   pay request->socket p50 {q50:.2} ms p99 {q99:.2} ms   missed {}",
+                    o.watched, o.pay_rate, o.seconds, c.errors
+                );
+                figures.push(json!({"id": "B4b", "db": db, "watched": o.watched, "payments_per_s": o.pay_rate,
+                    "commit_to_socket_p50_ms": c50, "commit_to_socket_p99_ms": c99,
+                    "request_to_socket_p50_ms": q50, "request_to_socket_p99_ms": q99, "missed": c.errors}));
             }
             // Last: its paid invoices would otherwise be among the ones B2 reads.
             if o.only.iter().any(|b| b == "b3") {
@@ -602,6 +642,38 @@ fn main() {
     )
     .expect("write report");
     println!("report: {}", o.report);
+}
+
+/// B4a at 1k, 5k and 10k sockets; beside it, when given, LNbits at the same sizes, and the
+/// machine's floor (bare loopback sockets).
+async fn b4a(o: &Options, server: &Server, key: &str, db: &str, figures: &mut Vec<Value>) {
+    for n in [1000, 5000, 10_000] {
+        let mut f = sockets::cashier(server, key, n).await;
+        let (p50, p99, last) = f.sample.spread();
+        println!(
+            "B4a one event to {n:>5} sockets  {db:<8} p50 {p50:>7.2} ms   p99 {p99:>7.2} ms   last {last:>7.2} ms   missed {}   server CPU {} ms   RSS {:.1} KiB/socket",
+            f.sample.errors, f.server_cpu_ms, f.rss_per_socket
+        );
+        let mut figure = json!({"id": "B4a", "sockets": n, "db": db, "p50_ms": p50, "p99_ms": p99,
+            "last_ms": last, "missed": f.sample.errors, "server_cpu_ms": f.server_cpu_ms,
+            "rss_kib_per_socket": f.rss_per_socket});
+        if let Some((url, pid)) = &o.lnbits {
+            let mut l = sockets::lnbits(url, *pid, n).await;
+            let (l50, l99, llast) = l.sample.spread();
+            println!(
+                "B4a one event to {n:>5} sockets  LNbits   p50 {l50:>7.2} ms   p99 {l99:>7.2} ms   last {llast:>7.2} ms   missed {}   server CPU {} ms   RSS {:.1} KiB/socket   -> Cashier's p99 is {:.1}x faster, {:.1}x less memory per socket",
+                l.sample.errors, l.server_cpu_ms, l.rss_per_socket, l99 / p99, l.rss_per_socket / f.rss_per_socket
+            );
+            figure["lnbits"] = json!({"p50_ms": l50, "p99_ms": l99, "last_ms": llast, "missed": l.sample.errors,
+                "server_cpu_ms": l.server_cpu_ms, "rss_kib_per_socket": l.rss_per_socket,
+                "p99_ratio": l99 / p99, "rss_ratio": l.rss_per_socket / f.rss_per_socket});
+        }
+        let mut floor = sockets::floor(n).await;
+        let (f50, f99, _) = floor.spread();
+        println!("    floor: {n:>5} bare loopback sockets, one 600-byte write each from 2 threads: p50 {f50:.2} ms   p99 {f99:.2} ms");
+        figure["floor"] = json!({"p50_ms": f50, "p99_ms": f99});
+        figures.push(figure);
+    }
 }
 
 /// Up to READ_IDS invoice paths, newest first, through the list endpoint.
@@ -851,80 +923,3 @@ async fn node_baseline(db: &str, k: usize, concurrency: usize) -> Sample {
     }
     Sample::gather(tasks, start).await
 }
-
-/// B4a: one event to `n` sockets on one invoice. Returns receipt delays (µs) after the pay
-/// request was sent, and the server's RSS growth per idle socket (KiB).
-async fn fan_out(server: &Server, key: &str, n: usize) -> (Sample, f64) {
-    use futures_util::StreamExt;
-    let addr = server.addr.clone();
-    let pay = prepare_payments(&addr, key, 1).await.remove(0);
-    // The invoice id is in the pay request's path.
-    let path = String::from_utf8_lossy(&pay);
-    let id = path
-        .split("/api/jpp/invoices/")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .expect("invoice id")
-        .to_owned();
-    let before = rss_kib(server.child.id());
-    let url = format!("ws://{addr}/ws/jpp/invoice/{id}/");
-    let mut sockets = Vec::with_capacity(n);
-    // tungstenite's default 128 KiB read buffer per socket would make the client, not the
-    // server, the thing measured: a checkout page's message fits in 4 KiB.
-    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0);
-    for _ in 0..n {
-        let (socket, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), true)
-            .await
-            .expect("socket");
-        sockets.push(socket);
-    }
-    let after = rss_kib(server.child.id());
-    let per_socket = after.saturating_sub(before) as f64 / n as f64;
-    let perf = (n == 10_000 && std::env::var("PERF").is_ok()).then(|| {
-        let p = Command::new("perf").args(["record", "-F", "4999", "-g", "-o", "/tmp/perf-fan.data", "-p", &server.child.id().to_string()]).stderr(Stdio::null()).spawn().expect("perf");
-        std::thread::sleep(Duration::from_millis(500));
-        p
-    });
-    let sent = Instant::now();
-    let waiting: Vec<_> = sockets
-        .into_iter()
-        .map(|mut socket| {
-            tokio::spawn(async move {
-                while let Some(Ok(frame)) = socket.next().await {
-                    if frame.is_text() {
-                        // The socket is kept until every receipt is in: closing it now would
-                        // load the server while others still wait.
-                        return (Some(sent.elapsed()), socket);
-                    }
-                }
-                (None, socket)
-            })
-        })
-        .collect();
-    let mut conn = Conn::open(&addr).await;
-    let cpu_before = cpu_ms(server.child.id());
-    let client_before = cpu_ms(std::process::id());
-    assert_eq!(conn.call(&pay).await.expect("pay"), 200);
-    let mut sample = Sample::default();
-    let mut open = Vec::with_capacity(n);
-    for w in waiting {
-        let (receipt, socket) = w.await.expect("socket task");
-        open.push(socket);
-        match receipt {
-            Some(d) => {
-                sample.ok += 1;
-                sample.latencies_us.push(d.as_micros() as u64);
-            }
-            None => sample.errors += 1,
-        }
-    }
-    sample.elapsed = sent.elapsed();
-    if let Some(p) = perf { unsafe { libc_kill(p.id() as i32, 2) }; std::thread::sleep(Duration::from_secs(1)); }
-    eprintln!("   server CPU during the fan-out to {n}: {} ms, client {} ms", cpu_ms(server.child.id()) - cpu_before, cpu_ms(std::process::id()) - client_before);
-    drop(open);
-    (sample, per_socket)
-}
-
-extern "C" { #[link_name = "kill"] fn libc_kill(pid: i32, sig: i32) -> i32; }

@@ -3,6 +3,7 @@
 //!
 //! Plain Rust: neither actix nor diesel is imported here.
 
+pub mod checkout;
 mod create;
 mod invoice;
 pub mod pay;

@@ -359,7 +359,9 @@ mod keep_alive {
     /// Opens the socket by hand, so that nothing answers the server's pings.
     async fn raw_socket(app: &TestApp, id: &str) -> tokio::net::TcpStream {
         let host = app.base.trim_start_matches("http://").to_owned();
-        let mut tcp = tokio::net::TcpStream::connect(&host).await.expect("connect");
+        let mut tcp = tokio::net::TcpStream::connect(&host)
+            .await
+            .expect("connect");
         let request = format!(
             "GET /ws/jpp/invoice/{id}/ HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
@@ -371,7 +373,11 @@ mod keep_alive {
         while !head.ends_with(b"\r\n\r\n") {
             head.push(tcp.read_u8().await.expect("handshake answer"));
         }
-        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
         tcp
     }
 
@@ -415,7 +421,10 @@ mod keep_alive {
         assert!(pings >= 2, "closed after {pings} pings");
         assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1001);
         assert!(String::from_utf8_lossy(&close[2..]).contains("ping"));
-        assert!(frame(&mut dead).await.is_none(), "the connection ends after the close");
+        assert!(
+            frame(&mut dead).await.is_none(),
+            "the connection ends after the close"
+        );
 
         // The live socket, which answers every ping (the client library does), has lived as
         // long and still gets its events.
