@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{NormalizePath, TrailingSlash};
+use actix_web::middleware::{DefaultHeaders, NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpServer};
 
 use crate::chain::bchn::BchnClient;
@@ -15,6 +15,7 @@ use crate::chain::Network;
 use crate::config::{NodeKind, Settings};
 use crate::http::{routes, AppState};
 use crate::jpp::pay::Payments;
+use crate::jpp::signing::Signer;
 use crate::jpp::Invoices;
 use crate::notify::{ConnectionLimit, Dispatcher, Hub};
 use crate::store::{Store, StoreError};
@@ -63,6 +64,14 @@ impl Application {
             .map_err(|e| StoreError::Unavailable(e.to_string()))??;
 
         let (node, network) = connect_node(settings, &store).await?;
+        let signer = match &settings.signing_key {
+            Some(key) => {
+                Some(Arc::new(Signer::from_hex(key, network).map_err(|e| {
+                    StartError::Config(format!("--signing-key: {e}"))
+                })?))
+            }
+            None => None,
+        };
 
         let listener = TcpListener::bind(settings.listen).map_err(|source| StartError::Bind {
             addr: settings.listen,
@@ -110,11 +119,26 @@ impl Application {
             keys: Default::default(),
             sockets: ConnectionLimit::new(settings.sockets_per_address),
             ping_every: std::time::Duration::from_secs(settings.ws_ping_secs),
+            signer,
         });
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .wrap(NormalizePath::new(TrailingSlash::Trim))
+                // Browser wallets and checkout pages on other origins (research §7.1).
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("Access-Control-Allow-Origin", "*"))
+                        .add(("Access-Control-Allow-Methods", "GET, POST, OPTIONS"))
+                        .add((
+                            "Access-Control-Allow-Headers",
+                            "Content-Type, Accept, X-Api-Key, Authorization, x-paypro-version, BP_PARTNER, BP_PARTNER_VERSION",
+                        ))
+                        .add((
+                            "Access-Control-Expose-Headers",
+                            "digest, signature, x-signature, x-signature-type, x-identity",
+                        )),
+                )
                 .configure(routes)
         })
         // Signals are ours (see main): stop accepting, finish requests in flight, then exit.

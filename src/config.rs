@@ -156,6 +156,13 @@ pub struct Settings {
     #[arg(long, env = "CASHIER_NODE_URL", hide_env_values = true)]
     pub node_url: Option<String>,
 
+    /// Private key (64 hex digits) that signs JSON Payment Protocol responses (`digest`,
+    /// `signature`, `x-identity` headers) for wallets set up to trust it; its public key is
+    /// served at /signingKeys/paymentProtocol.json. Prefer the environment variable (command
+    /// lines are visible to other users). Default: responses are not signed.
+    #[arg(long, env = "CASHIER_SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<String>,
+
     /// Seconds a call to BCHN may take before its outcome counts as unknown.
     #[arg(long, env = "CASHIER_NODE_TIMEOUT", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=300))]

@@ -225,6 +225,24 @@ impl Address {
         }
     }
 
+    /// The address a standard locking bytecode pays to (P2PKH, P2SH, P2SH32); `None` for any
+    /// other script.
+    pub fn from_locking_bytecode(script: &[u8], network: Network) -> Option<Address> {
+        let (kind, hash) = match script {
+            [0x76, 0xa9, 0x14, hash @ .., 0x88, 0xac] if hash.len() == 20 => {
+                (LockKind::P2pkh, hash)
+            }
+            [0xa9, 0x14, hash @ .., 0x87] if hash.len() == 20 => (LockKind::P2sh, hash),
+            [0xaa, 0x20, hash @ .., 0x87] if hash.len() == 32 => (LockKind::P2sh, hash),
+            _ => return None,
+        };
+        Some(Address {
+            network,
+            kind,
+            hash: hash.to_vec(),
+        })
+    }
+
     /// The locking bytecode this address pays to (without any token prefix).
     pub fn locking_bytecode(&self) -> Vec<u8> {
         let mut script = Vec::with_capacity(25);

@@ -30,16 +30,6 @@ pub async fn create(
     Ok(HttpResponse::Created().json(state.invoices.view(&invoice, now_ms())))
 }
 
-/// `GET /jpp/invoices/{id}/`: JSON whatever the Accept header says (the other dialects are
-/// negotiated on this path too once they exist).
-pub async fn read(
-    id: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let invoice = state.invoices.get(parse_id(&id)?).await?;
-    Ok(HttpResponse::Ok().json(state.invoices.view(&invoice, now_ms())))
-}
-
 #[derive(Serialize)]
 struct Page<'a> {
     results: Vec<InvoiceView<'a>>,

@@ -8,6 +8,7 @@ mod error;
 mod health;
 mod invoices;
 mod pay;
+mod payment_url;
 mod ws;
 
 use actix_web::http::StatusCode;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub dispatcher: Dispatcher,
     /// Open sockets per client address.
     pub sockets: Arc<ConnectionLimit>,
+    /// Signs the BitPay dialects' answers, when configured.
+    pub signer: Option<Arc<crate::jpp::signing::Signer>>,
     /// How often each socket is pinged.
     pub ping_every: std::time::Duration,
     pub public_invoices: bool,
@@ -51,12 +54,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(at("/invoices/{id}/verify").post(pay::verify))
                 .service(at("/invoices/{id}/pay").post(pay::pay))
                 // Every alias of the payment URL watchtower and wallets use.
-                .service(at("/invoices/{id}").get(invoices::read))
-                .service(at("/i/{id}").get(invoices::read))
-                .service(at("/i/bitpay/{id}").get(invoices::read)),
+                .service(payment_url("/invoices/{id}"))
+                .service(payment_url("/i/{id}"))
+                .service(payment_url("/i/bitpay/{id}")),
         );
     }
-    cfg.service(at("/i/{id}").get(invoices::read));
+    cfg.service(payment_url("/i/{id}"));
+    cfg.route(
+        "/signingKeys/paymentProtocol.json",
+        web::get().to(payment_url::signing_keys),
+    );
     // The checkout page's socket (read-only).
     cfg.service(at("/ws/jpp/invoice/{id}").get(ws::invoice));
     cfg.service(at("/api/ws/jpp/invoice/{id}").get(ws::invoice));
@@ -64,6 +71,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(at("/dev/faucet").post(dev::faucet));
     cfg.service(at("/dev/mine").post(dev::mine));
     cfg.default_service(web::to(not_found));
+}
+
+/// The payment URL and its aliases: every wallet dialect, negotiated.
+fn payment_url(path: &str) -> actix_web::Resource {
+    at(path).get(payment_url::get).post(payment_url::post)
 }
 
 /// A resource that answers 405 (in our JSON) to methods it does not route.
@@ -75,7 +87,11 @@ async fn not_found() -> HttpResponse {
     HttpResponse::from_error(ApiError::not_found("There is nothing at this path. The invoice API lives under /jpp/invoices/ and /api/jpp/invoices/."))
 }
 
-async fn method_not_allowed() -> HttpResponse {
+async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpResponse {
+    if req.method() == actix_web::http::Method::OPTIONS {
+        // A CORS preflight: the allowed methods and headers are on every response.
+        return HttpResponse::NoContent().finish();
+    }
     HttpResponse::from_error(ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",

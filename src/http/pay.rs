@@ -2,7 +2,7 @@
 //! in `jpp::pay`; this file only speaks the watchtower dialect.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
 use serde_json::{json, Value};
 
 use super::body::read_json;
@@ -11,7 +11,7 @@ use crate::jpp::pay::{PayError, Submission};
 use crate::jpp::{now_ms, InvoiceId};
 
 /// Pay bodies carry one transaction of at most 100 kB as hex, plus a little JSON.
-const MAX_PAY_BODY: usize = 256 * 1024;
+pub(super) const MAX_PAY_BODY: usize = 256 * 1024;
 
 fn status_and_code(e: &PayError) -> (StatusCode, &'static str) {
     match e {
@@ -26,7 +26,12 @@ fn status_and_code(e: &PayError) -> (StatusCode, &'static str) {
         PayError::FeeTooLow { .. } => (StatusCode::BAD_REQUEST, "fee_too_low"),
         PayError::FeeUnverifiable(_) => (StatusCode::BAD_REQUEST, "fee_unverifiable"),
         PayError::Rejected(_) => (StatusCode::BAD_REQUEST, "rejected_by_network"),
-        PayError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        PayError::Invalid(_) | PayError::Unparsable(_) => {
+            (StatusCode::BAD_REQUEST, "invalid_request")
+        }
+        PayError::NotOneTransaction => (StatusCode::BAD_REQUEST, "one_transaction"),
+        PayError::UnsupportedType => (StatusCode::BAD_REQUEST, "unsupported_content_type"),
+        PayError::WrongChain(_) => (StatusCode::BAD_REQUEST, "wrong_chain"),
         PayError::InputsMissing => (StatusCode::UNPROCESSABLE_ENTITY, "inputs_missing"),
         PayError::NodeUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "node_unavailable"),
         PayError::Pending => (StatusCode::SERVICE_UNAVAILABLE, "payment_pending"),
@@ -48,11 +53,22 @@ fn message(e: &PayError) -> String {
 
 fn error_response(e: &PayError, body: impl FnOnce(&'static str, String) -> Value) -> HttpResponse {
     if let PayError::NotFound = e {
-        // The same 404 as every invoice path, whatever the dialect.
+        // The same 404 as every invoice path of the watchtower dialect.
         return ResponseError::error_response(&ApiError::not_found(
             "No invoice with this id exists.",
         ));
     }
+    refusal(e, |mut response, code, message| {
+        response.json(body(code, message))
+    })
+}
+
+/// A refused payment in any dialect: the status (and `Retry-After`) are decided here once;
+/// `render` writes the body from the stable code and the message a person reads.
+pub(super) fn refusal(
+    e: &PayError,
+    render: impl FnOnce(HttpResponseBuilder, &'static str, String) -> HttpResponse,
+) -> HttpResponse {
     if let PayError::Store(store) = e {
         // Internal: logged with its cause, answered without it.
         tracing::error!(error = %store, "pay: storage failed");
@@ -63,7 +79,7 @@ fn error_response(e: &PayError, body: impl FnOnce(&'static str, String) -> Value
     if e.is_retryable() {
         response.insert_header(("Retry-After", "2"));
     }
-    response.json(body(code, message(e)))
+    render(response, code, message(e))
 }
 
 fn invoice_id(raw: &str) -> Result<InvoiceId, ApiError> {

@@ -3,11 +3,14 @@
 //!
 //! Plain Rust: neither actix nor diesel is imported here.
 
+pub mod bip70;
+pub mod bitpay;
 pub mod checkout;
 mod create;
 mod invoice;
 pub mod pay;
 mod service;
+pub mod signing;
 mod view;
 
 pub use create::{parse_create_request, CreateLimits, FieldError};

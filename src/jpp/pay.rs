@@ -60,6 +60,14 @@ pub enum PayError {
     FeeUnverifiable(u64),
     #[error("Transaction rejected by network: {0}")]
     Rejected(String),
+    #[error("We were unable to parse your payment. Please try again or contact your wallet provider ({0})")]
+    Unparsable(String),
+    #[error("Request must include exactly one (1) transaction")]
+    NotOneTransaction,
+    #[error("Unsupported Content-Type for payment: send application/payment-request, application/payment-verification, application/verify-payment, application/payment or application/bitcoincash-payment")]
+    UnsupportedType,
+    #[error("This invoice is priced in BCH, not {0}. Please try with a BCH wallet instead")]
+    WrongChain(String),
     /// A field beside the transaction (memo, refund_to) is wrong.
     #[error("{0}")]
     Invalid(String),

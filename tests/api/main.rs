@@ -3,9 +3,12 @@
 mod helpers;
 
 mod bad_input;
+mod checkout;
 mod cli;
+mod dialects;
 mod examples;
 mod invoices;
 mod pay;
 mod store;
+mod wallets;
 mod ws;
