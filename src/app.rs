@@ -73,18 +73,16 @@ impl Application {
             None => None,
         };
 
-        let listener = TcpListener::bind(settings.listen).map_err(|source| StartError::Bind {
-            addr: settings.listen,
-            source,
-        })?;
+        let listener =
+            TcpListener::bind(settings.address.listen).map_err(|source| StartError::Bind {
+                addr: settings.address.listen,
+                source,
+            })?;
         let local = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: settings.listen,
+            addr: settings.address.listen,
             source,
         })?;
-        let public_url = settings
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{local}"));
+        let public_url = settings.address.base_url(local);
 
         let dispatcher = Dispatcher::new(store.clone(), Arc::new(Hub::default()));
         let payments = Payments::new(
@@ -150,7 +148,7 @@ impl Application {
         let server = server
             .listen(listener)
             .map_err(|source| StartError::Bind {
-                addr: settings.listen,
+                addr: settings.address.listen,
                 source,
             })?
             .run();

@@ -29,6 +29,15 @@ pub enum Command {
         #[command(subcommand)]
         command: DevCommand,
     },
+    /// Look at invoices from the command line.
+    Invoice {
+        #[command(subcommand)]
+        command: InvoiceCommand,
+        #[command(flatten)]
+        database: DatabaseSettings,
+        #[command(flatten)]
+        address: PublicAddress,
+    },
     /// Manage merchant API keys (needed to create invoices).
     Key {
         #[command(subcommand)]
@@ -52,6 +61,15 @@ pub enum DevCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum InvoiceCommand {
+    /// Print the invoice's payment URI (`bitcoincash:?r=<payment URL>`), what its QR code holds.
+    Uri {
+        /// The invoice id (32 hex digits, or the dashed form).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Create a key and print it. It is shown this once; only its hash is stored.
     Create {
@@ -63,6 +81,34 @@ pub enum KeyCommand {
     List,
     /// Revoke a key by the id `key list` shows.
     Revoke { id: i64 },
+}
+
+/// Where the server listens and the URL the world reaches it at; shared by the server and
+/// the commands that print its URLs.
+#[derive(Debug, Clone, Args)]
+pub struct PublicAddress {
+    /// Address and port to listen on (port 0 picks a free one).
+    #[arg(
+        long,
+        global = true,
+        env = "CASHIER_LISTEN",
+        default_value = "127.0.0.1:8000"
+    )]
+    pub listen: SocketAddr,
+
+    /// Public base URL used in every URL the server emits (payment URLs, QR codes).
+    /// Default: http://<listen address>, i.e. http://127.0.0.1:8000.
+    #[arg(long, global = true, env = "CASHIER_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+}
+
+impl PublicAddress {
+    /// The public base URL, given the address actually bound.
+    pub fn base_url(&self, bound: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
+    }
 }
 
 /// Where the data lives; shared by the server and the commands that touch the database.
@@ -130,14 +176,8 @@ impl DatabaseSettings {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "cashier serve")]
 pub struct Settings {
-    /// Address and port to listen on (port 0 picks a free one).
-    #[arg(long, env = "CASHIER_LISTEN", default_value = "127.0.0.1:8000")]
-    pub listen: SocketAddr,
-
-    /// Public base URL used in every URL the server emits (payment URLs, QR codes).
-    /// Default: http://<listen address>, i.e. http://127.0.0.1:8000.
-    #[arg(long, env = "CASHIER_PUBLIC_URL", value_parser = parse_public_url)]
-    pub public_url: Option<String>,
+    #[command(flatten)]
+    pub address: PublicAddress,
 
     #[command(flatten)]
     pub database: DatabaseSettings,

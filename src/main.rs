@@ -5,8 +5,10 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use cashier::app::Application;
-use cashier::config::{Cli, Command, DatabaseSettings, DevCommand, KeyCommand, Settings};
-use cashier::jpp::{iso_millis, now_ms};
+use cashier::config::{
+    Cli, Command, DatabaseSettings, DevCommand, InvoiceCommand, KeyCommand, PublicAddress, Settings,
+};
+use cashier::jpp::{iso_millis, now_ms, InvoiceId, InvoiceView};
 use cashier::store::{self, Store, StoreError};
 
 #[tokio::main]
@@ -15,6 +17,11 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(settings) => serve(settings).await,
         Command::Key { command, database } => key(command, database).await,
+        Command::Invoice {
+            command: InvoiceCommand::Uri { id },
+            database,
+            address,
+        } => invoice_uri(&id, database, address).await,
         Command::Dev {
             command: DevCommand::Pay { payment_url, memo },
         } => dev_pay(&payment_url, memo.as_deref()).await,
@@ -47,7 +54,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
     tracing::info!(
         database = %app.store().backend().as_str(),
         "Cashier listening on {}; invoices at {}/api/jpp/invoices/",
-        settings.listen.ip().to_string() + ":" + &app.port().to_string(),
+        settings.address.listen.ip().to_string() + ":" + &app.port().to_string(),
         app.public_url(),
     );
     let handle = app.handle();
@@ -87,13 +94,46 @@ async fn dev_pay(payment_url: &str, memo: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
-async fn key(command: KeyCommand, database: DatabaseSettings) -> Result<(), String> {
+async fn open_store(database: DatabaseSettings) -> Result<Store, String> {
     let target = database.target().map_err(|e| e.to_string())?;
     let options = database.store_options();
-    let store = tokio::task::spawn_blocking(move || Store::open(&target, &options))
+    tokio::task::spawn_blocking(move || Store::open(&target, &options))
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+/// `cashier invoice uri <id>`: the URI the checkout page's QR code holds.
+async fn invoice_uri(
+    id: &str,
+    database: DatabaseSettings,
+    address: PublicAddress,
+) -> Result<(), String> {
+    let id: InvoiceId = id
+        .parse()
+        .map_err(|()| format!("{id:?} is not an invoice id (32 hex digits)"))?;
+    let store = open_store(database).await?;
+    let invoice = store
+        .read(move |c| store::invoices::get(c, id))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no invoice {id} in this database"))?;
+    // The invoice's network is its addresses'.
+    let network = invoice
+        .outputs
+        .first()
+        .map(|o| o.address.network())
+        .ok_or("the invoice has no outputs")?;
+    let base = address.base_url(address.listen);
+    println!(
+        "{}",
+        InvoiceView::new(&invoice, network, &base, now_ms()).payment_uri
+    );
+    Ok(())
+}
+
+async fn key(command: KeyCommand, database: DatabaseSettings) -> Result<(), String> {
+    let store = open_store(database).await?;
     let now = now_ms();
     match command {
         KeyCommand::Create { label } => {

@@ -216,6 +216,10 @@ impl Address {
         }
     }
 
+    pub fn network(&self) -> Network {
+        self.network
+    }
+
     /// The P2PKH address of a public key hash.
     pub fn p2pkh(network: Network, key_hash: [u8; 20]) -> Address {
         Address {

@@ -223,6 +223,10 @@ async fn dev_pay_pays_an_invoice_end_to_end() {
             .await
             .unwrap();
         let uri = invoice["payment_uri"].as_str().unwrap();
+        // The command line prints the same URI the API gave.
+        let id = invoice["payment_id"].as_str().unwrap();
+        let printed = run_ok(&["invoice", "uri", id, "--public-url", &base], &db);
+        assert_eq!(printed, uri);
         let out = cashier().args(["dev", "pay", uri]).output().unwrap();
         assert!(
             out.status.success(),
@@ -247,6 +251,13 @@ async fn dev_pay_pays_an_invoice_end_to_end() {
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("the invoice is paid"));
     }
+    let unknown = cashier()
+        .args(["invoice", "uri", &"0".repeat(32)])
+        .args(db)
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no invoice"));
     server.kill().unwrap();
     server.wait().unwrap();
 }
