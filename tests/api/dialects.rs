@@ -419,10 +419,7 @@ async fn an_electron_cash_payment_is_acknowledged_and_its_own_broadcast_tolerate
     assert_eq!(paid["status"], "paid");
     assert_eq!(paid["payment"]["txid"], txid_of(&raw).to_hex());
     assert_eq!(paid["payment"]["memo"], "Paid using Electron Cash");
-    assert_eq!(
-        paid["payment"]["refund_to"][0]["address"],
-        wallet.address
-    );
+    assert_eq!(paid["payment"]["refund_to"][0]["address"], wallet.address);
 }
 
 fn percent_decode(s: &str) -> String {
@@ -588,8 +585,10 @@ async fn refusals_are_in_each_dialects_words(app: TestApp) {
 
     // A token invoice cannot be expressed in BIP70.
     let token = app
-        .create(&json!({"outputs": [{"address": crate::helpers::ADDR_TOKEN, "amount": 1000,
-            "token": {"category": "aa".repeat(32), "amount": 5}}]}))
+        .create(
+            &json!({"outputs": [{"address": crate::helpers::ADDR_TOKEN, "amount": 1000,
+            "token": {"category": "aa".repeat(32), "amount": 5}}]}),
+        )
         .await;
     assert_eq!(token.0, 201, "{}", token.1);
     let token_path = format!(
