@@ -295,8 +295,8 @@ fn script_json(value: &serde_json::Value) -> String {
     out
 }
 
-/// The page's policy: its one inline script (by hash) and inline style, sockets to its own
-/// host, nothing else fetched, no forms, no framing-based tricks through `<base>`.
+/// The page's policy: its one inline script (by hash) and its inline style, sockets to its
+/// own host, nothing else fetched, no `<base>`, no form submissions.
 fn csp() -> &'static str {
     static CSP: OnceLock<String> = OnceLock::new();
     CSP.get_or_init(|| {
