@@ -83,11 +83,13 @@ fn refuse(dialect: Dialect, e: &PayError) -> HttpResponse {
 }
 
 /// A JSON answer of the BitPay dialects, signed when a signing key is configured: the
-/// signature covers these exact bytes.
-fn signed(state: &AppState, content_type: &str, value: &Value) -> HttpResponse {
+/// signature covers these exact bytes. Always labelled `application/json`, whatever the
+/// dialect calls the message: BitPay's client under Node (superagent) only reads a body it
+/// recognises as JSON, and no client checks these types.
+fn signed(state: &AppState, value: &Value) -> HttpResponse {
     let body = serde_json::to_vec(value).unwrap_or_default();
     let mut response = HttpResponse::Ok();
-    response.content_type(content_type);
+    response.content_type("application/json");
     if let Some(signer) = &state.signer {
         for header in signer.headers(&body) {
             response.insert_header(header);
@@ -164,16 +166,8 @@ pub async fn get(
         }
         _ => match still_offered(&view) {
             Err(e) => refuse(dialect, &e),
-            Ok(()) if offer == Offer::Options => signed(
-                &state,
-                "application/payment-options",
-                &bitpay::options(&view),
-            ),
-            Ok(()) => signed(
-                &state,
-                "application/payment-request",
-                &bitpay::payment_request_v1(&view),
-            ),
+            Ok(()) if offer == Offer::Options => signed(&state, &bitpay::options(&view)),
+            Ok(()) => signed(&state, &bitpay::payment_request_v1(&view)),
         },
     })
 }
@@ -280,11 +274,7 @@ async fn bitpay_post(
             let invoice = invoice(state, id).await?;
             let view = state.invoices.view(&invoice, now_ms());
             still_offered(&view)?;
-            Ok(signed(
-                state,
-                "application/payment-request",
-                &bitpay::payment_request_v2(&view),
-            ))
+            Ok(signed(state, &bitpay::payment_request_v2(&view)))
         }
         // v2 and v1 verification: every check, nothing written.
         "application/payment-verification" | "application/verify-payment" => {
@@ -304,7 +294,6 @@ async fn bitpay_post(
             state.payments.verify(invoice_id, &raw, size).await?;
             Ok(signed(
                 state,
-                "application/json",
                 &json!({"payment": request, "memo": bitpay::VERIFIED}),
             ))
         }
@@ -326,14 +315,8 @@ async fn bitpay_post(
                 refund_to: None,
             };
             state.payments.pay(invoice_id, submission).await?;
-            let content_type = if v2 {
-                "application/json"
-            } else {
-                "application/payment-ack"
-            };
             Ok(signed(
                 state,
-                content_type,
                 &json!({"payment": request, "memo": bitpay::RECEIVED}),
             ))
         }

@@ -97,7 +97,7 @@ async fn get_is_negotiated_by_accept(app: TestApp) {
     assert!(r.text().await.unwrap().contains(id));
 
     let r = get_with(&app, &path, Some("application/payment-request")).await;
-    assert_eq!(content_type(&r), "application/payment-request");
+    assert_eq!(content_type(&r), "application/json");
     let v1: Value = r.json().await.unwrap();
     assert_eq!(v1["paymentId"], id);
     assert_eq!(v1["currency"], "BCH");
@@ -113,7 +113,7 @@ async fn get_is_negotiated_by_accept(app: TestApp) {
     assert!(v1["time"].as_str().unwrap().ends_with('Z'));
 
     let r = get_with(&app, &path, Some("application/payment-options")).await;
-    assert_eq!(content_type(&r), "application/payment-options");
+    assert_eq!(content_type(&r), "application/json");
     let options: Value = r.json().await.unwrap();
     let option = &options["paymentOptions"][0];
     assert_eq!(option["chain"], "BCH");
@@ -199,7 +199,7 @@ async fn paytaca_v1_sequence_pays(app: TestApp) {
     )
     .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(content_type(&r), "application/payment-ack");
+    assert_eq!(content_type(&r), "application/json");
     let ack: Value = r.json().await.unwrap();
     assert_eq!(ack["payment"]["transactions"][0], hex::encode(&raw));
     assert!(!ack["memo"].as_str().unwrap().is_empty());
@@ -253,7 +253,7 @@ async fn paytaca_bitpay_v2_sequence_pays(app: TestApp) {
     )
     .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(content_type(&r), "application/payment-request");
+    assert_eq!(content_type(&r), "application/json");
     let request: Value = r.json().await.unwrap();
     let instruction = request["instructions"]
         .as_array()

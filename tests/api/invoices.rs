@@ -69,7 +69,7 @@ async fn create_then_read_everywhere(app: TestApp) {
             None,
             Some("*/*"),
             Some("application/json"),
-            Some("text/html, */*;q=0.8"),
+            // A browser's Accept gets the checkout page (tests/api/checkout.rs).
         ] {
             let mut req = app.client.get(app.url(path));
             if let Some(a) = accept {
