@@ -17,6 +17,7 @@ use crate::http::{routes, AppState};
 use crate::jpp::pay::Payments;
 use crate::jpp::signing::Signer;
 use crate::jpp::Invoices;
+use crate::lightning::{Funding, Lightning};
 use crate::notify::{ConnectionLimit, Dispatcher, Hub};
 use crate::store::{Store, StoreError};
 
@@ -43,6 +44,7 @@ pub struct Application {
     payments: Payments,
     dispatcher: Dispatcher,
     invoices: Invoices,
+    lightning: Lightning,
     reconcile_every: std::time::Duration,
     event_retention: std::time::Duration,
 }
@@ -108,11 +110,18 @@ impl Application {
             public_url.clone(),
             settings.default_expires_in,
         );
+        let lightning = Lightning::new(
+            store.clone(),
+            dispatcher.clone(),
+            Funding::new(settings.funding_source, &settings.fake_wallet_secret),
+        );
         let state = web::Data::new(AppState {
             payments: payments.clone(),
             store: store.clone(),
             dispatcher: dispatcher.clone(),
             invoices: invoices.clone(),
+            lightning: lightning.clone(),
+            public_accounts: !settings.no_public_accounts,
             public_invoices: settings.public_invoices,
             keys: Default::default(),
             sockets: ConnectionLimit::new(settings.sockets_per_address),
@@ -160,6 +169,7 @@ impl Application {
             payments,
             dispatcher,
             invoices,
+            lightning,
             reconcile_every: std::time::Duration::from_secs(settings.reconcile_every),
             event_retention: std::time::Duration::from_secs(
                 u64::from(settings.event_retention_days) * 86_400,
@@ -186,6 +196,10 @@ impl Application {
 
     pub fn dispatcher(&self) -> &Dispatcher {
         &self.dispatcher
+    }
+
+    pub fn lightning(&self) -> &Lightning {
+        &self.lightning
     }
 
     pub fn payments(&self) -> &Payments {
@@ -233,7 +247,9 @@ impl Application {
                 }
             }
         });
+        let listener = tokio::spawn(self.lightning.clone().listen_for_paid_invoices());
         let result = self.server.await;
+        listener.abort();
         reconciler.abort();
         dispatcher.abort();
         sweeper.abort();

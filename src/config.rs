@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::chain::Network;
+use crate::lightning::FundingKind;
 use crate::store::{DatabaseTarget, StoreError, StoreOptions};
 
 #[derive(Debug, Parser)]
@@ -202,6 +203,24 @@ pub struct Settings {
     /// lines are visible to other users). Default: responses are not signed.
     #[arg(long, env = "CASHIER_SIGNING_KEY", hide_env_values = true)]
     pub signing_key: Option<String>,
+
+    /// Where Lightning invoices come from and payments go: fake (real BOLT11 invoices that
+    /// only this server's wallets pay, for development) or void (no Lightning).
+    #[arg(long, env = "CASHIER_FUNDING_SOURCE", value_enum, default_value_t = FundingKind::Fake)]
+    pub funding_source: FundingKind,
+
+    /// Secret the fake funding source derives its invoice-signing key from.
+    #[arg(
+        long,
+        env = "CASHIER_FAKE_WALLET_SECRET",
+        hide_env_values = true,
+        default_value = "cashier-fake"
+    )]
+    pub fake_wallet_secret: String,
+
+    /// Refuse `POST /api/v1/account` (wallets are then made with `cashier wallet create`).
+    #[arg(long, env = "CASHIER_NO_PUBLIC_ACCOUNTS")]
+    pub no_public_accounts: bool,
 
     /// Seconds a call to BCHN may take before its outcome counts as unknown.
     #[arg(long, env = "CASHIER_NODE_TIMEOUT", default_value_t = 10,

@@ -24,5 +24,6 @@ pub mod config;
 pub mod dev_pay;
 pub mod http;
 pub mod jpp;
+pub mod lightning;
 pub mod notify;
 pub mod store;

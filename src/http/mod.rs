@@ -7,6 +7,7 @@ mod dev;
 mod error;
 mod health;
 mod invoices;
+mod lightning;
 mod pay;
 mod payment_url;
 mod ws;
@@ -33,6 +34,9 @@ pub struct AppState {
     pub dispatcher: Dispatcher,
     /// Open sockets per client address.
     pub sockets: Arc<ConnectionLimit>,
+    pub lightning: crate::lightning::Lightning,
+    /// Whether `POST /api/v1/account` may create wallets.
+    pub public_accounts: bool,
     /// Signs the BitPay dialects' answers, when configured.
     pub signer: Option<Arc<crate::jpp::signing::Signer>>,
     /// How often each socket is pinged.
@@ -67,6 +71,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // The checkout page's socket (read-only).
     cfg.service(at("/ws/jpp/invoice/{id}").get(ws::invoice));
     cfg.service(at("/api/ws/jpp/invoice/{id}").get(ws::invoice));
+    // The Lightning wallets, as LNbits' clients call them.
+    cfg.service(at("/api/v1/wallet").get(lightning::get_wallet));
+    cfg.service(at("/api/v1/account").post(lightning::create_account));
+    cfg.service(
+        at("/api/v1/payments")
+            .post(lightning::create_payment)
+            .get(lightning::list_payments),
+    );
+    cfg.service(at("/api/v1/payments/decode").post(lightning::decode));
+    cfg.service(at("/api/v1/payments/{id}").get(lightning::get_payment));
+    cfg.service(
+        at("/api/v1/ws/{id}")
+            .get(ws::wallet)
+            .post(lightning::push_in_query),
+    );
+    cfg.service(at("/api/v1/ws/{id}/{data}").get(lightning::push_in_path));
     // The dev chain's faucet and miner (404 unless the node is the dev chain).
     cfg.service(at("/dev/faucet").post(dev::faucet));
     cfg.service(at("/dev/mine").post(dev::mine));

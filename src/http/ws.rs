@@ -16,6 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::AppState;
 use crate::jpp::{now_ms, InvoiceId, InvoiceStatus, InvoiceView};
 use crate::notify::message;
+use crate::notify::Slot;
 use crate::store::events;
 
 /// Largest frame a client may send; anything bigger closes the socket.
@@ -42,50 +43,110 @@ fn options(query: &str) -> Options {
     o
 }
 
+/// A socket's place under the per-address cap, if the address has one left.
+fn slot(req: &HttpRequest, state: &AppState) -> Option<Slot> {
+    let address = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    state.sockets.acquire(address)
+}
+
+fn too_many_sockets() -> HttpResponse {
+    HttpResponse::TooManyRequests().json(json!({
+        "code": "too_many_sockets",
+        "detail": "This address has too many sockets open; close some first.",
+    }))
+}
+
+/// What a socket is subscribed to, and what it is sent before live events.
+struct Subscription {
+    live: tokio::sync::broadcast::Receiver<ByteString>,
+    first: Vec<ByteString>,
+    caught_up_to: i64,
+}
+
+impl Subscription {
+    /// Subscribes to `topic`, then reads what the client missed: every event after `since`,
+    /// or with `latest_only` the newest one. Subscribing first means nothing falls between.
+    async fn new(state: &AppState, topic: String, since: Option<i64>, latest_only: bool) -> Self {
+        let live = state.dispatcher.hub().subscribe(&topic);
+        let mut sub = Subscription {
+            live,
+            first: Vec::new(),
+            caught_up_to: 0,
+        };
+        if since.is_none() && !latest_only {
+            return sub;
+        }
+        let after = since.unwrap_or(0);
+        let past = state
+            .store
+            .read(move |c| events::for_topic_after(c, &topic, after))
+            .await
+            .unwrap_or_default();
+        let wanted = if since.is_some() {
+            &past[..]
+        } else {
+            &past[past.len().saturating_sub(1)..]
+        };
+        for (event_id, _, payload) in wanted {
+            sub.caught_up_to = sub.caught_up_to.max(*event_id);
+            sub.first.extend(message(*event_id, payload));
+        }
+        sub
+    }
+}
+
+/// Completes the handshake and serves the subscription; `None` (an unknown id or key) is
+/// closed at once with 1008, the same answer whatever was wrong.
+fn open(
+    req: &HttpRequest,
+    body: web::Payload,
+    state: &AppState,
+    slot: Slot,
+    subscription: Option<Subscription>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let (response, session, stream) = actix_ws::handle(req, body)?;
+    let stream = stream.max_frame_size(MAX_INBOUND_FRAME);
+    let Some(sub) = subscription else {
+        actix_web::rt::spawn(close(session, CloseCode::Policy, "unknown id"));
+        return Ok(response);
+    };
+    let ping_every = state.ping_every;
+    actix_web::rt::spawn(async move {
+        serve(
+            session,
+            stream,
+            sub.live,
+            sub.first,
+            sub.caught_up_to,
+            ping_every,
+        )
+        .await;
+        drop(slot);
+    });
+    Ok(response)
+}
+
+/// `/ws/jpp/invoice/{id}/`: a checkout page's socket.
 pub async fn invoice(
     req: HttpRequest,
     id: web::Path<String>,
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let address = req
-        .peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    let Some(slot) = state.sockets.acquire(address) else {
-        return Ok(HttpResponse::TooManyRequests().json(json!({
-            "code": "too_many_sockets",
-            "detail": "This address has too many sockets open; close some first.",
-        })));
+    let Some(slot) = slot(&req, &state) else {
+        return Ok(too_many_sockets());
     };
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let stream = stream.max_frame_size(MAX_INBOUND_FRAME);
     let invoice = match id.parse::<InvoiceId>() {
         Ok(id) => state.invoices.get(id).await.ok(),
         Err(()) => None,
     };
     let Some(invoice) = invoice else {
-        // Unknown and malformed ids get the same answer: nothing tells which.
-        actix_web::rt::spawn(close(session, CloseCode::Policy, "unknown invoice"));
-        return Ok(response);
+        return open(&req, body, &state, slot, None);
     };
-    let topic = format!("invoice:{}", invoice.id);
-    // Subscribe before reading the catch-up, so nothing falls between the two.
-    let live = state.dispatcher.hub().subscribe(&topic);
-
     let o = options(req.query_string());
-    let mut first = Vec::new();
-    if o.snapshot {
-        let view = InvoiceView::new(
-            &invoice,
-            state.invoices.network(),
-            state.invoices.public_url(),
-            now_ms(),
-        );
-        first.push(ByteString::from(
-            json!({"type": "invoice_state", "invoice": view.public()}).to_string(),
-        ));
-    }
     let terminal = matches!(
         invoice.status_at(now_ms()),
         InvoiceStatus::Paid
@@ -94,31 +155,49 @@ pub async fn invoice(
             | InvoiceStatus::Expired
             | InvoiceStatus::Cancelled
     );
-    let mut caught_up_to = 0;
-    if o.since.is_some() || terminal {
-        let (since, topic) = (o.since.unwrap_or(0), topic.clone());
-        let past = state
-            .store
-            .read(move |c| events::for_topic_after(c, &topic, since))
-            .await
-            .unwrap_or_default();
-        // Without `since`, only the latest (terminal) event: the page needs the outcome.
-        let wanted = if o.since.is_some() {
-            &past[..]
-        } else {
-            &past[past.len().saturating_sub(1)..]
-        };
-        for (event_id, _, payload) in wanted {
-            caught_up_to = caught_up_to.max(*event_id);
-            first.extend(message(*event_id, payload));
-        }
+    // Without `since`, a finished invoice's latest event: the page needs the outcome.
+    let mut sub =
+        Subscription::new(&state, format!("invoice:{}", invoice.id), o.since, terminal).await;
+    if o.snapshot {
+        let view = InvoiceView::new(
+            &invoice,
+            state.invoices.network(),
+            state.invoices.public_url(),
+            now_ms(),
+        );
+        sub.first.insert(
+            0,
+            ByteString::from(
+                json!({"type": "invoice_state", "invoice": view.public()}).to_string(),
+            ),
+        );
     }
-    let ping_every = state.ping_every;
-    actix_web::rt::spawn(async move {
-        serve(session, stream, live, first, caught_up_to, ping_every).await;
-        drop(slot);
-    });
-    Ok(response)
+    open(&req, body, &state, slot, Some(sub))
+}
+
+/// `/api/v1/ws/{wallet id | inkey | adminkey}`: a Lightning wallet's socket, one frame per
+/// settled payment (`?since=<event_id>` replays what was missed).
+pub async fn wallet(
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let Some(slot) = slot(&req, &state) else {
+        return Ok(too_many_sockets());
+    };
+    let wallet = state.lightning.wallet_for_socket(&id).await.ok().flatten();
+    let sub = match wallet {
+        Some(w) => {
+            let since = options(req.query_string()).since;
+            Some(
+                Subscription::new(&state, crate::lightning::wallet_topic(&w.id), since, false)
+                    .await,
+            )
+        }
+        None => None,
+    };
+    open(&req, body, &state, slot, sub)
 }
 
 /// The socket's life: catch-up first, then events, pings, and nothing the client says.

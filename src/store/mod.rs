@@ -12,6 +12,7 @@ pub mod api_keys;
 pub mod dev_chain;
 pub mod events;
 pub mod invoices;
+pub mod lightning;
 pub mod payments;
 pub mod schema;
 mod target;

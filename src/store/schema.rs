@@ -79,6 +79,43 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    wallets (id) {
+        id -> Text,
+        name -> Text,
+        inkey_hash -> Binary,
+        adminkey_hash -> Binary,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    ln_payments (checking_id) {
+        checking_id -> Text,
+        payment_hash -> Text,
+        wallet_id -> Text,
+        amount_msat -> BigInt,
+        fee_msat -> BigInt,
+        bolt11 -> Text,
+        memo -> Nullable<Text>,
+        status -> Text,
+        preimage -> Nullable<Text>,
+        expiry_ms -> Nullable<BigInt>,
+        extra -> Text,
+        webhook -> Nullable<Text>,
+        created_ms -> BigInt,
+        updated_ms -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
-    api_keys, invoices, events, payments, dev_txs, dev_coins, dev_blocks
+    api_keys,
+    invoices,
+    events,
+    payments,
+    dev_txs,
+    dev_coins,
+    dev_blocks,
+    wallets,
+    ln_payments
 );

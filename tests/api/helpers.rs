@@ -43,6 +43,7 @@ macro_rules! on_both_backends {
 pub struct TestApp {
     pub base: String,
     pub payments: cashier::jpp::pay::Payments,
+    pub lightning: cashier::lightning::Lightning,
     pub hub: std::sync::Arc<cashier::notify::Hub>,
     pub client: reqwest::Client,
     /// A valid merchant key.
@@ -134,6 +135,7 @@ impl TestApp {
         let base = format!("http://127.0.0.1:{}", app.port());
         let store = app.store().clone();
         let payments = app.payments().clone();
+        let lightning = app.lightning().clone();
         let hub = app.dispatcher().hub().clone();
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
@@ -147,6 +149,7 @@ impl TestApp {
         TestApp {
             base,
             payments,
+            lightning,
             hub,
             client: reqwest::Client::new(),
             key,

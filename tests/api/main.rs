@@ -8,6 +8,7 @@ mod cli;
 mod dialects;
 mod examples;
 mod invoices;
+mod lightning;
 mod pay;
 mod store;
 mod wallets;

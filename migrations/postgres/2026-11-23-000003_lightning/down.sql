@@ -1,0 +1,2 @@
+DROP TABLE ln_payments;
+DROP TABLE wallets;
