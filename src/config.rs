@@ -39,6 +39,13 @@ pub enum Command {
         #[command(flatten)]
         address: PublicAddress,
     },
+    /// Manage Lightning wallets (the LNbits-compatible path).
+    Wallet {
+        #[command(subcommand)]
+        command: WalletCommand,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
     /// Manage merchant API keys (needed to create invoices).
     Key {
         #[command(subcommand)]
@@ -67,6 +74,24 @@ pub enum InvoiceCommand {
     Uri {
         /// The invoice id (32 hex digits, or the dashed form).
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// Create a wallet and print its id, invoice key and admin key (shown this once).
+    Create {
+        #[arg(long, default_value = "My wallet")]
+        name: String,
+    },
+    /// List wallets with their balances (never their keys).
+    List,
+    /// Credit a wallet, as an incoming payment with the memo "Admin credit".
+    Topup {
+        /// The wallet's id (`wallet list` shows it).
+        wallet_id: String,
+        /// Sats to credit.
+        sats: u64,
     },
 }
 

@@ -6,9 +6,14 @@ use tracing_subscriber::EnvFilter;
 
 use cashier::app::Application;
 use cashier::config::{
-    Cli, Command, DatabaseSettings, DevCommand, InvoiceCommand, KeyCommand, PublicAddress, Settings,
+    Cli, Command, DatabaseSettings, DevCommand, InvoiceCommand, KeyCommand, PublicAddress,
+    Settings, WalletCommand,
 };
+use std::sync::Arc;
+
 use cashier::jpp::{iso_millis, now_ms, InvoiceId, InvoiceView};
+use cashier::lightning::{Funding, FundingKind, Lightning};
+use cashier::notify::{Dispatcher, Hub};
 use cashier::store::{self, Store, StoreError};
 
 #[tokio::main]
@@ -17,6 +22,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(settings) => serve(settings).await,
         Command::Key { command, database } => key(command, database).await,
+        Command::Wallet { command, database } => wallet(command, database).await,
         Command::Invoice {
             command: InvoiceCommand::Uri { id },
             database,
@@ -129,6 +135,63 @@ async fn invoice_uri(
         "{}",
         InvoiceView::new(&invoice, network, &base, now_ms()).payment_uri
     );
+    Ok(())
+}
+
+/// `cashier wallet …`: the operator's side of the Lightning wallets. Changes go through the
+/// same service as the API, so a top-up's event reaches the wallet's sockets on a running
+/// server (through the shared outbox).
+async fn wallet(command: WalletCommand, database: DatabaseSettings) -> Result<(), String> {
+    let store = open_store(database).await?;
+    let dispatcher = Dispatcher::new(store.clone(), Arc::new(Hub::default()));
+    // Wallet management never reaches a funding source.
+    let lightning = Lightning::new(store, dispatcher, Funding::new(FundingKind::Void, ""));
+    match command {
+        WalletCommand::Create { name } => {
+            let (w, inkey, adminkey) = lightning
+                .create_wallet(&name)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "Created wallet {:?}. Its keys are shown only now; keep them safe:",
+                w.name
+            );
+            println!("id:       {}", w.id);
+            println!("inkey:    {inkey}");
+            println!("adminkey: {adminkey}");
+        }
+        WalletCommand::List => {
+            let wallets = lightning.wallets().await.map_err(|e| e.to_string())?;
+            println!(
+                "{:<32} {:>14} {:<24} name",
+                "id", "balance (sat)", "created"
+            );
+            for (w, msat) in wallets {
+                println!(
+                    "{:<32} {:>14} {:<24} {}",
+                    w.id,
+                    msat / 1000,
+                    iso_millis(w.created_ms),
+                    w.name
+                );
+            }
+        }
+        WalletCommand::Topup { wallet_id, sats } => {
+            let p = lightning
+                .top_up(&wallet_id, sats)
+                .await
+                .map_err(|e| e.to_string())?;
+            let balance = lightning
+                .balance_msat(&wallet_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "credited {sats} sat ({}); balance {} sat",
+                p.checking_id,
+                balance / 1000
+            );
+        }
+    }
     Ok(())
 }
 

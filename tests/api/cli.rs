@@ -261,3 +261,64 @@ async fn dev_pay_pays_an_invoice_end_to_end() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// The operator's wallet commands, against a running server: a top-up from the command line
+/// reaches the wallet's socket on the server (through the shared outbox).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallets_are_made_listed_and_topped_up_from_the_command_line() {
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = ["--data-dir", dir.path().to_str().unwrap()];
+    let created = run_ok(&["wallet", "create", "--name", "till 1"], &db);
+    let field = |name: &str| {
+        created
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {name} in {created}"))
+    };
+    let (id, inkey) = (field("id:"), field("inkey:"));
+    assert_eq!(field("adminkey:").len(), 32);
+    let (mut server, base) = serve(&db);
+    let url = format!("{}/api/v1/ws/{inkey}", base.replacen("http://", "ws://", 1));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+
+    let said = run_ok(&["wallet", "topup", &id, "2500"], &db);
+    assert!(said.contains("balance 2500 sat"), "{said}");
+    let frame = loop {
+        match socket.next().await.unwrap().unwrap() {
+            tokio_tungstenite::tungstenite::Message::Text(t) => {
+                break serde_json::from_str::<serde_json::Value>(&t).unwrap()
+            }
+            _ => continue,
+        }
+    };
+    assert_eq!(frame["event"], "payment_received");
+    assert_eq!(frame["amount"], 2500);
+    assert_eq!(frame["memo"], "Admin credit");
+    assert_eq!(frame["wallet_balance"], 2500);
+
+    let listed = run_ok(&["wallet", "list"], &db);
+    let row = listed.lines().find(|l| l.starts_with(&id)).unwrap();
+    assert!(row.contains("2500") && row.ends_with("till 1"), "{listed}");
+    assert!(!listed.contains(&inkey), "keys are never listed");
+    let wallet: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/wallet"))
+        .header("X-Api-Key", &inkey)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(wallet["balance"], 2_500_000);
+    let unknown = cashier()
+        .args(["wallet", "topup", "nosuchwallet", "5"])
+        .args(db)
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("Wallet not found"));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
