@@ -9,6 +9,7 @@ mod dialects;
 mod examples;
 mod invoices;
 mod lightning;
+mod lightning_examples;
 mod pay;
 mod store;
 mod wallets;
