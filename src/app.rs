@@ -17,7 +17,7 @@ use crate::http::{routes, AppState};
 use crate::jpp::pay::Payments;
 use crate::jpp::signing::Signer;
 use crate::jpp::Invoices;
-use crate::lightning::{Funding, Lightning};
+use crate::lightning::{Funding, FundingSettings, Lightning};
 use crate::notify::{ConnectionLimit, Dispatcher, Hub};
 use crate::store::{Store, StoreError};
 
@@ -110,11 +110,14 @@ impl Application {
             public_url.clone(),
             settings.default_expires_in,
         );
-        let lightning = Lightning::new(
-            store.clone(),
-            dispatcher.clone(),
-            Funding::new(settings.funding_source, &settings.fake_wallet_secret),
-        );
+        let funding = Funding::from_settings(FundingSettings {
+            kind: settings.funding_source,
+            fake_wallet_secret: &settings.fake_wallet_secret,
+            lnbits_url: settings.lnbits_url.as_deref(),
+            lnbits_key: settings.lnbits_key.as_deref(),
+        })
+        .map_err(StartError::Config)?;
+        let lightning = Lightning::new(store.clone(), dispatcher.clone(), funding);
         let state = web::Data::new(AppState {
             payments: payments.clone(),
             store: store.clone(),

@@ -230,7 +230,8 @@ pub struct Settings {
     pub signing_key: Option<String>,
 
     /// Where Lightning invoices come from and payments go: fake (real BOLT11 invoices that
-    /// only this server's wallets pay, for development) or void (no Lightning).
+    /// only this server's wallets pay, for development), void (no Lightning) or lnbits (a
+    /// wallet on a remote LNbits or Cashier: --lnbits-url, --lnbits-key).
     #[arg(long, env = "CASHIER_FUNDING_SOURCE", value_enum, default_value_t = FundingKind::Fake)]
     pub funding_source: FundingKind,
 
@@ -242,6 +243,16 @@ pub struct Settings {
         default_value = "cashier-fake"
     )]
     pub fake_wallet_secret: String,
+
+    /// Base URL of the LNbits (or Cashier) whose wallet funds --funding-source lnbits, e.g.
+    /// http://127.0.0.1:5000 (plain http: this build has no TLS).
+    #[arg(long, env = "CASHIER_LNBITS_URL")]
+    pub lnbits_url: Option<String>,
+
+    /// That wallet's admin key (its invoice key makes the source receive-only). Prefer the
+    /// environment variable (command lines are visible to other users).
+    #[arg(long, env = "CASHIER_LNBITS_KEY", hide_env_values = true)]
+    pub lnbits_key: Option<String>,
 
     /// Refuse `POST /api/v1/account` (wallets are then made with `cashier wallet create`).
     #[arg(long, env = "CASHIER_NO_PUBLIC_ACCOUNTS")]

@@ -10,6 +10,8 @@ use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
 use rand::RngCore;
 
+use super::lnbits::Lnbits;
+
 /// What an invoice is made for.
 #[derive(Debug, Clone)]
 pub struct InvoiceRequest {
@@ -79,6 +81,18 @@ pub enum FundingKind {
     Fake,
     /// No Lightning at all: every invoice and payment is refused with the reason.
     Void,
+    /// A wallet on a remote LNbits (or another Cashier), over its REST API and its socket
+    /// (--lnbits-url, --lnbits-key).
+    Lnbits,
+}
+
+/// The settings that choose and set up the funding source.
+#[derive(Debug, Clone, Copy)]
+pub struct FundingSettings<'a> {
+    pub kind: FundingKind,
+    pub fake_wallet_secret: &'a str,
+    pub lnbits_url: Option<&'a str>,
+    pub lnbits_key: Option<&'a str>,
 }
 
 /// The funding source the server holds.
@@ -86,13 +100,35 @@ pub enum FundingKind {
 pub enum Funding {
     Fake(Fake),
     Void(Void),
+    Lnbits(Lnbits),
 }
 
 impl Funding {
+    /// A source that needs no settings beyond the fake wallet's secret. `Lnbits` needs its URL
+    /// and key ([`Funding::from_settings`]); asked for here, it is `Void`.
     pub fn new(kind: FundingKind, fake_secret: &str) -> Funding {
         match kind {
             FundingKind::Fake => Funding::Fake(Fake::new(fake_secret)),
-            FundingKind::Void => Funding::Void(Void),
+            FundingKind::Void | FundingKind::Lnbits => Funding::Void(Void),
+        }
+    }
+
+    /// The source the settings choose; a missing or malformed setting is an error that names
+    /// it.
+    pub fn from_settings(settings: FundingSettings<'_>) -> Result<Funding, String> {
+        match settings.kind {
+            FundingKind::Lnbits => {
+                let url = settings.lnbits_url.ok_or(
+                    "--funding-source lnbits needs --lnbits-url (CASHIER_LNBITS_URL), the \
+                     remote LNbits' base URL",
+                )?;
+                let key = settings.lnbits_key.ok_or(
+                    "--funding-source lnbits needs --lnbits-key (CASHIER_LNBITS_KEY), the \
+                     remote wallet's admin key",
+                )?;
+                Ok(Funding::Lnbits(Lnbits::new(url, key)?))
+            }
+            kind => Ok(Funding::new(kind, settings.fake_wallet_secret)),
         }
     }
 }
@@ -102,6 +138,7 @@ macro_rules! each {
         match $self {
             Funding::Fake($s) => $e,
             Funding::Void($s) => $e,
+            Funding::Lnbits($s) => $e,
         }
     };
 }

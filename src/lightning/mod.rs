@@ -5,11 +5,12 @@
 //! Plain Rust: neither actix nor diesel is imported here.
 
 pub mod funding;
+mod lnbits;
 mod service;
 
 use serde_json::{json, Value};
 
-pub use funding::{Funding, FundingKind};
+pub use funding::{Funding, FundingKind, FundingSettings};
 pub use service::{decoded, Lightning, LnError, NewInvoice};
 
 use crate::jpp::iso_millis;

@@ -10,6 +10,7 @@ mod examples;
 mod invoices;
 mod lightning;
 mod lightning_examples;
+mod lnbits_funding;
 mod pay;
 mod store;
 mod wallets;
