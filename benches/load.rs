@@ -21,6 +21,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+#[path = "load/lightning.rs"]
+mod lightning;
 #[path = "load/sockets.rs"]
 mod sockets;
 
@@ -40,6 +42,8 @@ struct Options {
     report: String,
     /// A running LNbits (`http://host:port`) and its process id, for B4a side by side.
     lnbits: Option<(String, u32)>,
+    /// B7: internal Lightning payments made.
+    ln_payments: usize,
     /// B4b: invoices watched, and payments per second among them.
     watched: usize,
     pay_rate: u64,
@@ -56,7 +60,9 @@ fn options() -> Options {
     }
     let mut o = Options {
         dbs: vec!["sqlite".into(), "postgres".into()],
-        only: ["b1", "b2", "b3", "b4a", "b4b"].map(String::from).to_vec(),
+        only: ["b1", "b2", "b3", "b4a", "b4b", "b7"]
+            .map(String::from)
+            .to_vec(),
         payments: 2000,
         seconds: 5,
         runs: 3,
@@ -64,6 +70,7 @@ fn options() -> Options {
         rate: 5000,
         report: "bench-report.json".into(),
         lnbits: None,
+        ln_payments: 2000,
         watched: 10_000,
         pay_rate: 100,
     };
@@ -81,6 +88,7 @@ fn options() -> Options {
             "--report" => o.report = value,
             "--only" => o.only = value.split(',').map(str::to_owned).collect(),
             "--payments" => o.payments = value.parse().expect("--payments N"),
+            "--ln-payments" => o.ln_payments = value.parse().expect("--ln-payments N"),
             "--watched" => o.watched = value.parse().expect("--watched N"),
             "--pay-rate" => o.pay_rate = value.parse().expect("--pay-rate N"),
             "--lnbits" => {
@@ -399,6 +407,7 @@ fn with_key(mut request: Vec<u8>, key: &str) -> Vec<u8> {
 struct Server {
     child: Child,
     addr: String,
+    database_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -463,6 +472,7 @@ fn start_server(db: &str) -> (Server, String) {
         Server {
             child,
             addr,
+            database_url: url,
             _dir: dir,
         },
         key,
@@ -604,6 +614,28 @@ fn main() {
                     "commit_to_socket_p50_ms": c50, "commit_to_socket_p99_ms": c99,
                     "request_to_socket_p50_ms": q50, "request_to_socket_p99_ms": q99, "missed": c.errors}));
             }
+            if o.only.iter().any(|b| b == "b7") {
+                let target = lightning::Target {
+                    host: server.addr.clone(),
+                    top_up: Box::new(lightning::cashier_top_up(&server)),
+                    prepare: Box::new(|_| {}),
+                };
+                let r = lightning::internal(&target, o.ln_payments, 16).await;
+                let ours = b7_line(db, r);
+                if let (Some((url, _)), Ok(file)) = (&o.lnbits, std::env::var("LNBITS_TOKEN_FILE")) {
+                    let token = std::fs::read_to_string(file).expect("LNbits token").trim().to_owned();
+                    let target = lightning::lnbits_target(url, token);
+                    // LNbits manages about a dozen a second: fewer payments, same shape.
+                    let r = lightning::internal(&target, o.ln_payments.min(200), 16).await;
+                    let theirs = b7_line("LNbits", r);
+                    let ratio = ours["payments_per_s"].as_f64().unwrap_or(f64::NAN)
+                        / theirs["payments_per_s"].as_f64().unwrap_or(f64::NAN);
+                    println!("    -> Cashier makes {ratio:.0}x the internal payments per second of LNbits");
+                    figures.push(json!({"id": "B7", "what": "ratio", "db": db, "throughput_ratio": ratio}));
+                    figures.push(theirs);
+                }
+                figures.push(ours);
+            }
             // Last: its paid invoices would otherwise be among the ones B2 reads.
             if o.only.iter().any(|b| b == "b3") {
                 let mut b3 = Figures::new();
@@ -642,6 +674,18 @@ fn main() {
     )
     .expect("write report");
     println!("report: {}", o.report);
+}
+
+fn b7_line(who: &str, mut r: lightning::Internal) -> Value {
+    let rate = r.payments.ok as f64 / r.payments.elapsed.as_secs_f64();
+    let (p50, p99, _) = r.payments.spread();
+    let (f50, f99, _) = r.frames.spread();
+    println!(
+        "B7 internal Lightning payments  {who:<8} {rate:>8.0}/s   pay p50 {p50:.2} ms p99 {p99:.2} ms   frame (request -> both sockets) p50 {f50:.2} ms p99 {f99:.2} ms   failed {}   frames missed {}",
+        r.payments.errors, r.frames.errors
+    );
+    json!({"id": "B7", "who": who, "payments_per_s": rate, "pay_p50_ms": p50, "pay_p99_ms": p99,
+           "frame_p50_ms": f50, "frame_p99_ms": f99, "failed": r.payments.errors, "frames_missed": r.frames.errors})
 }
 
 /// B4a at 1k, 5k and 10k sockets; beside it, when given, LNbits at the same sizes, and the

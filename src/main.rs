@@ -45,7 +45,15 @@ async fn serve(settings: Settings) -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_new(&settings.log)
-                .map_err(|e| format!("--log {:?}: {e}", settings.log))?,
+                .map_err(|e| format!("--log {:?}: {e}", settings.log))?
+                // The socket library traces request paths, and a wallet socket's path holds
+                // its key: never below info, whatever --log asks.
+                .add_directive("tungstenite=info".parse().map_err(|e| format!("{e}"))?)
+                .add_directive(
+                    "tokio_tungstenite=info"
+                        .parse()
+                        .map_err(|e| format!("{e}"))?,
+                ),
         )
         .with_ansi(std::io::stdout().is_terminal())
         .init();

@@ -25,7 +25,7 @@ fn code(e: &LnError) -> (StatusCode, &'static str) {
         LnError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
         LnError::AdminKeyRequired => (StatusCode::FORBIDDEN, "admin_key_required"),
         LnError::InsufficientBalance => (failed, "insufficient_balance"),
-        LnError::AlreadyPaid => (failed, "already_paid"),
+        LnError::AlreadyPaid | LnError::PaidBefore => (failed, "already_paid"),
         LnError::PaymentFailed(_) => (failed, "payment_failed"),
         LnError::Funding(_) => (failed, "funding_source_failed"),
         LnError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),

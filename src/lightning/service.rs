@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::hashes::Hash;
-use lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescriptionRef};
+use lightning_invoice::SignedRawBolt11Invoice;
 use serde_json::{json, Value};
 
 use super::funding::{Funding, FundingSource, InvoiceRequest, Outcome, Settled};
@@ -40,6 +40,8 @@ pub enum LnError {
     InsufficientBalance,
     #[error("Internal invoice already paid.")]
     AlreadyPaid,
+    #[error("This invoice was already paid, or is being paid, from this server.")]
+    PaidBefore,
     #[error("Payment failed: {0}")]
     PaymentFailed(String),
     #[error("{0}")]
@@ -244,14 +246,14 @@ impl Lightning {
     pub async fn pay(&self, wallet: &Wallet, bolt11: &str) -> Result<LnPayment, LnError> {
         let invoice = decode(bolt11)?;
         let msat = invoice
-            .amount_milli_satoshis()
+            .amount_msat
             .ok_or_else(|| LnError::Invalid("Amountless invoices not supported.".into()))?;
-        if invoice.is_expired() {
+        if invoice.is_expired(now_ms()) {
             return Err(LnError::Invalid("Invoice expired.".into()));
         }
         let amount =
             i64::try_from(msat).map_err(|_| LnError::Invalid("amount too large".into()))?;
-        let hash = hex::encode(invoice.payment_hash().as_byte_array());
+        let hash = invoice.payment_hash.clone();
         let payee = {
             let hash = hash.clone();
             self.store
@@ -273,7 +275,7 @@ impl Lightning {
             memo: payee
                 .as_ref()
                 .and_then(|p| p.memo.clone())
-                .or_else(|| memo_of(&invoice)),
+                .or_else(|| invoice.description.clone()),
             status: if payee.is_some() {
                 PayStatus::Success
             } else {
@@ -312,6 +314,15 @@ impl Lightning {
                     incoming.updated_ms = now;
                     announce(c, &incoming, now)?;
                 } else {
+                    // An invoice is paid once, by whichever wallet asks first; after a failed
+                    // attempt it may be tried again (the failed row made way for the new one).
+                    match db::payment_any(c, &out.checking_id)? {
+                        Some(p) if p.status != PayStatus::Failed => {
+                            return Ok(Err(LnError::PaidBefore))
+                        }
+                        Some(_) => db::delete_failed(c, &out.checking_id)?,
+                        None => {}
+                    }
                     db::insert_payment(c, &out)?;
                 }
                 Ok(Ok(()))
@@ -420,40 +431,81 @@ fn sats_to_msat(sats: u64) -> Result<i64, LnError> {
         .ok_or_else(|| LnError::Invalid("amount too large".into()))
 }
 
-fn memo_of(invoice: &Bolt11Invoice) -> Option<String> {
-    match invoice.description() {
-        Bolt11InvoiceDescriptionRef::Direct(d) => Some(d.to_string()),
-        Bolt11InvoiceDescriptionRef::Hash(_) => None,
+/// The parts of a BOLT11 invoice this server uses. Read from the signed raw form, so that an
+/// invoice without a features field (LNbits' FakeWallet writes those) is read too; its
+/// signature is still checked.
+#[derive(Debug, Clone)]
+pub struct Bolt11 {
+    pub payment_hash: String,
+    pub amount_msat: Option<u64>,
+    pub description: Option<String>,
+    pub description_hash: Option<String>,
+    pub payee: String,
+    /// Unix seconds.
+    pub timestamp: u64,
+    pub expiry_secs: u64,
+    pub secret: Option<String>,
+    pub min_final_cltv_expiry: u64,
+}
+
+impl Bolt11 {
+    pub fn is_expired(&self, now_ms: i64) -> bool {
+        let ends = self.timestamp.saturating_add(self.expiry_secs);
+        u64::try_from(now_ms / 1000).is_ok_and(|now| now >= ends)
     }
 }
 
 /// Parses a BOLT11 invoice, with or without its `lightning:` prefix.
-pub fn decode(bolt11: &str) -> Result<Bolt11Invoice, LnError> {
+pub fn decode(bolt11: &str) -> Result<Bolt11, LnError> {
     let text = bolt11.trim();
     let text = text
         .strip_prefix("lightning:")
         .or_else(|| text.strip_prefix("LIGHTNING:"))
         .unwrap_or(text);
-    Bolt11Invoice::from_str(text)
-        .map_err(|e| LnError::Invalid(format!("Invalid BOLT11 invoice: {e}")))
+    let invalid = |why: String| LnError::Invalid(format!("Invalid BOLT11 invoice: {why}"));
+    let signed = SignedRawBolt11Invoice::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    if !signed.check_signature() {
+        return Err(invalid("its signature does not verify".into()));
+    }
+    let payee = signed
+        .recover_payee_pub_key()
+        .map_err(|e| invalid(e.to_string()))?
+        .0
+        .to_string();
+    let raw = signed.raw_invoice();
+    let payment_hash = raw
+        .payment_hash()
+        .map(|h| hex::encode(h.0.as_byte_array()))
+        .ok_or_else(|| invalid("it has no payment hash".into()))?;
+    Ok(Bolt11 {
+        payment_hash,
+        // The amount is written in pico-BTC: ten per msat.
+        amount_msat: raw.amount_pico_btc().map(|p| p / 10),
+        description: raw.description().map(|d| d.to_string()),
+        description_hash: raw
+            .description_hash()
+            .map(|h| hex::encode(h.0.as_byte_array())),
+        payee,
+        timestamp: raw.data.timestamp.as_unix_timestamp(),
+        // BOLT11's defaults when the fields are absent.
+        expiry_secs: raw.expiry_time().map_or(3600, |e| e.as_seconds()),
+        secret: raw.payment_secret().map(|s| hex::encode(s.0)),
+        min_final_cltv_expiry: raw.min_final_cltv_expiry_delta().map_or(18, |m| m.0),
+    })
 }
 
 /// `POST /api/v1/payments/decode`: the invoice's fields, as LNbits names them.
 pub fn decoded(bolt11: &str) -> Result<Value, LnError> {
     let invoice = decode(bolt11)?;
-    let (description, description_hash) = match invoice.description() {
-        Bolt11InvoiceDescriptionRef::Direct(d) => (Some(d.to_string()), None),
-        Bolt11InvoiceDescriptionRef::Hash(h) => (None, Some(hex::encode(h.0.as_byte_array()))),
-    };
     Ok(json!({
-        "payment_hash": hex::encode(invoice.payment_hash().as_byte_array()),
-        "amount_msat": invoice.amount_milli_satoshis(),
-        "description": description,
-        "description_hash": description_hash,
-        "payee": invoice.get_payee_pub_key().to_string(),
-        "date": invoice.duration_since_epoch().as_secs(),
-        "expiry": invoice.expiry_time().as_secs(),
-        "secret": hex::encode(invoice.payment_secret().0),
-        "min_final_cltv_expiry": invoice.min_final_cltv_expiry_delta(),
+        "payment_hash": invoice.payment_hash,
+        "amount_msat": invoice.amount_msat,
+        "description": invoice.description,
+        "description_hash": invoice.description_hash,
+        "payee": invoice.payee,
+        "date": invoice.timestamp,
+        "expiry": invoice.expiry_secs,
+        "secret": invoice.secret,
+        "min_final_cltv_expiry": invoice.min_final_cltv_expiry,
     }))
 }

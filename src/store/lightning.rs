@@ -283,3 +283,14 @@ pub fn fail(conn: &mut Conn, checking_id: &str, now_ms: i64) -> Result<bool, Sto
     .execute(conn)?;
     Ok(n == 1)
 }
+
+/// Deletes a failed payment, so that the same invoice can be tried again under its id.
+pub fn delete_failed(conn: &mut Conn, checking_id: &str) -> Result<(), StoreError> {
+    diesel::delete(
+        ln_payments::table
+            .filter(ln_payments::checking_id.eq(checking_id))
+            .filter(ln_payments::status.eq(PayStatus::Failed.as_str())),
+    )
+    .execute(conn)?;
+    Ok(())
+}
