@@ -76,6 +76,50 @@ async fn post_raw(
     request.send().await.expect("POST")
 }
 
+/// A GET of a full URL with an Accept header and others, as a wallet sends it.
+async fn get_url(
+    app: &TestApp,
+    url: &str,
+    accept: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = app.client.get(url).header(ACCEPT, accept);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("GET")
+}
+
+/// A BIP70 Payment posted as a wallet posts it.
+async fn post_bip70(app: &TestApp, url: &str, payment: &bip70::Payment) -> reqwest::Response {
+    post_raw(
+        app,
+        url,
+        "application/bitcoincash-payment",
+        &[],
+        payment.encode_to_vec(),
+    )
+    .await
+}
+
+/// A JSON body under a payment protocol's own content type.
+async fn post_json(
+    app: &TestApp,
+    url: &str,
+    content_type: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> reqwest::Response {
+    post_raw(
+        app,
+        url,
+        content_type,
+        headers,
+        body.to_string().into_bytes(),
+    )
+    .await
+}
+
 async fn invoice_status(app: &TestApp, id: &str) -> Value {
     app.get_json(&format!("/api/jpp/invoices/{id}/")).await.1
 }
@@ -156,14 +200,13 @@ async fn get_is_negotiated_by_accept(app: TestApp) {
 async fn paytaca_v1_sequence_pays(app: TestApp) {
     let (invoice, wallet, coin) = invoice_and_wallet(&app).await;
     let host = [(HOST.as_str(), "pay.test")];
-    let r = app
-        .client
-        .get(invoice["payment_url"].as_str().unwrap())
-        .header(ACCEPT, "application/payment-request")
-        .header(HOST, "pay.test")
-        .send()
-        .await
-        .unwrap();
+    let r = get_url(
+        &app,
+        invoice["payment_url"].as_str().unwrap(),
+        "application/payment-request",
+        &[(HOST.as_str(), "pay.test")],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let request: Value = r.json().await.unwrap();
     assert_eq!(request["requiredFeePerByte"], 1.0);
@@ -171,14 +214,7 @@ async fn paytaca_v1_sequence_pays(app: TestApp) {
     let raw = wallet.pay(&[coin], invoice_outputs(&request));
     let unsigned = unsigned(&raw);
     let verify = json!({"currency": "BCH", "unsignedTransaction": hex::encode(&unsigned), "weightedSize": unsigned.len()});
-    let r = post_raw(
-        &app,
-        &url,
-        "application/verify-payment",
-        &host,
-        verify.to_string().into_bytes(),
-    )
-    .await;
+    let r = post_json(&app, &url, "application/verify-payment", &host, &verify).await;
     let status = r.status();
     let answer: Value = r.json().await.unwrap();
     assert_eq!(status, 200, "{answer}");
@@ -190,14 +226,7 @@ async fn paytaca_v1_sequence_pays(app: TestApp) {
     assert_eq!(answer["payment"], verify);
 
     let pay = json!({"currency": "BCH", "transactions": [hex::encode(&raw)]});
-    let r = post_raw(
-        &app,
-        &url,
-        "application/payment",
-        &host,
-        pay.to_string().into_bytes(),
-    )
-    .await;
+    let r = post_json(&app, &url, "application/payment", &host, &pay).await;
     assert_eq!(r.status(), 200);
     assert_eq!(content_type(&r), "application/json");
     let ack: Value = r.json().await.unwrap();
@@ -227,14 +256,13 @@ async fn paytaca_bitpay_v2_sequence_pays(app: TestApp) {
     let (invoice, wallet, coin) = invoice_and_wallet(&app).await;
     let url = invoice["payment_url"].as_str().unwrap().to_owned();
     let v2 = [("X-Paypro-Version", "2")];
-    let r = app
-        .client
-        .get(&url)
-        .header(ACCEPT, "application/payment-options")
-        .header("X-Paypro-Version", "2")
-        .send()
-        .await
-        .unwrap();
+    let r = get_url(
+        &app,
+        &url,
+        "application/payment-options",
+        &[("X-Paypro-Version", "2")],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let options: Value = r.json().await.unwrap();
     let option = options["paymentOptions"]
@@ -244,14 +272,7 @@ async fn paytaca_bitpay_v2_sequence_pays(app: TestApp) {
         .find(|o| o["chain"] == "BCH" && o["currency"] == "BCH")
         .expect("a BCH option")
         .clone();
-    let r = post_raw(
-        &app,
-        &url,
-        "application/payment-request",
-        &v2,
-        option.to_string().into_bytes(),
-    )
-    .await;
+    let r = post_json(&app, &url, "application/payment-request", &v2, &option).await;
     assert_eq!(r.status(), 200);
     assert_eq!(content_type(&r), "application/json");
     let request: Value = r.json().await.unwrap();
@@ -266,28 +287,14 @@ async fn paytaca_bitpay_v2_sequence_pays(app: TestApp) {
     let raw = wallet.pay(&[coin], invoice_outputs(&instruction));
     let unsigned = unsigned(&raw);
     let verify = json!({"chain": "BCH", "transactions": [{"tx": hex::encode(&unsigned), "weightedSize": unsigned.len()}], "currency": "BCH"});
-    let r = post_raw(
-        &app,
-        &url,
-        "application/payment-verification",
-        &v2,
-        verify.to_string().into_bytes(),
-    )
-    .await;
+    let r = post_json(&app, &url, "application/payment-verification", &v2, &verify).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.json::<Value>().await.unwrap()["memo"],
         "Payment appears valid"
     );
     let pay = json!({"chain": "BCH", "currency": "BCH", "transactions": [{"tx": hex::encode(&raw), "weightedSize": raw.len()}]});
-    let r = post_raw(
-        &app,
-        &url,
-        "application/payment",
-        &v2,
-        pay.to_string().into_bytes(),
-    )
-    .await;
+    let r = post_json(&app, &url, "application/payment", &v2, &pay).await;
     assert_eq!(r.status(), 200);
     let ack: Value = r.json().await.unwrap();
     assert_eq!(ack["payment"], pay);
@@ -297,14 +304,7 @@ async fn paytaca_bitpay_v2_sequence_pays(app: TestApp) {
         txid_of(&raw).to_hex()
     );
     // Posting the same payment again is the same success (a wallet retrying).
-    let r = post_raw(
-        &app,
-        &url,
-        "application/payment",
-        &v2,
-        pay.to_string().into_bytes(),
-    )
-    .await;
+    let r = post_json(&app, &url, "application/payment", &v2, &pay).await;
     assert_eq!(r.status(), 200);
 }
 
@@ -312,14 +312,13 @@ async fn paytaca_bitpay_v2_sequence_pays(app: TestApp) {
 async fn paytaca_watchtower_sequence_pays(app: TestApp) {
     let (invoice, wallet, coin) = invoice_and_wallet(&app).await;
     let host = [(HOST.as_str(), "localhost")];
-    let r = app
-        .client
-        .get(invoice["payment_url"].as_str().unwrap())
-        .header(ACCEPT, "application/json")
-        .header(HOST, "localhost")
-        .send()
-        .await
-        .unwrap();
+    let r = get_url(
+        &app,
+        invoice["payment_url"].as_str().unwrap(),
+        "application/json",
+        &[(HOST.as_str(), "localhost")],
+    )
+    .await;
     let read: Value = r.json().await.unwrap();
     let base = read["payment_url"].as_str().unwrap().to_owned();
     let raw = wallet.pay(&[coin], invoice_outputs(&read));
@@ -449,14 +448,7 @@ async fn refusals_are_in_each_dialects_words(app: TestApp) {
     let (other_invoice, wallet, coin) = invoice_and_wallet(&app).await;
     let other = wallet.pay(&[coin], invoice_outputs(&other_invoice));
     let v1 = json!({"currency": "BCH", "transactions": [hex::encode(&other)]});
-    let r = post_raw(
-        &app,
-        &url,
-        "application/payment",
-        &[],
-        v1.to_string().into_bytes(),
-    )
-    .await;
+    let r = post_json(&app, &url, "application/payment", &[], &v1).await;
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     assert!(
@@ -468,14 +460,7 @@ async fn refusals_are_in_each_dialects_words(app: TestApp) {
         transactions: vec![other.clone()],
         ..Default::default()
     };
-    let r = post_raw(
-        &app,
-        &url,
-        "application/bitcoincash-payment",
-        &[],
-        payment.encode_to_vec(),
-    )
-    .await;
+    let r = post_bip70(&app, &url, &payment).await;
     assert_eq!(r.status(), 400);
     assert!(content_type(&r).starts_with("text/plain"));
     assert!(r
@@ -488,14 +473,7 @@ async fn refusals_are_in_each_dialects_words(app: TestApp) {
         transactions: vec![raw.clone()],
         ..Default::default()
     };
-    let r = post_raw(
-        &app,
-        &url,
-        "application/bitcoincash-payment",
-        &[],
-        same.encode_to_vec(),
-    )
-    .await;
+    let r = post_bip70(&app, &url, &same).await;
     assert_eq!(r.status(), 200);
 
     // Expired: the BitPay dialects refuse even the GET; BIP70 refuses the payment.
@@ -507,14 +485,7 @@ async fn refusals_are_in_each_dialects_words(app: TestApp) {
         assert!(bitpay_error(r.json().await.unwrap())
             .starts_with("Invoice no longer accepting payments"));
     }
-    let r = post_raw(
-        &app,
-        &app.url(&expired_path),
-        "application/bitcoincash-payment",
-        &[],
-        payment.encode_to_vec(),
-    )
-    .await;
+    let r = post_bip70(&app, &app.url(&expired_path), &payment).await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("no longer accepting"));
 
@@ -545,14 +516,7 @@ async fn refusals_are_in_each_dialects_words(app: TestApp) {
             "We were unable to parse your payment",
         ),
     ] {
-        let r = post_raw(
-            &app,
-            &open_url,
-            "application/payment",
-            &[],
-            body.to_string().into_bytes(),
-        )
-        .await;
+        let r = post_json(&app, &open_url, "application/payment", &[], &body).await;
         assert_eq!(r.status(), 400, "{body}");
         let msg = bitpay_error(r.json().await.unwrap());
         assert!(msg.contains(phrase), "{body}: {msg}");
@@ -613,14 +577,7 @@ async fn refusals_are_in_each_dialects_words(app: TestApp) {
         bitpay_error(r.json().await.unwrap()),
         "This invoice was not found or has been archived"
     );
-    let r = post_raw(
-        &app,
-        &app.url(&unknown),
-        "application/bitcoincash-payment",
-        &[],
-        payment.encode_to_vec(),
-    )
-    .await;
+    let r = post_bip70(&app, &app.url(&unknown), &payment).await;
     assert_eq!(r.status(), 404);
     assert_eq!(
         r.text().await.unwrap(),
