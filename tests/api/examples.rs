@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use cashier::chain::txid_of;
 
+use crate::browser::{artifact, chromium_or_skip, dump_dom, headless, screenshot};
 use crate::helpers::TestApp;
 use crate::on_both_backends;
 
@@ -16,17 +17,8 @@ on_both_backends!(
     the_html_example_shows_the_payment_in_chromium,
 );
 
-/// Debian's Chromium, if installed (`.ci/run` installs it).
-fn chromium() -> Option<&'static str> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-}
-
 async fn the_html_example_shows_the_payment_in_chromium(app: TestApp) {
-    let Some(chromium) = chromium() else {
-        assert!(std::env::var("CI").is_err(), "CI must install chromium");
-        eprintln!("SKIPPED: the HTML example needs Chromium (apt-get install chromium)");
+    let Some(chromium) = chromium_or_skip("the HTML example needs") else {
         return;
     };
     // Paid before the page opens: the page must learn it on connect.
@@ -39,32 +31,13 @@ async fn the_html_example_shows_the_payment_in_chromium(app: TestApp) {
         app.base.trim_start_matches("http://")
     );
     let profile = tempfile::tempdir().unwrap();
-    let artifacts = format!("{}/test-artifacts", env!("CARGO_MANIFEST_DIR"));
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let headless = |extra: Vec<String>| {
-        let mut cmd = Command::new(chromium);
-        cmd.args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            // Runs the page's timers ahead, but waits for its socket.
-            "--virtual-time-budget=10000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(extra)
-        .arg(&page);
+    let run = |extra: Vec<String>| {
+        // Runs the page's timers ahead, but waits for its socket.
+        let mut cmd = headless(chromium, profile.path(), 10_000);
+        cmd.args(extra).arg(&page);
         cmd
     };
-    let mut dump = headless(vec!["--dump-dom".into()]);
-    let dom = tokio::task::spawn_blocking(move || dump.output().unwrap())
-        .await
-        .unwrap();
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    let dom = dump_dom(run(vec!["--dump-dom".into()])).await;
     let txid = txid_of(&raw).to_hex();
     assert!(
         dom.contains(&format!(
@@ -73,18 +46,12 @@ async fn the_html_example_shows_the_payment_in_chromium(app: TestApp) {
         "the page does not show the payment:\n{dom}"
     );
     // A picture for a reviewer.
-    let shot = format!("{artifacts}/html-example-paid-{}.png", &id[..8]);
-    let mut cmd = headless(vec![
+    let shot = artifact(&format!("html-example-paid-{}.png", &id[..8]));
+    let cmd = run(vec![
         format!("--screenshot={shot}"),
         "--window-size=900,700".into(),
     ]);
-    let status = tokio::task::spawn_blocking(move || cmd.status().unwrap())
-        .await
-        .unwrap();
-    assert!(status.success());
-    assert!(std::fs::metadata(&shot)
-        .map(|m| m.len() > 0)
-        .unwrap_or(false));
+    screenshot(cmd, &shot).await;
 }
 
 async fn the_python_example_prints_the_payment(app: TestApp) {

@@ -254,6 +254,58 @@ impl TestApp {
             .await
             .expect("events")
     }
+
+    /// A new Lightning wallet named `name`, made through `POST /api/v1/account`.
+    pub async fn ln_account(&self, name: &str) -> LnWallet {
+        let r = self
+            .client
+            .post(self.url("/api/v1/account"))
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let w: Value = r.json().await.unwrap();
+        let field = |k: &str| w[k].as_str().unwrap().to_owned();
+        LnWallet {
+            id: field("id"),
+            inkey: field("inkey"),
+            adminkey: field("adminkey"),
+        }
+    }
+
+    /// An invoice of `sats` with `memo` to `wallet` (by its invoice key); requires 201.
+    pub async fn ln_invoice(&self, wallet: &LnWallet, sats: u64, memo: &str) -> Value {
+        let (status, body) = self
+            .ln_payments_post(
+                &wallet.inkey,
+                json!({"out": false, "amount": sats, "memo": memo}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    /// `POST /api/v1/payments` as lnbits-rs sends it: JSON without a Content-Type header.
+    /// Returns the status and the JSON body (null if there is none).
+    pub async fn ln_payments_post(&self, key: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url("/api/v1/payments"))
+            .header("X-Api-Key", key)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// A Lightning wallet (LNbits-compatible) and its keys.
+pub struct LnWallet {
+    pub id: String,
+    pub inkey: String,
+    pub adminkey: String,
 }
 
 impl Drop for TestApp {

@@ -21,53 +21,6 @@ on_both_backends!(
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct TestWallet {
-    id: String,
-    inkey: String,
-    adminkey: String,
-}
-
-async fn account(app: &TestApp, name: &str) -> TestWallet {
-    let r = app
-        .client
-        .post(app.url("/api/v1/account"))
-        .json(&json!({"name": name}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let w: Value = r.json().await.unwrap();
-    TestWallet {
-        id: w["id"].as_str().unwrap().to_owned(),
-        inkey: w["inkey"].as_str().unwrap().to_owned(),
-        adminkey: w["adminkey"].as_str().unwrap().to_owned(),
-    }
-}
-
-/// `POST /api/v1/payments` as lnbits-rs sends it: JSON without a Content-Type header.
-async fn payments_post(app: &TestApp, key: &str, body: Value) -> (u16, Value) {
-    let r = app
-        .client
-        .post(app.url("/api/v1/payments"))
-        .header("X-Api-Key", key)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
-async fn invoice(app: &TestApp, w: &TestWallet, sats: u64, memo: &str) -> Value {
-    let (status, body) = payments_post(
-        app,
-        &w.inkey,
-        json!({"out": false, "amount": sats, "memo": memo}),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    body
-}
-
 async fn socket(app: &TestApp, key: &str) -> Socket {
     let url = format!(
         "{}/api/v1/ws/{key}",
@@ -113,23 +66,23 @@ async fn push(app: &TestApp, target: &str, data: &str, key: Option<&str>) -> u16
 }
 
 async fn an_internal_payment_reaches_both_sockets_once(app: TestApp) {
-    let (a, b) = (account(&app, "payer").await, account(&app, "payee").await);
+    let (a, b) = (app.ln_account("payer").await, app.ln_account("payee").await);
     app.lightning.top_up(&a.id, 10_000).await.unwrap();
     let mut on_a = socket(&app, &a.inkey).await;
     let mut on_b = socket(&app, &b.id).await;
-    let created = invoice(&app, &b, 1234, "ref test").await;
+    let created = app.ln_invoice(&b, 1234, "ref test").await;
     assert_eq!(created["status"], "pending");
     assert_eq!(created["amount"], 1_234_000);
     assert_eq!(created["bolt11"], created["payment_request"]);
     let hash = created["payment_hash"].as_str().unwrap().to_owned();
     assert_eq!(created["checking_id"], hash.as_str());
 
-    let (status, paid) = payments_post(
-        &app,
-        &a.adminkey,
-        json!({"out": true, "bolt11": created["bolt11"]}),
-    )
-    .await;
+    let (status, paid) = app
+        .ln_payments_post(
+            &a.adminkey,
+            json!({"out": true, "bolt11": created["bolt11"]}),
+        )
+        .await;
     assert_eq!(status, 201, "{paid}");
     assert_eq!(paid["amount"], -1_234_000);
     assert_eq!(paid["status"], "success");
@@ -168,12 +121,12 @@ async fn an_internal_payment_reaches_both_sockets_once(app: TestApp) {
     assert_eq!(balance(&app, &a.inkey).await, 8_766_000);
     assert_eq!(balance(&app, &b.inkey).await, 1_234_000);
     // An internal invoice is paid once.
-    let (status, again) = payments_post(
-        &app,
-        &a.adminkey,
-        json!({"out": true, "bolt11": created["bolt11"]}),
-    )
-    .await;
+    let (status, again) = app
+        .ln_payments_post(
+            &a.adminkey,
+            json!({"out": true, "bolt11": created["bolt11"]}),
+        )
+        .await;
     assert_eq!(status, 520);
     assert_eq!(again["detail"], "Internal invoice already paid.");
     assert_eq!(again["status"], "failed");
@@ -210,15 +163,15 @@ async fn an_internal_payment_reaches_both_sockets_once(app: TestApp) {
 }
 
 async fn concurrent_payments_cannot_overdraw(app: TestApp) {
-    let (a, b) = (account(&app, "payer").await, account(&app, "payee").await);
+    let (a, b) = (app.ln_account("payer").await, app.ln_account("payee").await);
     app.lightning.top_up(&a.id, 5000).await.unwrap();
     let mut bolt11s = Vec::new();
     for i in 0..10 {
-        bolt11s.push(invoice(&app, &b, 1000, &format!("n{i}")).await["bolt11"].clone());
+        bolt11s.push(app.ln_invoice(&b, 1000, &format!("n{i}")).await["bolt11"].clone());
     }
     let outcomes =
         join_all(bolt11s.iter().map(|bolt11| {
-            payments_post(&app, &a.adminkey, json!({"out": true, "bolt11": bolt11}))
+            app.ln_payments_post(&a.adminkey, json!({"out": true, "bolt11": bolt11}))
         }))
         .await;
     let paid = outcomes.iter().filter(|(s, _)| *s == 201).count();
@@ -233,7 +186,7 @@ async fn concurrent_payments_cannot_overdraw(app: TestApp) {
 }
 
 async fn a_push_needs_the_wallets_admin_key(app: TestApp) {
-    let (a, b) = (account(&app, "a").await, account(&app, "b").await);
+    let (a, b) = (app.ln_account("a").await, app.ln_account("b").await);
     let mut on_a = socket(&app, &a.inkey).await;
     assert_eq!(push(&app, &a.inkey, "forged", None).await, 401);
     assert_eq!(push(&app, &a.inkey, "forged", Some(&a.inkey)).await, 401);
@@ -263,7 +216,7 @@ async fn a_push_needs_the_wallets_admin_key(app: TestApp) {
 }
 
 async fn mistakes_get_lnbits_answers(app: TestApp) {
-    let a = account(&app, "a").await;
+    let a = app.ln_account("a").await;
     let r = app
         .client
         .get(app.url("/api/v1/wallet"))
@@ -302,7 +255,7 @@ async fn mistakes_get_lnbits_answers(app: TestApp) {
         .unwrap();
     assert!(r.json::<Value>().await.unwrap().get("id").is_none());
 
-    let inv = invoice(&app, &a, 10, "x").await;
+    let inv = app.ln_invoice(&a, 10, "x").await;
     for (key, body, status, detail) in [
         (
             &a.inkey,
@@ -342,7 +295,7 @@ async fn mistakes_get_lnbits_answers(app: TestApp) {
             "Insufficient balance.",
         ),
     ] {
-        let (s, b) = payments_post(&app, key, body.clone()).await;
+        let (s, b) = app.ln_payments_post(key, body.clone()).await;
         assert_eq!(s, status, "{body}: {b}");
         assert!(
             b["detail"].as_str().unwrap().contains(detail),

@@ -1,5 +1,6 @@
 //! Integration tests: the real server on port 0, real HTTP, SQLite and PostgreSQL.
 
+mod browser;
 mod helpers;
 
 mod bad_input;
