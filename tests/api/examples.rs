@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cashier::chain::txid_of;
 
-use crate::browser::{artifact, chromium_or_skip, dump_dom, headless, screenshot};
+use crate::browser::{artifact, chromium_or_skip, Page, Viewport};
 use crate::helpers::TestApp;
 use crate::on_both_backends;
 
@@ -30,28 +30,13 @@ async fn the_html_example_shows_the_payment_in_chromium(app: TestApp) {
         env!("CARGO_MANIFEST_DIR"),
         app.base.trim_start_matches("http://")
     );
-    let profile = tempfile::tempdir().unwrap();
-    let run = |extra: Vec<String>| {
-        // Runs the page's timers ahead, but waits for its socket.
-        let mut cmd = headless(chromium, profile.path(), 10_000);
-        cmd.args(extra).arg(&page);
-        cmd
-    };
-    let dom = dump_dom(run(vec!["--dump-dom".into()])).await;
-    let txid = txid_of(&raw).to_hex();
-    assert!(
-        dom.contains(&format!(
-            "<div id=\"status\" class=\"paid\">Paid: {txid}</div>"
-        )),
-        "the page does not show the payment:\n{dom}"
-    );
+    // Waits on the page's own DOM change, however long a loaded machine takes to connect.
+    let mut tab = Page::open(chromium, &page, Viewport::DESKTOP).await;
+    let status = tab.wait_for("#status.paid").await;
+    assert_eq!(status, format!("Paid: {}", txid_of(&raw).to_hex()));
     // A picture for a reviewer.
-    let shot = artifact(&format!("html-example-paid-{}.png", &id[..8]));
-    let cmd = run(vec![
-        format!("--screenshot={shot}"),
-        "--window-size=900,700".into(),
-    ]);
-    screenshot(cmd, &shot).await;
+    tab.screenshot(&artifact(&format!("html-example-paid-{}.png", &id[..8])))
+        .await;
 }
 
 async fn the_python_example_prints_the_payment(app: TestApp) {
