@@ -13,6 +13,8 @@ use crate::lightning::decoded;
 use crate::lightning::{LnError, NewInvoice, Wallet};
 
 const MAX_BODY: usize = 64 * 1024;
+/// Largest push: a socket message, and within PostgreSQL's `NOTIFY` payload limit (8000 bytes).
+const MAX_PUSH: usize = 4 * 1024;
 const DEFAULT_PAGE: i64 = 20;
 const MAX_PAGE: i64 = 200;
 
@@ -366,9 +368,15 @@ async fn push(
             }
         }
     };
-    state.dispatcher.hub().publish(
-        &crate::lightning::wallet_topic(&wallet.id),
-        data.clone().into(),
-    );
-    HttpResponse::Ok().json(json!({"sent": true, "data": data}))
+    if data.len() > MAX_PUSH {
+        return refusal(LnError::Invalid(format!(
+            "data is {} bytes; a push carries at most {MAX_PUSH}",
+            data.len()
+        )));
+    }
+    let topic = crate::lightning::wallet_topic(&wallet.id);
+    match state.dispatcher.push(&topic, &data).await {
+        Ok(()) => HttpResponse::Ok().json(json!({"sent": true, "data": data})),
+        Err(e) => refusal(LnError::Store(e)),
+    }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytestring::ByteString;
 use tokio::sync::{broadcast, Notify};
 
-use crate::store::{events, Store};
+use crate::store::{events, Backend, Store, StoreError};
 
 /// Messages a subscriber may have queued before it counts as too slow.
 pub const SUBSCRIBER_QUEUE: usize = 64;
@@ -91,9 +91,29 @@ impl Dispatcher {
         self.wake.notify_one();
     }
 
+    /// Hands `data` as is to the sockets on `topic` in every process (with PostgreSQL, through
+    /// `NOTIFY`; otherwise there is only this process). Not stored, not numbered.
+    pub async fn push(&self, topic: &str, data: &str) -> Result<(), StoreError> {
+        if self.store.backend() == Backend::Postgres {
+            let (topic, data) = (topic.to_owned(), data.to_owned());
+            // Every process hears it from the database, this one included.
+            self.store
+                .write(move |c| events::push(c, &topic, &data))
+                .await
+        } else {
+            self.hub.publish(topic, ByteString::from(data.to_owned()));
+            Ok(())
+        }
+    }
+
     /// Delivers events committed from now on, until the task is dropped.
     pub async fn run(self) {
-        self.store.listen_for_events(Arc::downgrade(&self.wake));
+        let hub = self.hub.clone();
+        let on_push: events::OnPush = Arc::new(move |topic: &str, data: &str| {
+            hub.publish(topic, ByteString::from(data.to_owned()))
+        });
+        self.store
+            .listen_for_events(Arc::downgrade(&self.wake), on_push);
         let mut newest = match self.store.read(events::newest_id).await {
             Ok(id) => id,
             Err(e) => {

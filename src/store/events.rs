@@ -34,20 +34,36 @@ pub fn insert(conn: &mut Conn, event: &NewEvent, now_ms: i64) -> Result<(), Stor
 
 /// The PostgreSQL channel committed events are announced on.
 const CHANNEL: &str = "cashier_events";
+/// The PostgreSQL channel pushes travel on, to the sockets of every process.
+const PUSH_CHANNEL: &str = "cashier_push";
+
+/// A push from the LNbits-style endpoints, to every process's sockets on `topic`, when (and
+/// only if) the transaction commits. Pushes are not stored: they carry no event id.
+pub fn push(conn: &mut Conn, topic: &str, data: &str) -> Result<(), StoreError> {
+    let payload = serde_json::json!({"topic": topic, "data": data}).to_string();
+    diesel::sql_query("SELECT pg_notify($1, $2)")
+        .bind::<diesel::sql_types::Text, _>(PUSH_CHANNEL)
+        .bind::<diesel::sql_types::Text, _>(payload)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// What the listener does with a push: the topic and the data.
+pub type OnPush = std::sync::Arc<dyn Fn(&str, &str) + Send + Sync>;
 /// How often the listening connection is checked for notifications. diesel cannot wait on
 /// the socket, so the listener polls; a local poll with nothing waiting is one system call.
 const LISTEN_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// Holds a `LISTEN` connection and wakes the dispatcher on every notification, reconnecting
-/// when the connection fails, until `wake` is gone.
-pub(super) fn listen(url: &str, wake: &std::sync::Weak<tokio::sync::Notify>) {
+/// Holds a `LISTEN` connection and wakes the dispatcher on every event notification (and
+/// hands pushes to `on_push`), reconnecting when the connection fails, until `wake` is gone.
+pub(super) fn listen(url: &str, wake: &std::sync::Weak<tokio::sync::Notify>, on_push: &OnPush) {
     use diesel::connection::SimpleConnection;
     let mut retry = std::time::Duration::from_millis(100);
     while wake.strong_count() > 0 {
         let mut conn = match diesel::PgConnection::establish(url)
             .map_err(|e| e.to_string())
             .and_then(|mut c| {
-                c.batch_execute(&format!("LISTEN {CHANNEL}"))
+                c.batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {PUSH_CHANNEL}"))
                     .map(|()| c)
                     .map_err(|e| e.to_string())
             }) {
@@ -69,6 +85,15 @@ pub(super) fn listen(url: &str, wake: &std::sync::Weak<tokio::sync::Notify>) {
             let mut heard = false;
             for n in conn.notifications_iter() {
                 match n {
+                    Ok(n) if n.channel == PUSH_CHANNEL => {
+                        let push: serde_json::Value =
+                            serde_json::from_str(&n.payload).unwrap_or_default();
+                        if let (Some(topic), Some(data)) =
+                            (push["topic"].as_str(), push["data"].as_str())
+                        {
+                            on_push(topic, data);
+                        }
+                    }
                     Ok(_) => heard = true,
                     Err(e) => {
                         tracing::warn!(error = %e, "event listener: connection lost; reconnecting");

@@ -184,12 +184,16 @@ impl Store {
     /// Calls `wake` whenever any process commits an event (PostgreSQL only: with SQLite there
     /// is one process, whose writers wake the dispatcher themselves). A thread of its own
     /// holds a `LISTEN` connection; it stops once `wake` is dropped everywhere else.
-    pub fn listen_for_events(&self, wake: std::sync::Weak<tokio::sync::Notify>) {
+    pub fn listen_for_events(
+        &self,
+        wake: std::sync::Weak<tokio::sync::Notify>,
+        on_push: events::OnPush,
+    ) {
         if let DatabaseTarget::Postgres { url } = &self.target {
             let url = url.clone();
             let spawned = std::thread::Builder::new()
                 .name("db-listen".into())
-                .spawn(move || events::listen(&url, &wake));
+                .spawn(move || events::listen(&url, &wake, &on_push));
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "cannot start the event listener; other processes' events arrive by polling");
             }

@@ -332,3 +332,35 @@ async fn mistakes_get_lnbits_answers(app: TestApp) {
         other => panic!("expected a policy close, got {other:?}"),
     }
 }
+
+mod scale_out {
+    use super::*;
+    use crate::helpers::Backend;
+
+    /// Two servers on one PostgreSQL: a push through A reaches the wallet's socket on B, and
+    /// so does a payment settled on A.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pushes_and_payments_reach_sockets_on_every_server() {
+        let a = TestApp::spawn(Backend::Postgres).await;
+        let b = a.another_on_the_same_database().await;
+        let (payer, payee) = (a.ln_account("payer").await, a.ln_account("payee").await);
+        let mut on_b = socket(&b, &payee.inkey).await;
+        assert_eq!(
+            push(&a, &payee.id, "through-a", Some(&payee.adminkey)).await,
+            200
+        );
+        assert_eq!(next_text(&mut on_b).await, "through-a");
+        a.lightning.top_up(&payer.id, 100).await.unwrap();
+        let invoice = a.ln_invoice(&payee, 21, "across").await;
+        let (status, _) = a
+            .ln_payments_post(
+                &payer.adminkey,
+                json!({"out": true, "bolt11": invoice["bolt11"]}),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let frame: Value = serde_json::from_str(&next_text(&mut on_b).await).unwrap();
+        assert_eq!(frame["event"], "payment_received");
+        assert_eq!(frame["amount"], 21);
+    }
+}
