@@ -620,13 +620,16 @@ fn main() {
                     top_up: Box::new(lightning::cashier_top_up(&server)),
                     prepare: Box::new(|_| {}),
                 };
-                let r = lightning::internal(&target, o.ln_payments, 16).await;
+                let r = lightning::internal(&target, o.ln_payments, 16, None).await;
                 let ours = b7_line(db, r);
+                // The frame delay below saturation: half the throughput target, paced.
+                let paced = lightning::internal(&target, o.ln_payments / 2, 16, Some(750)).await;
+                figures.push(b7_line(&format!("{db} @750/s"), paced));
                 if let (Some((url, _)), Ok(file)) = (&o.lnbits, std::env::var("LNBITS_TOKEN_FILE")) {
                     let token = std::fs::read_to_string(file).expect("LNbits token").trim().to_owned();
                     let target = lightning::lnbits_target(url, token);
                     // LNbits manages about a dozen a second: fewer payments, same shape.
-                    let r = lightning::internal(&target, o.ln_payments.min(200), 16).await;
+                    let r = lightning::internal(&target, o.ln_payments.min(200), 16, None).await;
                     let theirs = b7_line("LNbits", r);
                     let ratio = ours["payments_per_s"].as_f64().unwrap_or(f64::NAN)
                         / theirs["payments_per_s"].as_f64().unwrap_or(f64::NAN);

@@ -151,6 +151,13 @@ impl Application {
                 )
                 .configure(routes)
         })
+        // Small writes leave at once: with Nagle's algorithm a socket's second message in a row
+        // waits for the peer's delayed ACK (tens of milliseconds).
+        .on_connect(|io, _| {
+            if let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         // Signals are ours (see main): stop accepting, finish requests in flight, then exit.
         .disable_signals()
         .shutdown_timeout(10);

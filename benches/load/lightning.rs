@@ -101,8 +101,15 @@ async fn watch(url: String, arrivals: mpsc::UnboundedSender<(String, Instant)>) 
     });
 }
 
-/// B7: `n` internal payments from one wallet to another over `connections` connections.
-pub async fn internal(target: &Target<'_>, n: usize, connections: usize) -> Internal {
+/// B7: `n` internal payments from one wallet to another over `connections` connections: as
+/// fast as they are answered (closed loop), or with `rate`, one every 1/rate s (open loop,
+/// below saturation, so the delays are the server's and not a queue's).
+pub async fn internal(
+    target: &Target<'_>,
+    n: usize,
+    connections: usize,
+    rate: Option<u64>,
+) -> Internal {
     let host = target.host.clone();
     let mut conn = Conn::open(&host).await;
     let payer = account(&mut conn, &host, "payer").await;
@@ -153,6 +160,8 @@ pub async fn internal(target: &Target<'_>, n: usize, connections: usize) -> Inte
     );
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let start = Instant::now();
+    let paced = tokio::time::Instant::now();
+    let every = rate.map(|r| Duration::from_secs(1) / r.max(1) as u32);
     let lanes: Vec<_> = (0..connections)
         .map(|_| {
             let (requests, next, host) = (requests.clone(), next.clone(), host.clone());
@@ -165,6 +174,9 @@ pub async fn internal(target: &Target<'_>, n: usize, connections: usize) -> Inte
                     let Some((hash, r)) = requests.get(i) else {
                         break;
                     };
+                    if let Some(every) = every {
+                        tokio::time::sleep_until(paced + every * i as u32).await;
+                    }
                     let t = Instant::now();
                     sent.push((hash.clone(), t));
                     match conn.call(r).await {

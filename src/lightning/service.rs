@@ -296,7 +296,8 @@ impl Lightning {
                 if !db::lock_wallet(c, &out.wallet_id)? {
                     return Ok(Err(LnError::WalletNotFound));
                 }
-                if db::balance_msat(c, &out.wallet_id)? < amount {
+                let before = db::balance_msat(c, &out.wallet_id)?;
+                if before < amount {
                     return Ok(Err(LnError::InsufficientBalance));
                 }
                 if internal {
@@ -308,7 +309,14 @@ impl Lightning {
                         return Ok(Err(LnError::AlreadyPaid));
                     }
                     db::insert_payment(c, &out)?;
-                    announce(c, &out, now)?;
+                    if incoming.wallet_id == out.wallet_id {
+                        // Paying itself: both rows move the one balance.
+                        announce(c, &out, now)?;
+                    } else {
+                        // The balance was read under the lock a moment ago: no second sum.
+                        let after = before - amount;
+                        events::insert(c, &payment_event(&out, after), now)?;
+                    }
                     let mut incoming = incoming;
                     incoming.status = PayStatus::Success;
                     incoming.updated_ms = now;

@@ -136,10 +136,20 @@ impl Dispatcher {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(POLL_EVERY) => {}
             }
-            let from = newest - LOOKBACK;
+            // New events, and any id in the look-back window not delivered yet: a gap that a
+            // slower transaction may have filled since (usually none, so nothing is re-read).
+            let gaps: Vec<i64> = ((newest - LOOKBACK + 1).max(1)..newest)
+                .filter(|id| !delivered.contains(id))
+                .collect();
             let rows = match self
                 .store
-                .read(move |c| events::after(c, from, BATCH))
+                .read(move |c| {
+                    let mut rows = events::after(c, newest, BATCH)?;
+                    if !gaps.is_empty() {
+                        rows.extend(events::with_ids(c, &gaps)?);
+                    }
+                    Ok(rows)
+                })
                 .await
             {
                 Ok(rows) => rows,
@@ -148,7 +158,7 @@ impl Dispatcher {
                     continue;
                 }
             };
-            let full = rows.len() as i64 == BATCH;
+            let full = rows.len() as i64 >= BATCH;
             for (id, topic, payload) in rows {
                 if !delivered.insert(id) {
                     continue;

@@ -142,6 +142,16 @@ pub fn after(
         .load(conn)?)
 }
 
+/// The events among `ids` that exist (ids a transaction held but had not committed when a
+/// higher id was read), oldest first: `(id, topic, payload)`.
+pub fn with_ids(conn: &mut Conn, ids: &[i64]) -> Result<Vec<(i64, String, String)>, StoreError> {
+    Ok(events::table
+        .filter(events::id.eq_any(ids))
+        .order(events::id)
+        .select((events::id, events::topic, events::payload))
+        .load(conn)?)
+}
+
 /// Events of one topic with an id above `after`, oldest first: `(id, kind, payload)`.
 pub fn for_topic_after(
     conn: &mut Conn,

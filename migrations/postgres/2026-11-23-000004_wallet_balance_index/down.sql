@@ -1,0 +1,1 @@
+DROP INDEX ln_payments_balance;
