@@ -66,11 +66,20 @@ pub trait FundingSource: Send + Sync {
         bolt11: &str,
         fee_limit_msat: u64,
     ) -> impl Future<Output = Outcome> + Send;
-    fn get_invoice_status(&self, checking_id: &str) -> impl Future<Output = Outcome> + Send;
-    fn get_payment_status(&self, checking_id: &str) -> impl Future<Output = Outcome> + Send;
-    /// Checking ids of incoming invoices as they are paid. A source that learns of payments
-    /// only when asked returns a stream that never yields.
-    fn paid_invoices_stream(&self) -> tokio::sync::mpsc::Receiver<String>;
+    /// An incoming invoice's state. By default pending: a source that cannot tell never says
+    /// failed.
+    fn get_invoice_status(&self, _checking_id: &str) -> impl Future<Output = Outcome> + Send {
+        async { Outcome::Pending }
+    }
+    /// An outgoing payment's state; pending by default, as above.
+    fn get_payment_status(&self, _checking_id: &str) -> impl Future<Output = Outcome> + Send {
+        async { Outcome::Pending }
+    }
+    /// Checking ids of incoming invoices as they are paid. By default a stream that never
+    /// yields, for sources that learn of payments only when asked.
+    fn paid_invoices_stream(&self) -> tokio::sync::mpsc::Receiver<String> {
+        silent_stream()
+    }
 }
 
 /// Which funding source the server runs (`--funding-source`).
@@ -243,18 +252,8 @@ impl FundingSource for Fake {
         Outcome::Failed(NO_ROUTE.into())
     }
 
-    async fn get_invoice_status(&self, _checking_id: &str) -> Outcome {
-        // Its invoices are settled by internal payments, never from outside.
-        Outcome::Pending
-    }
-
-    async fn get_payment_status(&self, _checking_id: &str) -> Outcome {
-        Outcome::Pending
-    }
-
-    fn paid_invoices_stream(&self) -> tokio::sync::mpsc::Receiver<String> {
-        silent_stream()
-    }
+    // Its invoices are settled by internal payments, never from outside: the default
+    // statuses (pending) and stream (silent) are the truth.
 }
 
 /// No funding source: every invoice and payment is refused with the reason.
@@ -276,15 +275,6 @@ impl FundingSource for Void {
     }
     async fn pay_invoice(&self, _bolt11: &str, _fee_limit_msat: u64) -> Outcome {
         Outcome::Failed(VOID.into())
-    }
-    async fn get_invoice_status(&self, _checking_id: &str) -> Outcome {
-        Outcome::Pending
-    }
-    async fn get_payment_status(&self, _checking_id: &str) -> Outcome {
-        Outcome::Pending
-    }
-    fn paid_invoices_stream(&self) -> tokio::sync::mpsc::Receiver<String> {
-        silent_stream()
     }
 }
 
