@@ -2,6 +2,8 @@
 //! clients expect, keys from `X-Api-Key` or `?api-key=`, and JSON read whatever the
 //! Content-Type says (LNbits' own Rust client sends none).
 
+use std::collections::HashMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
@@ -57,9 +59,14 @@ pub fn api_key(req: &HttpRequest) -> Option<String> {
     if let Some(key) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(key.trim().to_owned());
     }
-    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-        .ok()
-        .and_then(|q| q.get("api-key").cloned())
+    query(req).remove("api-key")
+}
+
+/// The query string's parameters (none if it does not parse).
+fn query(req: &HttpRequest) -> HashMap<String, String> {
+    web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default()
 }
 
 /// The wallet the request's key opens (and whether it is the admin key).
@@ -268,10 +275,7 @@ pub async fn list_payments(req: HttpRequest, state: web::Data<AppState>) -> Http
         Ok(w) => w,
         Err(r) => return r,
     };
-    let query =
-        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-            .map(|q| q.into_inner())
-            .unwrap_or_default();
+    let query = query(&req);
     let number = |name: &str, default: i64| -> Result<i64, LnError> {
         match query.get(name) {
             None => Ok(default),
@@ -353,20 +357,13 @@ async fn push(
     }
     let data = match in_path {
         Some(d) => d,
-        None => {
-            let query = web::Query::<std::collections::HashMap<String, String>>::from_query(
-                req.query_string(),
-            )
-            .map(|q| q.into_inner())
-            .unwrap_or_default();
-            match query.get("data") {
-                Some(d) => d.clone(),
-                None => match read_limited(&req, payload, MAX_BODY).await {
-                    Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-                    Err(e) => return actix_web::ResponseError::error_response(&e),
-                },
-            }
-        }
+        None => match query(&req).remove("data") {
+            Some(d) => d,
+            None => match read_limited(&req, payload, MAX_BODY).await {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(e) => return actix_web::ResponseError::error_response(&e),
+            },
+        },
     };
     if data.len() > MAX_PUSH {
         return refusal(LnError::Invalid(format!(

@@ -253,75 +253,48 @@ impl Lightning {
         }
         let amount =
             i64::try_from(msat).map_err(|_| LnError::Invalid("amount too large".into()))?;
-        let hash = invoice.payment_hash.clone();
-        let payee = {
-            let hash = hash.clone();
-            self.store
-                .read(move |c| db::incoming_by_hash(c, &hash))
-                .await?
-        };
+        let (hash, wallet_id) = (invoice.payment_hash, wallet.id.clone());
+        let (bolt11, description) = (bolt11.trim().to_owned(), invoice.description);
         let now = now_ms();
-        let outgoing = LnPayment {
-            checking_id: if payee.is_some() {
-                format!("internal_{hash}")
-            } else {
-                hash.clone()
-            },
-            payment_hash: hash,
-            wallet_id: wallet.id.clone(),
-            amount_msat: -amount,
-            fee_msat: 0,
-            bolt11: bolt11.trim().to_owned(),
-            memo: payee
-                .as_ref()
-                .and_then(|p| p.memo.clone())
-                .or_else(|| invoice.description.clone()),
-            status: if payee.is_some() {
-                PayStatus::Success
-            } else {
-                PayStatus::Pending
-            },
-            preimage: payee.as_ref().and_then(|p| p.preimage.clone()),
-            expiry_ms: None,
-            extra: json!({}),
-            webhook: None,
-            created_ms: now,
-            updated_ms: now,
-        };
-        let out = outgoing.clone();
-        let internal = payee.is_some();
-        let written = self
+        // Whether the invoice is one of this server's is read inside the transaction that
+        // pays it: no second look, and no window between the look and the payment.
+        let (outgoing, internal) = self
             .store
             .write(move |c| {
-                if !db::lock_wallet(c, &out.wallet_id)? {
+                if !db::lock_wallet(c, &wallet_id)? {
                     return Ok(Err(LnError::WalletNotFound));
                 }
-                let before = db::balance_msat(c, &out.wallet_id)?;
+                let before = db::balance_msat(c, &wallet_id)?;
                 if before < amount {
                     return Ok(Err(LnError::InsufficientBalance));
                 }
-                if internal {
-                    let Some(incoming) = db::incoming_by_hash(c, &out.payment_hash)? else {
-                        return Ok(Err(LnError::PaymentNotFound));
-                    };
-                    // The condition makes "paid once" hold under any concurrency.
-                    if !db::settle(c, &incoming.checking_id, None, now)? {
-                        return Ok(Err(LnError::AlreadyPaid));
-                    }
-                    db::insert_payment(c, &out)?;
-                    if incoming.wallet_id == out.wallet_id {
-                        // Paying itself: both rows move the one balance.
-                        announce(c, &out, now)?;
-                    } else {
-                        // The balance was read under the lock a moment ago: no second sum.
-                        let after = before - amount;
-                        events::insert(c, &payment_event(&out, after), now)?;
-                    }
-                    let mut incoming = incoming;
-                    incoming.status = PayStatus::Success;
-                    incoming.updated_ms = now;
-                    announce(c, &incoming, now)?;
-                } else {
+                let payee = db::incoming_by_hash(c, &hash)?;
+                let out = LnPayment {
+                    checking_id: match &payee {
+                        Some(_) => format!("internal_{hash}"),
+                        None => hash.clone(),
+                    },
+                    payment_hash: hash.clone(),
+                    wallet_id: wallet_id.clone(),
+                    amount_msat: -amount,
+                    fee_msat: 0,
+                    bolt11: bolt11.clone(),
+                    memo: payee
+                        .as_ref()
+                        .and_then(|p| p.memo.clone())
+                        .or_else(|| description.clone()),
+                    status: match &payee {
+                        Some(_) => PayStatus::Success,
+                        None => PayStatus::Pending,
+                    },
+                    preimage: payee.as_ref().and_then(|p| p.preimage.clone()),
+                    expiry_ms: None,
+                    extra: json!({}),
+                    webhook: None,
+                    created_ms: now,
+                    updated_ms: now,
+                };
+                let Some(mut incoming) = payee else {
                     // An invoice is paid once, by whichever wallet asks first; after a failed
                     // attempt it may be tried again (the failed row made way for the new one).
                     match db::payment_any(c, &out.checking_id)? {
@@ -332,17 +305,32 @@ impl Lightning {
                         None => {}
                     }
                     db::insert_payment(c, &out)?;
+                    return Ok(Ok((out, false)));
+                };
+                // The condition makes "paid once" hold under any concurrency.
+                if !db::settle(c, &incoming.checking_id, None, now)? {
+                    return Ok(Err(LnError::AlreadyPaid));
                 }
-                Ok(Ok(()))
+                db::insert_payment(c, &out)?;
+                if incoming.wallet_id == out.wallet_id {
+                    // Paying itself: both rows move the one balance.
+                    announce(c, &out, now)?;
+                } else {
+                    // The balance was read under the lock a moment ago: no second sum.
+                    events::insert(c, &payment_event(&out, before - amount), now)?;
+                }
+                incoming.status = PayStatus::Success;
+                incoming.updated_ms = now;
+                announce(c, &incoming, now)?;
+                Ok(Ok((out, true)))
             })
-            .await?;
-        written?;
+            .await??;
         if internal {
             self.dispatcher.wake();
             return Ok(outgoing);
         }
         // The debit is recorded (pending); now the funding source pays.
-        match self.funding.pay_invoice(bolt11.trim(), 0).await {
+        match self.funding.pay_invoice(&outgoing.bolt11, 0).await {
             Outcome::Success(settled) => self.settle(&outgoing.checking_id, settled).await,
             Outcome::Failed(reason) => {
                 self.fail(&outgoing.checking_id).await?;
