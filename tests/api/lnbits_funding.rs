@@ -195,12 +195,51 @@ async fn cashier_get(app: &TestApp, path: &str, key: &str) -> Value {
         .unwrap()
 }
 
+/// An invoice of another Cashier, which the remote funding source cannot pay: it says
+/// "failed", Cashier fails the payment, and the wallet keeps `balance_msat`.
+async fn a_foreign_invoice_is_refused(
+    app: &TestApp,
+    adminkey: &str,
+    inkey: &str,
+    sats: u64,
+    balance_msat: i64,
+) {
+    let elsewhere = TestApp::spawn(Backend::Sqlite).await;
+    let (_, shop) = account(&elsewhere, "elsewhere").await;
+    let (status, foreign) = cashier_post(
+        &elsewhere,
+        "/api/v1/payments",
+        Some(&shop),
+        json!({"out": false, "amount": sats, "memo": "not payable from here"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{foreign}");
+    let (status, refused) = cashier_post(
+        app,
+        "/api/v1/payments",
+        Some(adminkey),
+        json!({"out": true, "bolt11": foreign["bolt11"]}),
+    )
+    .await;
+    assert_eq!(status, 520, "{refused}");
+    assert_eq!(refused["status"], "failed");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Only internal invoices can be used!"),
+        "{refused}"
+    );
+    assert_eq!(
+        cashier_get(app, "/api/v1/wallet", inkey).await["balance"],
+        balance_msat
+    );
+}
+
 /// A new wallet on a Cashier: its id and its (invoice, admin) keys.
 async fn account_keys(app: &TestApp, name: &str) -> (String, (String, String)) {
-    let (status, w) = cashier_post(app, "/api/v1/account", None, json!({"name": name})).await;
-    assert_eq!(status, 200, "{w}");
-    let text = |k: &str| w[k].as_str().unwrap().to_owned();
-    (text("id"), (text("inkey"), text("adminkey")))
+    let w = app.ln_account(name).await;
+    (w.id, (w.inkey, w.adminkey))
 }
 
 /// A new wallet on a Cashier; its invoice key.
@@ -304,39 +343,9 @@ async fn a_remote_lnbits_wallet_funds_cashier() {
     );
 
     // Out: LNbits' FakeWallet pays no invoice but its own, and says so ("failed"): Cashier
-    // fails the payment and the money stays. (Cashier cannot pay LNbits' own FakeWallet
-    // invoices: they carry no features field, which its BOLT11 reader requires; the way out
-    // succeeding is tested against another Cashier below.)
-    let elsewhere = TestApp::spawn(Backend::Sqlite).await;
-    let (_, shop) = account(&elsewhere, "elsewhere").await;
-    let (status, foreign) = cashier_post(
-        &elsewhere,
-        "/api/v1/payments",
-        Some(&shop),
-        json!({"out": false, "amount": 40, "memo": "not in LNbits"}),
-    )
-    .await;
-    assert_eq!(status, 201, "{foreign}");
-    let (status, refused) = cashier_post(
-        &app,
-        "/api/v1/payments",
-        Some(&adminkey),
-        json!({"out": true, "bolt11": foreign["bolt11"]}),
-    )
-    .await;
-    assert_eq!(status, 520, "{refused}");
-    assert_eq!(refused["status"], "failed");
-    assert!(
-        refused["detail"]
-            .as_str()
-            .unwrap()
-            .contains("Only internal invoices can be used!"),
-        "{refused}"
-    );
-    assert_eq!(
-        cashier_get(&app, "/api/v1/wallet", &inkey).await["balance"],
-        100_000
-    );
+    // fails the payment and the money stays. (The way out succeeding is tested against
+    // another Cashier below.)
+    a_foreign_invoice_is_refused(&app, &adminkey, &inkey, 40, 100_000).await;
 }
 
 /// Another Cashier as the remote (`spec/lightning.md`: "a remote LNbits (or another
@@ -423,35 +432,7 @@ async fn another_cashier_funds_cashier() {
     assert_eq!(at_y["paid"], true, "{at_y}");
 
     // An invoice the remote cannot pay: it says "failed", and the money stays here.
-    let elsewhere = TestApp::spawn(Backend::Sqlite).await;
-    let (_, shop) = account(&elsewhere, "elsewhere").await;
-    let (_, foreign) = cashier_post(
-        &elsewhere,
-        "/api/v1/payments",
-        Some(&shop),
-        json!({"out": false, "amount": 10}),
-    )
-    .await;
-    let (status, refused) = cashier_post(
-        &app,
-        "/api/v1/payments",
-        Some(&adminkey),
-        json!({"out": true, "bolt11": foreign["bolt11"]}),
-    )
-    .await;
-    assert_eq!(status, 520, "{refused}");
-    assert_eq!(refused["status"], "failed");
-    assert!(
-        refused["detail"]
-            .as_str()
-            .unwrap()
-            .contains("Only internal invoices can be used!"),
-        "{refused}"
-    );
-    assert_eq!(
-        cashier_get(&app, "/api/v1/wallet", &inkey).await["balance"],
-        60_000
-    );
+    a_foreign_invoice_is_refused(&app, &adminkey, &inkey, 10, 60_000).await;
 }
 
 #[tokio::test]
