@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{DefaultHeaders, NormalizePath, TrailingSlash};
+use actix_web::middleware::{from_fn, DefaultHeaders, NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpServer};
 
 use crate::chain::bchn::BchnClient;
@@ -13,6 +13,7 @@ use crate::chain::dev::DevChain;
 use crate::chain::node::NodeClient;
 use crate::chain::Network;
 use crate::config::{NodeKind, Settings};
+use crate::http::limits::{read_body_in_time, PublicWrites};
 use crate::http::{routes, AppState};
 use crate::jpp::pay::Payments;
 use crate::jpp::signing::Signer;
@@ -127,13 +128,18 @@ impl Application {
             public_accounts: !settings.no_public_accounts,
             public_invoices: settings.public_invoices,
             keys: Default::default(),
-            sockets: ConnectionLimit::new(settings.sockets_per_address),
+            sockets: ConnectionLimit::new(settings.sockets_per_address, settings.sockets_total),
             ping_every: std::time::Duration::from_secs(settings.ws_ping_secs),
             signer,
+            request_timeout: std::time::Duration::from_secs(settings.request_timeout),
+            public_writes: Arc::new(PublicWrites::per_minute(settings.public_write_limit)),
+            frame_ancestors: settings.frame_ancestors.clone(),
         });
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                // Innermost: the body is read in time before any handler sees the request.
+                .wrap(from_fn(read_body_in_time))
                 .wrap(NormalizePath::new(TrailingSlash::Trim))
                 // Browser wallets and checkout pages on other origins (research §7.1).
                 .wrap(
@@ -147,7 +153,9 @@ impl Application {
                         .add((
                             "Access-Control-Expose-Headers",
                             "digest, signature, x-signature, x-signature-type, x-identity",
-                        )),
+                        ))
+                        // No answer is ever to be read as another type than it says.
+                        .add(("X-Content-Type-Options", "nosniff")),
                 )
                 .configure(routes)
         })
@@ -158,6 +166,8 @@ impl Application {
                 let _ = tcp.set_nodelay(true);
             }
         })
+        // Slow headers are cut by this deadline; slow bodies by `read_body_in_time`.
+        .client_request_timeout(std::time::Duration::from_secs(settings.request_timeout))
         // Signals are ours (see main): stop accepting, finish requests in flight, then exit.
         .disable_signals()
         .shutdown_timeout(10);

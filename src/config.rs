@@ -21,6 +21,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+// `Serve` holds every setting; the command line is parsed once at start, so its size costs
+// nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the payment server.
@@ -43,6 +46,13 @@ pub enum Command {
     Wallet {
         #[command(subcommand)]
         command: WalletCommand,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+    /// Manage stores: one merchant each, owning its keys and invoices.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
         #[command(flatten)]
         database: DatabaseSettings,
     },
@@ -96,14 +106,32 @@ pub enum WalletCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create a store and print its id.
+    Create {
+        /// Its name, unique on this server.
+        name: String,
+    },
+    /// List stores.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Create a key and print it. It is shown this once; only its hash is stored.
     Create {
         /// A note to tell keys apart, such as the shop or till it is for.
         #[arg(long)]
         label: Option<String>,
+        /// The store (name or id) whose invoices the key works on.
+        #[arg(long, default_value = "default")]
+        store: String,
+        /// What the key may do: invoices:create (all a point-of-sale terminal needs),
+        /// invoices:read, invoices:cancel, or all. Repeat or separate with commas.
+        #[arg(long = "scope", value_delimiter = ',', default_value = "all")]
+        scopes: Vec<String>,
     },
-    /// List keys (ids, labels, dates; never the keys themselves).
+    /// List keys (ids, stores, scopes, labels, dates; never the keys themselves).
     List,
     /// Revoke a key by the id `key list` shows.
     Revoke { id: i64 },
@@ -177,8 +205,20 @@ impl DatabaseSettings {
     /// The database to open. The default SQLite file (and its folder) is created on first use;
     /// a URL given explicitly must name an existing database.
     pub fn target(&self) -> Result<DatabaseTarget, StoreError> {
+        self.target_with(true)
+    }
+
+    /// The database a command other than `serve` works on: it must exist already, so that a
+    /// mistyped `--data-dir` is an error rather than an empty database the command then reports
+    /// on (a key "revoked" in a database the server does not use).
+    pub fn existing_target(&self) -> Result<DatabaseTarget, StoreError> {
+        self.target_with(false)
+    }
+
+    fn target_with(&self, create_default: bool) -> Result<DatabaseTarget, StoreError> {
         match &self.database_url {
             Some(url) => DatabaseTarget::parse(url),
+            None if !create_default => Ok(DatabaseTarget::existing_in(&self.data_dir)),
             None => {
                 std::fs::create_dir_all(&self.data_dir).map_err(|e| {
                     StoreError::Config(format!(
@@ -293,6 +333,29 @@ pub struct Settings {
     #[arg(long, env = "CASHIER_SOCKETS_PER_ADDRESS", default_value_t = 256)]
     pub sockets_per_address: usize,
 
+    /// Most sockets open at once from all addresses together; more are refused with 429.
+    #[arg(long, env = "CASHIER_SOCKETS_TOTAL", default_value_t = 20_000)]
+    pub sockets_total: usize,
+
+    /// Seconds a client has to send a whole request, headers and body; a slower one gets 408
+    /// and its connection is closed.
+    #[arg(long, env = "CASHIER_REQUEST_TIMEOUT", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub request_timeout: u64,
+
+    /// Writes one client address may make per minute without a key (wallet accounts, and
+    /// invoices with --public-invoices); more get 429 with Retry-After. Behind a reverse proxy
+    /// every client shares the proxy's address: raise it there.
+    #[arg(long, env = "CASHIER_PUBLIC_WRITE_LIMIT", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub public_write_limit: u32,
+
+    /// Who may show the checkout page in a frame (CSP frame-ancestors): 'none', or the
+    /// origins of the shop pages that embed it, e.g. "https://shop.example".
+    #[arg(long, env = "CASHIER_FRAME_ANCESTORS", default_value = "'none'",
+          value_parser = parse_frame_ancestors)]
+    pub frame_ancestors: String,
+
     /// Seconds between the pings the server sends on each socket; a peer silent for two and a
     /// half of these is closed as dead.
     #[arg(long, env = "CASHIER_WS_PING_SECS", default_value_t = 20,
@@ -318,6 +381,16 @@ pub enum NodeKind {
 
 fn parse_network(s: &str) -> Result<Network, String> {
     Network::parse(s).ok_or_else(|| format!("unknown network {s:?}: use main, test or regtest"))
+}
+
+fn parse_frame_ancestors(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() || s.contains([';', ',', '\n', '\r', '"']) {
+        return Err(format!(
+            "{s:?} must be 'none', 'self' or origins separated by spaces, e.g. \"https://shop.example\""
+        ));
+    }
+    Ok(s.to_owned())
 }
 
 fn parse_public_url(s: &str) -> Result<String, String> {

@@ -7,10 +7,11 @@ use tracing_subscriber::EnvFilter;
 use cashier::app::Application;
 use cashier::config::{
     Cli, Command, DatabaseSettings, DevCommand, InvoiceCommand, KeyCommand, PublicAddress,
-    Settings, WalletCommand,
+    Settings, StoreCommand, WalletCommand,
 };
 use std::sync::Arc;
 
+use cashier::auth::Scopes;
 use cashier::jpp::{iso_millis, now_ms, InvoiceId, InvoiceView};
 use cashier::lightning::{Funding, FundingKind, Lightning};
 use cashier::notify::{Dispatcher, Hub};
@@ -22,6 +23,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(settings) => serve(settings).await,
         Command::Key { command, database } => key(command, database).await,
+        Command::Store { command, database } => stores(command, database).await,
         Command::Wallet { command, database } => wallet(command, database).await,
         Command::Invoice {
             command: InvoiceCommand::Uri { id },
@@ -108,8 +110,15 @@ async fn dev_pay(payment_url: &str, memo: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
+/// Opens the database a command works on; unlike `serve`, a command never creates one.
 async fn open_store(database: DatabaseSettings) -> Result<Store, String> {
-    let target = database.target().map_err(|e| e.to_string())?;
+    let target = database.existing_target().map_err(|e| e.to_string())?;
+    if database.database_url.is_none() && !database.data_dir.join("cashier.sqlite").is_file() {
+        return Err(format!(
+            "there is no Cashier database in {}: pass the --data-dir (or --database-url) the server uses, or start `cashier serve` once to create it",
+            database.data_dir.display()
+        ));
+    }
     let options = database.store_options();
     tokio::task::spawn_blocking(move || Store::open(&target, &options))
         .await
@@ -207,28 +216,59 @@ async fn key(command: KeyCommand, database: DatabaseSettings) -> Result<(), Stri
     let store = open_store(database).await?;
     let now = now_ms();
     match command {
-        KeyCommand::Create { label } => {
+        KeyCommand::Create {
+            label,
+            store: store_name,
+            scopes,
+        } => {
+            let scopes = Scopes::parse(&scopes.join(" "))?;
+            if scopes == Scopes::default() {
+                return Err("a key needs at least one --scope".into());
+            }
+            let wanted = store_name.clone();
+            let found = store
+                .read(move |c| store::api_keys::find_store(c, &wanted))
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| {
+                    format!("no store {store_name:?} (see `cashier store list`, or `cashier store create`)")
+                })?;
             let key = cashier::auth::generate_key();
             let hash = cashier::auth::key_hash(&key);
+            let store_id = found.id;
             let id = store
-                .write(move |c| store::api_keys::insert(c, &hash, label.as_deref(), now))
+                .write(move |c| {
+                    store::api_keys::insert(c, &hash, label.as_deref(), store_id, scopes, now)
+                })
                 .await
                 .map_err(|e: StoreError| e.to_string())?;
-            eprintln!("Created API key {id}. It is shown only now; keep it somewhere safe:");
+            eprintln!(
+                "Created API key {id} for store {:?} ({scopes}). It is shown only now; keep it somewhere safe:",
+                found.name
+            );
             println!("{key}");
         }
         KeyCommand::List => {
-            let keys = store
-                .read(store::api_keys::list)
+            let (keys, stores) = store
+                .read(|c| Ok((store::api_keys::list(c)?, store::api_keys::list_stores(c)?)))
                 .await
                 .map_err(|e| e.to_string())?;
-            println!("{:<6} {:<24} {:<26} label", "id", "created", "revoked");
+            println!(
+                "{:<6} {:<16} {:<24} {:<26} {:<46} label",
+                "id", "store", "created", "revoked", "scopes"
+            );
             for k in keys {
+                let store_name = stores
+                    .iter()
+                    .find(|s| s.id == k.store_id)
+                    .map_or_else(|| k.store_id.to_string(), |s| s.name.clone());
                 println!(
-                    "{:<6} {:<24} {:<26} {}",
+                    "{:<6} {:<16} {:<24} {:<26} {:<46} {}",
                     k.id,
+                    store_name,
                     iso_millis(k.created_ms),
                     k.revoked_ms.map(iso_millis).unwrap_or_else(|| "-".into()),
+                    k.merchant().scopes,
                     k.label.unwrap_or_default()
                 );
             }
@@ -244,6 +284,41 @@ async fn key(command: KeyCommand, database: DatabaseSettings) -> Result<(), Stri
                 ));
             }
             println!("Revoked key {id}.");
+        }
+    }
+    Ok(())
+}
+
+/// `cashier store …`: the merchants this server serves.
+async fn stores(command: StoreCommand, database: DatabaseSettings) -> Result<(), String> {
+    let store = open_store(database).await?;
+    match command {
+        StoreCommand::Create { name } => {
+            let name = name.trim().to_owned();
+            if name.is_empty() || name.len() > 100 {
+                return Err("a store's name must be 1 to 100 characters".into());
+            }
+            let now = now_ms();
+            let wanted = name.clone();
+            let id = store
+                .write(move |c| store::api_keys::insert_store(c, &wanted, now))
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("a store named {name:?} exists already"))?;
+            eprintln!(
+                "Created store {name:?}. Make its keys with `cashier key create --store {name}`."
+            );
+            println!("{id}");
+        }
+        StoreCommand::List => {
+            let stores = store
+                .read(store::api_keys::list_stores)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{:<6} {:<24} name", "id", "created");
+            for s in stores {
+                println!("{:<6} {:<24} {}", s.id, iso_millis(s.created_ms), s.name);
+            }
         }
     }
     Ok(())

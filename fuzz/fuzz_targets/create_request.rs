@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
         network: Network::Regtest,
         default_expires_in_secs: 1800,
         default_fee_per_kb: 1000,
+        token_aware_addresses: true,
     };
     if let Err(errors) = parse_create_request(&body, &limits) {
         assert!(!errors.is_empty());

@@ -114,6 +114,12 @@ impl Address {
     /// Parses a CashAddr (with or without its prefix, either case) or a legacy base58 address,
     /// and requires it to belong to `network`.
     pub fn parse(input: &str, network: Network) -> Result<Address, AddressError> {
+        Self::parse_written(input, network).map(|(address, _)| address)
+    }
+
+    /// [`Address::parse`], and whether the address was written token-aware (`z…`/`r…`): a
+    /// wallet that honours the address type sends tokens only to such an address.
+    pub fn parse_written(input: &str, network: Network) -> Result<(Address, bool), AddressError> {
         if input.is_empty() {
             return Err(AddressError::Empty);
         }
@@ -122,7 +128,10 @@ impl Address {
                 let decoded = cashaddr::decode(input).map_err(describe_decode_error)?;
                 let found = Network::from_prefix(&decoded.prefix)
                     .ok_or_else(|| AddressError::UnknownPrefix(prefix.to_owned()))?;
-                Self::from_parts(found, decoded.type_bits, decoded.data)?.on(network)
+                let token_aware = is_token_type(decoded.type_bits);
+                Self::from_parts(found, decoded.type_bits, decoded.data)?
+                    .on(network)
+                    .map(|a| (a, token_aware))
             }
             None => {
                 // A bare payload: its checksum covers the prefix, so try ours first and then the
@@ -135,11 +144,15 @@ impl Address {
                         if let Ok(d) =
                             cashaddr::decode_with_prefix(candidate.cashaddr_prefix(), input)
                         {
-                            return Self::from_parts(candidate, d.type_bits, d.data)?.on(network);
+                            let token_aware = is_token_type(d.type_bits);
+                            return Self::from_parts(candidate, d.type_bits, d.data)?
+                                .on(network)
+                                .map(|a| (a, token_aware));
                         }
                     }
                 }
-                Self::parse_legacy(input, network)
+                // Legacy addresses predate tokens.
+                Self::parse_legacy(input, network).map(|a| (a, false))
             }
         }
     }
@@ -287,6 +300,10 @@ impl Address {
         cashaddr::encode(self.network.cashaddr_prefix(), type_bits, &self.hash)
             .unwrap_or_else(|_| hex::encode(&self.hash))
     }
+}
+
+fn is_token_type(type_bits: u8) -> bool {
+    matches!(type_bits, TYPE_P2PKH_TOKEN | TYPE_P2SH_TOKEN)
 }
 
 fn describe_decode_error(e: DecodeError) -> AddressError {

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::body::{read_json, MAX_JSON_BODY};
 use super::{ApiError, AppState};
 use crate::chain::dev::{DevChain, FaucetError};
-use crate::jpp::parse_create_request;
+use crate::jpp::{parse_create_request, CreateLimits};
 
 fn dev_chain(state: &AppState) -> Result<&DevChain, ApiError> {
     state.payments.node().dev().ok_or_else(|| {
@@ -24,7 +24,11 @@ pub async fn faucet(
 ) -> Result<HttpResponse, ApiError> {
     let chain = dev_chain(&state)?;
     let body = read_json(&req, payload, MAX_JSON_BODY).await?;
-    let mut output = parse_create_request(&json!({"outputs": [body]}), &state.invoices.limits())
+    let limits = CreateLimits {
+        token_aware_addresses: false,
+        ..state.invoices.limits()
+    };
+    let mut output = parse_create_request(&json!({"outputs": [body]}), &limits)
         .map_err(|errors| {
             let detail: Vec<String> = errors
                 .iter()

@@ -20,6 +20,9 @@ pub struct ApiError {
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     fields: Option<BTreeMap<String, Vec<String>>>,
+    /// Seconds a client should wait before trying again (`Retry-After`).
+    #[serde(skip)]
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -29,6 +32,25 @@ impl ApiError {
             code,
             detail: detail.into(),
             fields: None,
+            retry_after: None,
+        }
+    }
+
+    /// The same error, naming a field of the request and what is wrong with it.
+    pub fn with_field(self, field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut fields = self.fields.unwrap_or_default();
+        fields.entry(field.into()).or_default().push(message.into());
+        ApiError {
+            fields: Some(fields),
+            ..self
+        }
+    }
+
+    /// The same error, telling the client when to try again.
+    pub fn retry_after(self, secs: u64) -> Self {
+        ApiError {
+            retry_after: Some(secs),
+            ..self
         }
     }
 
@@ -96,8 +118,14 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header(("Retry-After", "1"));
+        match self.retry_after {
+            Some(secs) => {
+                response.insert_header(("Retry-After", secs.to_string()));
+            }
+            None if self.status == StatusCode::SERVICE_UNAVAILABLE => {
+                response.insert_header(("Retry-After", "1"));
+            }
+            None => {}
         }
         response.json(self)
     }

@@ -3,9 +3,10 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::auth::merchant_key;
-use super::body::{read_json, MAX_JSON_BODY};
+use super::auth::{merchant_with, presented_merchant, require};
+use super::body::{read_json, read_limited, MAX_EMPTY_BODY, MAX_JSON_BODY};
 use super::{ApiError, AppState};
+use crate::auth::{Scope, DEFAULT_STORE_ID};
 use crate::jpp::{now_ms, InvoiceId, InvoiceStatus, InvoiceView};
 use crate::store::ListFilter;
 
@@ -24,9 +25,20 @@ pub async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let key_id = merchant_key(&req, &state, !state.public_invoices).await?;
+    let (store_id, key_id) = match presented_merchant(&req, &state).await? {
+        Some(merchant) => {
+            require(&merchant, Scope::CreateInvoices)?;
+            (merchant.store_id, Some(merchant.key_id))
+        }
+        None if state.public_invoices => {
+            // Keyless creation is the one unauthenticated write here: held to a per-address rate.
+            state.public_writes.check(&req)?;
+            (DEFAULT_STORE_ID, None)
+        }
+        None => return Err(ApiError::unauthorized()),
+    };
     let body = read_json(&req, payload, MAX_JSON_BODY).await?;
-    let invoice = state.invoices.create(&body, key_id).await?;
+    let invoice = state.invoices.create(&body, store_id, key_id).await?;
     Ok(HttpResponse::Created().json(state.invoices.view(&invoice, now_ms())))
 }
 
@@ -46,7 +58,7 @@ pub struct ListQuery {
 
 /// `GET /jpp/invoices/?status=&limit=&cursor=` (merchant key)
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    merchant_key(&req, &state, true).await?;
+    let merchant = merchant_with(&req, &state, Scope::ReadInvoices).await?;
     let query = web::Query::<ListQuery>::from_query(req.query_string()).map_err(|e| {
         ApiError::bad_request(
             "invalid_query",
@@ -85,6 +97,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let page = state
         .invoices
         .list(ListFilter {
+            store_id: merchant.store_id,
             status,
             limit,
             after,
@@ -105,9 +118,13 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 pub async fn cancel(
     req: HttpRequest,
     id: web::Path<String>,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    merchant_key(&req, &state, true).await?;
-    let invoice = state.invoices.cancel(parse_id(&id)?).await?;
+    let merchant = merchant_with(&req, &state, Scope::CancelInvoices).await?;
+    let id = parse_id(&id)?;
+    // Nothing is expected in the body; anything large is refused rather than read.
+    read_limited(&req, payload, MAX_EMPTY_BODY).await?;
+    let invoice = state.invoices.cancel(id, merchant.store_id).await?;
     Ok(HttpResponse::Ok().json(state.invoices.view(&invoice, now_ms())))
 }

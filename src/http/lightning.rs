@@ -30,6 +30,9 @@ fn code(e: &LnError) -> (StatusCode, &'static str) {
         LnError::AdminKeyRequired => (StatusCode::FORBIDDEN, "admin_key_required"),
         LnError::InsufficientBalance => (failed, "insufficient_balance"),
         LnError::AlreadyPaid | LnError::PaidBefore => (failed, "already_paid"),
+        // LNbits refuses such an invoice as a failed payment ("Bolt11 changed."), 520.
+        LnError::NotIssued => (failed, "invoice_mismatch"),
+        LnError::Expired => (StatusCode::BAD_REQUEST, "invoice_expired"),
         LnError::PaymentFailed(_) => (failed, "payment_failed"),
         LnError::Funding(_) => (failed, "funding_source_failed"),
         LnError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
@@ -121,6 +124,10 @@ pub async fn create_account(
         return HttpResponse::Forbidden().json(json!({
             "detail": "This server does not create accounts over the API; an operator creates wallets with `cashier wallet create`.",
             "code": "accounts_disabled"}));
+    }
+    // Anyone may make a wallet: held to a per-address rate.
+    if let Err(e) = state.public_writes.check(&req) {
+        return HttpResponse::from_error(e);
     }
     let body = match lenient_json(&req, payload).await {
         Ok(b) => b,

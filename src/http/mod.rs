@@ -8,6 +8,7 @@ mod error;
 mod health;
 mod invoices;
 mod lightning;
+pub mod limits;
 mod pay;
 mod payment_url;
 mod ws;
@@ -44,12 +45,18 @@ pub struct AppState {
     pub public_invoices: bool,
     /// Merchant keys verified in the last second.
     pub keys: Arc<KeyCache>,
+    /// How long a client has to send a request's body.
+    pub request_timeout: std::time::Duration,
+    /// The per-address rate of keyless writes.
+    pub public_writes: Arc<limits::PublicWrites>,
+    /// The checkout page's CSP `frame-ancestors`.
+    pub frame_ancestors: String,
 }
 
 /// The whole API on one screen. Paths are matched without their trailing slash (the app trims
 /// it first), so `/jpp/invoices/` and `/jpp/invoices` are one route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health::health));
+    cfg.service(at("/health").get(health::health));
     for prefix in ["/jpp", "/api/jpp"] {
         cfg.service(
             web::scope(prefix)

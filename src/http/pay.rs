@@ -141,7 +141,8 @@ pub async fn pay(
         Err(e) => Err(e),
     };
     Ok(match outcome {
-        Ok(invoice) => HttpResponse::Ok().json(state.invoices.view(&invoice, now_ms())),
+        // The wallet's answer: never the merchant's private `merchant_data`.
+        Ok(invoice) => HttpResponse::Ok().json(state.invoices.view(&invoice, now_ms()).public()),
         Err(e) => error_response(
             &e,
             |code, msg| json!({"code": code, "detail": msg.clone(), "non_field_errors": [msg]}),

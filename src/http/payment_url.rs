@@ -6,9 +6,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
+use super::auth::{presented_merchant, require};
 use super::body::{media_type, read_limited};
 use super::pay::{refusal, MAX_PAY_BODY};
 use super::{ApiError, AppState};
+use crate::auth::Scope;
 use crate::jpp::pay::{PayError, Submission};
 use crate::jpp::{bip70, bitpay, checkout, now_ms, Invoice, InvoiceError, InvoiceId};
 use crate::jpp::{InvoiceStatus, InvoiceView};
@@ -117,6 +119,28 @@ fn still_offered(view: &InvoiceView<'_>) -> Result<(), PayError> {
     }
 }
 
+/// The checkout page, with headers that keep it out of other sites' frames (unless the
+/// operator allows an embedding origin), its type unsniffed and its URL out of referrers.
+fn checkout_page(state: &AppState, view: &InvoiceView<'_>) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type("text/html; charset=utf-8")
+        .insert_header((
+            "Content-Security-Policy",
+            format!(
+                "{}; frame-ancestors {}",
+                checkout::csp(),
+                state.frame_ancestors
+            ),
+        ))
+        .insert_header(("Referrer-Policy", "no-referrer"));
+    if state.frame_ancestors == "'none'" {
+        // For browsers that predate frame-ancestors.
+        response.insert_header(("X-Frame-Options", "DENY"));
+    }
+    response.body(checkout::page(view))
+}
+
 /// `GET` on the payment URL.
 pub async fn get(
     req: HttpRequest,
@@ -140,11 +164,19 @@ pub async fn get(
             let invoice = state.invoices.get(id).await?;
             let view = state.invoices.view(&invoice, now_ms());
             return Ok(if offer == Offer::Json {
-                HttpResponse::Ok().json(view)
+                // `merchant_data` only for a key of the invoice's store that may read it.
+                match presented_merchant(&req, &state).await? {
+                    None => HttpResponse::Ok().json(view.public()),
+                    Some(merchant) => {
+                        require(&merchant, Scope::ReadInvoices)?;
+                        if merchant.store_id != invoice.store_id {
+                            return Err(ApiError::not_found("No invoice with this id exists."));
+                        }
+                        HttpResponse::Ok().json(view)
+                    }
+                }
             } else {
-                HttpResponse::Ok()
-                    .content_type("text/html; charset=utf-8")
-                    .body(checkout::page(&view))
+                checkout_page(&state, &view)
             });
         }
     };

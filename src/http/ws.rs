@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{CloseCode, CloseReason, Message, Session};
+use actix_ws::{CloseCode, CloseReason, Item, Message, Session};
 use bytestring::ByteString;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -19,8 +19,12 @@ use crate::notify::message;
 use crate::notify::Slot;
 use crate::store::events;
 
-/// Largest frame a client may send; anything bigger closes the socket.
-const MAX_INBOUND_FRAME: usize = 4 * 1024;
+/// Largest message a client may send, in one frame or spread over continuation frames;
+/// anything bigger closes the socket.
+const MAX_INBOUND_MESSAGE: usize = 4 * 1024;
+/// Most frames one message may be split into: empty continuation frames cost nothing to send
+/// and would otherwise never end.
+const MAX_CONTINUATIONS: usize = 64;
 /// A message that cannot be handed to a peer within this time means the peer stopped reading:
 /// its socket is dropped rather than held open.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,20 +47,18 @@ fn options(query: &str) -> Options {
     o
 }
 
-/// A socket's place under the per-address cap, if the address has one left.
+/// A socket's place under the per-address and total caps, if both have one left.
 fn slot(req: &HttpRequest, state: &AppState) -> Option<Slot> {
-    let address = req
-        .peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    state.sockets.acquire(address)
+    state.sockets.acquire(super::limits::client_ip(req))
 }
 
 fn too_many_sockets() -> HttpResponse {
-    HttpResponse::TooManyRequests().json(json!({
-        "code": "too_many_sockets",
-        "detail": "This address has too many sockets open; close some first.",
-    }))
+    HttpResponse::TooManyRequests()
+        .insert_header(("Retry-After", "5"))
+        .json(json!({
+            "code": "too_many_sockets",
+            "detail": "Too many sockets are open (from this address, or on this server); close some or retry later.",
+        }))
 }
 
 /// What a socket is subscribed to, and what it is sent before live events.
@@ -108,7 +110,7 @@ fn open(
     subscription: Option<Subscription>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let (response, session, stream) = actix_ws::handle(req, body)?;
-    let stream = stream.max_frame_size(MAX_INBOUND_FRAME);
+    let stream = stream.max_frame_size(MAX_INBOUND_MESSAGE);
     let Some(sub) = subscription else {
         actix_web::rt::spawn(close(session, CloseCode::Policy, "unknown id"));
         return Ok(response);
@@ -218,9 +220,31 @@ async fn serve(
     }
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let mut heard = Instant::now();
+    // The message being received in pieces: its bytes and frames so far.
+    let (mut pieces_len, mut pieces) = (0usize, 0usize);
     loop {
         tokio::select! {
             inbound = stream.recv() => match inbound {
+                Some(Ok(Message::Continuation(item))) => {
+                    heard = Instant::now();
+                    let (bytes, last) = match item {
+                        Item::FirstText(b) | Item::FirstBinary(b) => {
+                            (pieces_len, pieces) = (0, 0);
+                            (b, false)
+                        }
+                        Item::Continue(b) => (b, false),
+                        Item::Last(b) => (b, true),
+                    };
+                    pieces_len += bytes.len();
+                    pieces += 1;
+                    if pieces_len > MAX_INBOUND_MESSAGE || pieces > MAX_CONTINUATIONS {
+                        close(session, CloseCode::Size, "messages are limited to 4 KiB").await;
+                        return;
+                    }
+                    if last {
+                        (pieces_len, pieces) = (0, 0);
+                    }
+                }
                 Some(Ok(Message::Ping(bytes))) => {
                     heard = Instant::now();
                     if session.pong(&bytes).await.is_err() {
@@ -234,7 +258,7 @@ async fn serve(
                 // Text, binary, pongs: proof of life, never relayed or acted on.
                 Some(Ok(_)) => heard = Instant::now(),
                 Some(Err(_)) => {
-                    close(session, CloseCode::Size, "frames are limited to 4 KiB").await;
+                    close(session, CloseCode::Size, "messages are limited to 4 KiB").await;
                     return;
                 }
             },

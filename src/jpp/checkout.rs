@@ -296,8 +296,9 @@ fn script_json(value: &serde_json::Value) -> String {
 }
 
 /// The page's policy: its one inline script (by hash) and its inline style, sockets to its
-/// own host, nothing else fetched, no `<base>`, no form submissions.
-fn csp() -> &'static str {
+/// own host, nothing else fetched, no `<base>`, no form submissions. Sent as a header too,
+/// where `frame-ancestors` (which a `<meta>` policy cannot carry) is added.
+pub fn csp() -> &'static str {
     static CSP: OnceLock<String> = OnceLock::new();
     CSP.get_or_init(|| {
         let hash = base64(&Sha256::digest(SCRIPT.as_bytes()));
@@ -589,6 +590,7 @@ mod tests {
             created_ms: now,
             expires_ms: now + 900_000,
             fee_per_kb: 1000,
+            store_id: 1,
             payment: None,
         }
     }

@@ -25,6 +25,10 @@ pub struct CreateLimits {
     pub network: Network,
     pub default_expires_in_secs: u32,
     pub default_fee_per_kb: u64,
+    /// Tokens only to token-aware (`z…`/`r…`) addresses: a wallet that honours the address type
+    /// cannot pay an invoice that asks otherwise. The dev faucet, which pays any script, does
+    /// not hold its requests to this.
+    pub token_aware_addresses: bool,
 }
 
 /// One problem with one field, named by its JSON path (`outputs[2].token.category`).
@@ -190,9 +194,7 @@ pub fn parse_create_request(
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
-            .filter_map(|(i, item)| {
-                parse_output(&mut c, &format!("outputs[{i}]"), item, limits.network)
-            })
+            .filter_map(|(i, item)| parse_output(&mut c, &format!("outputs[{i}]"), item, limits))
             .collect(),
         Some(other) => {
             c.fail("outputs", format!("must be a list, got {}", kind(other)));
@@ -242,14 +244,14 @@ fn parse_output(
     c: &mut Checker,
     path: &str,
     item: &Value,
-    network: Network,
+    limits: &CreateLimits,
 ) -> Option<InvoiceOutput> {
     let map = c.object(path, item)?;
     c.unknown_fields(path, map, OUTPUT_FIELDS);
     let errors_before = c.errors.len();
 
     let address = match map.get("address") {
-        Some(Value::String(s)) => match Address::parse(s, network) {
+        Some(Value::String(s)) => match Address::parse_written(s, limits.network) {
             Ok(a) => Some(a),
             Err(e) => {
                 c.fail(join(path, "address"), format!("{s:?} {e}"));
@@ -285,13 +287,24 @@ fn parse_output(
         Some(v) => parse_token(c, &join(path, "token"), v),
     };
 
+    let (address, token_aware) = address?;
     let output = InvoiceOutput {
-        address: address?,
+        address,
         amount: amount?,
         description,
         token,
     };
     if c.errors.len() != errors_before {
+        return None;
+    }
+    if output.token.is_some() && !token_aware && limits.token_aware_addresses {
+        c.fail(
+            join(path, "address"),
+            format!(
+                "is not a token-aware address, and wallets send tokens only to those; write it as {}",
+                output.address_string()
+            ),
+        );
         return None;
     }
     let dust = dust_threshold(output.locking_bytecode().len());
@@ -510,8 +523,11 @@ mod tests {
         network: Network::Main,
         default_expires_in_secs: 1800,
         default_fee_per_kb: 1000,
+        token_aware_addresses: true,
     };
     const ADDR: &str = "bitcoincash:qr6m7j9njldwwzlg9v7v53unlr4jkmx6eylep8ekg2";
+    /// The same key, token-aware.
+    const ADDR_TOKEN: &str = "bitcoincash:zr6m7j9njldwwzlg9v7v53unlr4jkmx6eycnjehshe";
 
     fn errors(body: Value) -> Vec<String> {
         parse_create_request(&body, &LIMITS)
@@ -527,8 +543,8 @@ mod tests {
         let inv = parse_create_request(
             &json!({"memo": "Order #42", "merchant_data": {"order": 42}, "outputs": [
                 {"address": ADDR, "amount": 10000, "description": "coffee"},
-                {"address": ADDR, "amount": 1000, "token": {"category": cat, "amount": 500}},
-                {"address": ADDR, "amount": 1000, "token": {"category": cat, "amount": 0,
+                {"address": ADDR_TOKEN, "amount": 1000, "token": {"category": cat, "amount": 500}},
+                {"address": ADDR_TOKEN, "amount": 1000, "token": {"category": cat, "amount": 0,
                     "nft": {"capability": "none", "commitment": ""}}}]}),
             &LIMITS,
         )
@@ -537,6 +553,25 @@ mod tests {
         assert_eq!(inv.expires_in_secs, 1800);
         assert_eq!(inv.fee_per_kb, 1000);
         assert!(inv.outputs[1].address_string().starts_with("bitcoincash:z"));
+    }
+
+    #[test]
+    fn tokens_go_only_to_token_aware_addresses() {
+        let cat = "ab".repeat(32);
+        for address in [ADDR, "1PMycacnJaSqwwJqjawXBErnLsZ7RkXUAs"] {
+            let e = errors(json!({"outputs": [
+                {"address": address, "amount": 1000, "token": {"category": cat, "amount": 5}}]}));
+            assert_eq!(
+                e,
+                [format!("outputs[0].address: is not a token-aware address, and wallets send tokens only to those; write it as {ADDR_TOKEN}")]
+            );
+        }
+        // The token-aware form is fine for plain BCH too.
+        assert!(parse_create_request(
+            &json!({"outputs": [{"address": ADDR_TOKEN, "amount": 1000}]}),
+            &LIMITS
+        )
+        .is_ok());
     }
 
     #[test]

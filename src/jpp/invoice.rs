@@ -146,11 +146,13 @@ pub struct Invoice {
     pub created_ms: i64,
     pub expires_ms: i64,
     pub fee_per_kb: u64,
+    /// The store (merchant) that owns it.
+    pub store_id: i64,
     pub payment: Option<Payment>,
 }
 
 impl Invoice {
-    pub fn new(id: InvoiceId, new: NewInvoice, now_ms: i64) -> Invoice {
+    pub fn new(id: InvoiceId, new: NewInvoice, store_id: i64, now_ms: i64) -> Invoice {
         Invoice {
             id,
             status: InvoiceStatus::Open,
@@ -160,6 +162,7 @@ impl Invoice {
             created_ms: now_ms,
             expires_ms: now_ms + i64::from(new.expires_in_secs) * 1000,
             fee_per_kb: new.fee_per_kb,
+            store_id,
             payment: None,
         }
     }
@@ -218,6 +221,7 @@ mod tests {
             created_ms: 0,
             expires_ms: 1000,
             fee_per_kb: 1000,
+            store_id: 1,
             payment: None,
         };
         assert_eq!(inv.status_at(999), InvoiceStatus::Open);

@@ -49,6 +49,7 @@ impl Invoices {
                 network,
                 default_expires_in_secs,
                 default_fee_per_kb: 1000,
+                token_aware_addresses: true,
             },
         }
     }
@@ -70,14 +71,16 @@ impl Invoices {
         InvoiceView::new(invoice, self.network, &self.public_url, now_ms)
     }
 
-    /// Validates the body and stores the invoice; nothing is written when the body is wrong.
+    /// Validates the body and stores the invoice for `store_id` (made with `api_key_id`, or
+    /// keyless); nothing is written when the body is wrong.
     pub async fn create(
         &self,
         body: &serde_json::Value,
+        store_id: i64,
         api_key_id: Option<i64>,
     ) -> Result<Invoice, InvoiceError> {
         let new = parse_create_request(body, &self.limits).map_err(InvoiceError::Invalid)?;
-        let invoice = Invoice::new(InvoiceId::random(), new, now_ms());
+        let invoice = Invoice::new(InvoiceId::random(), new, store_id, now_ms());
         let stored = invoice.clone();
         self.store
             .write(move |c| store::invoices::insert(c, &stored, api_key_id))
@@ -97,7 +100,7 @@ impl Invoices {
         if invoice.status_at(now) == InvoiceStatus::Expired && invoice.status == InvoiceStatus::Open
         {
             return self
-                .transition(id, InvoiceStatus::Expired, now)
+                .transition(id, None, InvoiceStatus::Expired, now)
                 .await
                 .map(|(inv, _)| inv);
         }
@@ -122,17 +125,21 @@ impl Invoices {
             .await?;
         let mut moved = 0;
         for id in overdue {
-            if let (_, true) = self.transition(id, InvoiceStatus::Expired, now).await? {
+            if let (_, true) = self
+                .transition(id, None, InvoiceStatus::Expired, now)
+                .await?
+            {
                 moved += 1;
             }
         }
         Ok(moved)
     }
 
-    /// Cancels an open invoice; cancelling a cancelled one again is a no-op.
-    pub async fn cancel(&self, id: InvoiceId) -> Result<Invoice, InvoiceError> {
+    /// Cancels an open invoice of `store_id` (another store's is not found); cancelling a
+    /// cancelled one again is a no-op.
+    pub async fn cancel(&self, id: InvoiceId, store_id: i64) -> Result<Invoice, InvoiceError> {
         let (invoice, _) = self
-            .transition(id, InvoiceStatus::Cancelled, now_ms())
+            .transition(id, Some(store_id), InvoiceStatus::Cancelled, now_ms())
             .await?;
         match invoice.status_at(now_ms()) {
             InvoiceStatus::Cancelled => Ok(invoice),
@@ -143,6 +150,7 @@ impl Invoices {
     async fn transition(
         &self,
         id: InvoiceId,
+        store_id: Option<i64>,
         to: InvoiceStatus,
         now: i64,
     ) -> Result<(Invoice, bool), InvoiceError> {
@@ -163,7 +171,7 @@ impl Invoices {
         };
         let result = self
             .store
-            .write(move |c| store::invoices::transition(c, id, to, now, &event))
+            .write(move |c| store::invoices::transition(c, id, store_id, to, now, &event))
             .await?;
         if matches!(result, Some((_, true))) {
             self.dispatcher.wake();

@@ -42,6 +42,12 @@ pub enum LnError {
     AlreadyPaid,
     #[error("This invoice was already paid, or is being paid, from this server.")]
     PaidBefore,
+    /// The invoice names the payment hash of an invoice a wallet here issued, but is not that
+    /// invoice (another amount, payee or description): paying it would settle ours.
+    #[error("Invoice does not match the one issued for this payment hash.")]
+    NotIssued,
+    #[error("Invoice expired.")]
+    Expired,
     #[error("Payment failed: {0}")]
     PaymentFailed(String),
     #[error("{0}")]
@@ -249,26 +255,43 @@ impl Lightning {
             .amount_msat
             .ok_or_else(|| LnError::Invalid("Amountless invoices not supported.".into()))?;
         if invoice.is_expired(now_ms()) {
-            return Err(LnError::Invalid("Invoice expired.".into()));
+            return Err(LnError::Expired);
         }
-        let amount =
-            i64::try_from(msat).map_err(|_| LnError::Invalid("amount too large".into()))?;
-        let (hash, wallet_id) = (invoice.payment_hash, wallet.id.clone());
-        let (bolt11, description) = (bolt11.trim().to_owned(), invoice.description);
+        let asked = i64::try_from(msat).map_err(|_| LnError::Invalid("amount too large".into()))?;
+        let (hash, wallet_id) = (invoice.payment_hash.clone(), wallet.id.clone());
+        let bolt11 = bolt11.trim().to_owned();
         let now = now_ms();
         // Whether the invoice is one of this server's is read inside the transaction that
-        // pays it: no second look, and no window between the look and the payment.
+        // pays it: no second look, and no window between the look and the payment. Every
+        // refusal comes before the first write, so a refused payment changes nothing.
         let (outgoing, internal) = self
             .store
             .write(move |c| {
                 if !db::lock_wallet(c, &wallet_id)? {
                     return Ok(Err(LnError::WalletNotFound));
                 }
+                let payee = db::incoming_by_hash(c, &hash)?;
+                // A hash of ours is settled here or not at all: never sent out through the
+                // funding source, and only for the invoice we issued, at the amount we stored.
+                let amount = match &payee {
+                    Some(issued) => {
+                        if !is_issued(issued, &bolt11, &invoice) {
+                            return Ok(Err(LnError::NotIssued));
+                        }
+                        if issued.status != PayStatus::Pending {
+                            return Ok(Err(LnError::AlreadyPaid));
+                        }
+                        if issued.expiry_ms.is_some_and(|end| now >= end) {
+                            return Ok(Err(LnError::Expired));
+                        }
+                        issued.amount_msat
+                    }
+                    None => asked,
+                };
                 let before = db::balance_msat(c, &wallet_id)?;
                 if before < amount {
                     return Ok(Err(LnError::InsufficientBalance));
                 }
-                let payee = db::incoming_by_hash(c, &hash)?;
                 let out = LnPayment {
                     checking_id: match &payee {
                         Some(_) => format!("internal_{hash}"),
@@ -282,7 +305,7 @@ impl Lightning {
                     memo: payee
                         .as_ref()
                         .and_then(|p| p.memo.clone())
-                        .or_else(|| description.clone()),
+                        .or_else(|| invoice.description.clone()),
                     status: match &payee {
                         Some(_) => PayStatus::Success,
                         None => PayStatus::Pending,
@@ -307,7 +330,8 @@ impl Lightning {
                     db::insert_payment(c, &out)?;
                     return Ok(Ok((out, false)));
                 };
-                // The condition makes "paid once" hold under any concurrency.
+                // Checked pending above; the condition makes "paid once" hold under any
+                // concurrency all the same.
                 if !db::settle(c, &incoming.checking_id, None, now)? {
                     return Ok(Err(LnError::AlreadyPaid));
                 }
@@ -451,13 +475,38 @@ impl Bolt11 {
     }
 }
 
+/// Whether `submitted` (decoded: `invoice`) is the invoice `issued` stands for. The hash alone
+/// proves nothing: anyone can sign an invoice with a hash they have seen. So it must be the
+/// very string we issued, or one the same payee signed for the same hash, amount and
+/// description (a re-encoding of it); the stored expiry and amount apply either way.
+fn is_issued(issued: &LnPayment, submitted: &str, invoice: &Bolt11) -> bool {
+    if bare(&issued.bolt11).eq_ignore_ascii_case(bare(submitted)) {
+        return true;
+    }
+    // A top-up has no invoice: nothing can match it.
+    let Ok(ours) = decode(&issued.bolt11) else {
+        return false;
+    };
+    ours.payee == invoice.payee
+        && ours.payment_hash == invoice.payment_hash
+        && ours.amount_msat == invoice.amount_msat
+        && u64::try_from(issued.amount_msat).ok() == invoice.amount_msat
+        && ours.description_hash == invoice.description_hash
+        && ours.description == invoice.description
+}
+
+/// The invoice text without blanks around it or its `lightning:` prefix (in any case).
+fn bare(bolt11: &str) -> &str {
+    let text = bolt11.trim();
+    match text.get(..10) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("lightning:") => &text[10..],
+        _ => text,
+    }
+}
+
 /// Parses a BOLT11 invoice, with or without its `lightning:` prefix.
 pub fn decode(bolt11: &str) -> Result<Bolt11, LnError> {
-    let text = bolt11.trim();
-    let text = text
-        .strip_prefix("lightning:")
-        .or_else(|| text.strip_prefix("LIGHTNING:"))
-        .unwrap_or(text);
+    let text = bare(bolt11);
     let invalid = |why: String| LnError::Invalid(format!("Invalid BOLT11 invoice: {why}"));
     let signed = SignedRawBolt11Invoice::from_str(text).map_err(|e| invalid(e.to_string()))?;
     if !signed.check_signature() {

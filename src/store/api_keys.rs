@@ -1,9 +1,11 @@
-//! The `api_keys` table: merchants' keys, stored as SHA-256 hashes.
+//! The `api_keys` and `stores` tables: merchants (stores) and their keys, stored as SHA-256
+//! hashes with the scopes each key holds.
 
 use diesel::prelude::*;
 
-use super::schema::api_keys;
+use super::schema::{api_keys, stores};
 use super::{Conn, StoreError};
+use crate::auth::{Merchant, Scopes};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = api_keys)]
@@ -12,12 +14,35 @@ pub struct ApiKeyRow {
     pub label: Option<String>,
     pub created_ms: i64,
     pub revoked_ms: Option<i64>,
+    pub store_id: i64,
+    pub scopes: String,
+}
+
+impl ApiKeyRow {
+    /// Who the key acts for. A stored scope name this build does not know grants nothing.
+    pub fn merchant(&self) -> Merchant {
+        Merchant {
+            key_id: self.id,
+            store_id: self.store_id,
+            scopes: Scopes::parse(&self.scopes).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = stores)]
+pub struct StoreRow {
+    pub id: i64,
+    pub name: String,
+    pub created_ms: i64,
 }
 
 pub fn insert(
     conn: &mut Conn,
     key_hash: &[u8],
     label: Option<&str>,
+    store_id: i64,
+    scopes: Scopes,
     now_ms: i64,
 ) -> Result<i64, StoreError> {
     Ok(diesel::insert_into(api_keys::table)
@@ -25,6 +50,8 @@ pub fn insert(
             api_keys::key_hash.eq(key_hash),
             api_keys::label.eq(label),
             api_keys::created_ms.eq(now_ms),
+            api_keys::store_id.eq(store_id),
+            api_keys::scopes.eq(scopes.to_string()),
         ))
         .returning(api_keys::id)
         .get_result(conn)?)
@@ -57,4 +84,47 @@ pub fn revoke(conn: &mut Conn, id: i64, now_ms: i64) -> Result<bool, StoreError>
     .set(api_keys::revoked_ms.eq(now_ms))
     .execute(conn)?;
     Ok(n == 1)
+}
+
+/// A new store; `None` when the name is taken.
+pub fn insert_store(conn: &mut Conn, name: &str, now_ms: i64) -> Result<Option<i64>, StoreError> {
+    let taken = stores::table
+        .filter(stores::name.eq(name))
+        .select(stores::id)
+        .first::<i64>(conn)
+        .optional()?;
+    if taken.is_some() {
+        return Ok(None);
+    }
+    Ok(Some(
+        diesel::insert_into(stores::table)
+            .values((stores::name.eq(name), stores::created_ms.eq(now_ms)))
+            .returning(stores::id)
+            .get_result(conn)?,
+    ))
+}
+
+pub fn list_stores(conn: &mut Conn) -> Result<Vec<StoreRow>, StoreError> {
+    Ok(stores::table
+        .order(stores::id)
+        .select(StoreRow::as_select())
+        .load(conn)?)
+}
+
+/// The store with this name, or with this id when `name_or_id` is a number no store is named.
+pub fn find_store(conn: &mut Conn, name_or_id: &str) -> Result<Option<StoreRow>, StoreError> {
+    let by_name = stores::table
+        .filter(stores::name.eq(name_or_id))
+        .select(StoreRow::as_select())
+        .first(conn)
+        .optional()?;
+    match (by_name, name_or_id.parse::<i64>()) {
+        (Some(row), _) => Ok(Some(row)),
+        (None, Ok(id)) => Ok(stores::table
+            .filter(stores::id.eq(id))
+            .select(StoreRow::as_select())
+            .first(conn)
+            .optional()?),
+        (None, Err(_)) => Ok(None),
+    }
 }

@@ -22,6 +22,7 @@ struct NewInvoiceRow<'a> {
     fee_per_kb: i64,
     api_key_id: Option<i64>,
     updated_ms: i64,
+    store_id: i64,
 }
 
 #[derive(Queryable, Selectable)]
@@ -36,6 +37,7 @@ struct InvoiceRow {
     created_ms: i64,
     expires_ms: i64,
     fee_per_kb: i64,
+    store_id: i64,
 }
 
 /// An output as stored: the shape [`OutputView`] writes.
@@ -60,9 +62,11 @@ struct StoredNft {
     commitment: String,
 }
 
-/// Which invoices a merchant lists; `after` is the cursor of the previous page.
+/// Which invoices a merchant lists (always one store's); `after` is the cursor of the previous
+/// page.
 #[derive(Debug, Clone, Copy)]
 pub struct ListFilter {
+    pub store_id: i64,
     pub status: Option<InvoiceStatus>,
     pub limit: i64,
     pub after: Option<i64>,
@@ -93,6 +97,7 @@ pub fn insert(
             fee_per_kb: to_i64(invoice.fee_per_kb)?,
             api_key_id,
             updated_ms: invoice.created_ms,
+            store_id: invoice.store_id,
         })
         .execute(conn)?;
     Ok(())
@@ -124,7 +129,10 @@ fn with_payment(conn: &mut Conn, mut invoice: Invoice) -> Result<Invoice, StoreE
 }
 
 pub fn list(conn: &mut Conn, filter: &ListFilter, now_ms: i64) -> Result<InvoicePage, StoreError> {
-    let mut query = invoices::table.select(InvoiceRow::as_select()).into_boxed();
+    let mut query = invoices::table
+        .filter(invoices::store_id.eq(filter.store_id))
+        .select(InvoiceRow::as_select())
+        .into_boxed();
     query = match filter.status {
         // Expiry is computed at read time: an open invoice past its time is listed as expired.
         Some(InvoiceStatus::Open) => query
@@ -164,14 +172,27 @@ pub fn list(conn: &mut Conn, filter: &ListFilter, now_ms: i64) -> Result<Invoice
 /// Moves an open invoice to `to` with one conditional UPDATE (to `Expired` only once its time
 /// is up, to anything else only while it is not) and writes the event in the same
 /// transaction. Returns the invoice as it is afterwards and whether it moved, or `None` when
-/// it does not exist.
+/// it does not exist (or, with `store_id`, belongs to another store: the same answer, so a
+/// merchant cannot tell another store's invoice from a missing one).
 pub fn transition(
     conn: &mut Conn,
     id: InvoiceId,
+    store_id: Option<i64>,
     to: InvoiceStatus,
     now_ms: i64,
     event: &dyn Fn(&Invoice) -> events::NewEvent,
 ) -> Result<Option<(Invoice, bool)>, StoreError> {
+    if let Some(store) = store_id {
+        let owned = invoices::table
+            .filter(invoices::id.eq(id.to_string()))
+            .filter(invoices::store_id.eq(store))
+            .select(invoices::seq)
+            .first::<i64>(conn)
+            .optional()?;
+        if owned.is_none() {
+            return Ok(None);
+        }
+    }
     let target = invoices::table
         .filter(invoices::id.eq(id.to_string()))
         .filter(invoices::status.eq(InvoiceStatus::Open.as_str()));
@@ -218,6 +239,7 @@ fn to_invoice(row: InvoiceRow) -> Result<Invoice, StoreError> {
         created_ms: row.created_ms,
         expires_ms: row.expires_ms,
         fee_per_kb: u64::try_from(row.fee_per_kb).map_err(|_| corrupt("negative fee rate"))?,
+        store_id: row.store_id,
         payment: None,
     })
 }

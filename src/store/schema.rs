@@ -8,6 +8,16 @@ diesel::table! {
         label -> Nullable<Text>,
         created_ms -> BigInt,
         revoked_ms -> Nullable<BigInt>,
+        store_id -> BigInt,
+        scopes -> Text,
+    }
+}
+
+diesel::table! {
+    stores (id) {
+        id -> BigInt,
+        name -> Text,
+        created_ms -> BigInt,
     }
 }
 
@@ -24,6 +34,7 @@ diesel::table! {
         fee_per_kb -> BigInt,
         api_key_id -> Nullable<BigInt>,
         updated_ms -> BigInt,
+        store_id -> BigInt,
     }
 }
 
@@ -110,6 +121,7 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
+    stores,
     invoices,
     events,
     payments,

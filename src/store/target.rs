@@ -43,6 +43,15 @@ impl DatabaseTarget {
         }
     }
 
+    /// `cashier.sqlite` inside the data folder, which must exist already.
+    pub fn existing_in(data_dir: &Path) -> DatabaseTarget {
+        DatabaseTarget::Sqlite {
+            path: data_dir.join("cashier.sqlite"),
+            create: false,
+            read_only: false,
+        }
+    }
+
     /// Parses `sqlite://PATH[?mode=rwc]` or `postgres://…` (also `postgresql://`).
     pub fn parse(url: &str) -> Result<DatabaseTarget, StoreError> {
         let Some((scheme, rest)) = url.split_once(':') else {

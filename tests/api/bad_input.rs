@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{TestApp, ADDR};
+use crate::helpers::{TestApp, ADDR, ADDR_TOKEN};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -36,7 +36,7 @@ fn out(address: &str, amount: Value) -> Value {
 }
 
 fn token_out(amount: u64, token: Value) -> Value {
-    json!({"outputs": [{"address": ADDR, "amount": amount, "token": token}]})
+    json!({"outputs": [{"address": ADDR_TOKEN, "amount": amount, "token": token}]})
 }
 
 fn cases() -> Vec<Case> {

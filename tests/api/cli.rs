@@ -55,6 +55,14 @@ fn serve_help_documents_every_setting_with_its_default() {
         "[default: 7]",
         "--sockets-per-address",
         "[default: 256]",
+        "--sockets-total",
+        "[default: 20000]",
+        "--request-timeout",
+        "[default: 15]",
+        "--public-write-limit",
+        "[default: 60]",
+        "--frame-ancestors",
+        "[default: 'none']",
         "--public-invoices",
         "CASHIER_PUBLIC_INVOICES",
         "--default-expires-in",
@@ -98,6 +106,8 @@ fn bad_database_urls_are_clear_errors_and_create_nothing() {
 async fn keys_are_shown_once_listed_without_secrets_and_revocable() {
     let dir = tempfile::tempdir().unwrap();
     let db = ["--data-dir", dir.path().to_str().unwrap()];
+    // The server makes the database; commands work on it.
+    let (mut server, base) = serve(&db);
     let key = run_ok(&["key", "create", "--label", "till 1"], &db);
     assert!(key.starts_with("ck_") && key.len() == 67, "{key}");
 
@@ -110,7 +120,6 @@ async fn keys_are_shown_once_listed_without_secrets_and_revocable() {
     );
 
     // The server on that data folder accepts the key, then refuses it once revoked.
-    let (mut server, base) = serve(&db);
     let client = reqwest::Client::new();
     let body = json!({"outputs": [{"address": ADDR, "amount": 1000}]});
     let create = |key: String| {
@@ -202,13 +211,13 @@ fn wait_for_listening(server: &mut std::process::Child) -> String {
 async fn dev_pay_pays_an_invoice_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let db = ["--data-dir", dir.path().to_str().unwrap()];
-    let key = run_ok(&["key", "create"], &db);
     let (mut server, base) = serve(&db);
+    let key = run_ok(&["key", "create"], &db);
     let client = reqwest::Client::new();
     let category = "12".repeat(32);
     for body in [
         json!({"outputs": [{"address": ADDR, "amount": 10_000}], "memo": "coffee"}),
-        json!({"outputs": [{"address": ADDR, "amount": 1000, "token": {"category": category, "amount": 5,
+        json!({"outputs": [{"address": crate::helpers::ADDR_TOKEN, "amount": 1000, "token": {"category": category, "amount": 5,
                                                                       "nft": {"capability": "none", "commitment": "01"}}},
                            {"address": ADDR, "amount": 2000}]}),
     ] {
@@ -269,6 +278,7 @@ async fn wallets_are_made_listed_and_topped_up_from_the_command_line() {
     use futures_util::StreamExt;
     let dir = tempfile::tempdir().unwrap();
     let db = ["--data-dir", dir.path().to_str().unwrap()];
+    let (mut server, base) = serve(&db);
     let created = run_ok(&["wallet", "create", "--name", "till 1"], &db);
     let field = |name: &str| {
         created
@@ -279,7 +289,6 @@ async fn wallets_are_made_listed_and_topped_up_from_the_command_line() {
     };
     let (id, inkey) = (field("id:"), field("inkey:"));
     assert_eq!(field("adminkey:").len(), 32);
-    let (mut server, base) = serve(&db);
     let url = format!("{}/api/v1/ws/{inkey}", base.replacen("http://", "ws://", 1));
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
 
@@ -319,6 +328,123 @@ async fn wallets_are_made_listed_and_topped_up_from_the_command_line() {
         .unwrap();
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("Wallet not found"));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// A command pointed at the wrong folder says so and creates nothing; only `serve` makes a
+/// database (a key "revoked" in an empty database would stay live in the real one).
+#[test]
+fn commands_never_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("cashier-dta");
+    for args in [
+        &["key", "revoke", "1"][..],
+        &["key", "list"],
+        &["key", "create"],
+        &["store", "list"],
+        &["wallet", "list"],
+        &["invoice", "uri", "0123456789abcdef0123456789abcdef"],
+    ] {
+        let out = cashier()
+            .args(args)
+            .args(["--data-dir", typo.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("there is no Cashier database"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!typo.exists(), "nothing was created");
+}
+
+/// Stores and scoped keys from the command line: a till's key creates invoices in its store
+/// and does nothing else; the listing shows stores and scopes, never keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_and_scoped_keys_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = ["--data-dir", dir.path().to_str().unwrap()];
+    let (mut server, base) = serve(&db);
+    let id = run_ok(&["store", "create", "corner shop"], &db);
+    assert_eq!(id, "2", "the default store is 1");
+    let stores = run_ok(&["store", "list"], &db);
+    assert!(
+        stores.contains("default") && stores.contains("corner shop"),
+        "{stores}"
+    );
+    let out = cashier()
+        .args(["store", "create", "corner shop"])
+        .args(db)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "names are unique");
+
+    let till = run_ok(
+        &[
+            "key",
+            "create",
+            "--store",
+            "corner shop",
+            "--scope",
+            "invoices:create",
+            "--label",
+            "till",
+        ],
+        &db,
+    );
+    let owner = run_ok(&["key", "create", "--store", "2"], &db);
+    let default_key = run_ok(&["key", "create"], &db);
+    let bad = cashier()
+        .args(["key", "create", "--scope", "invoices:delete"])
+        .args(db)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scope"));
+    let nowhere = cashier()
+        .args(["key", "create", "--store", "no such shop"])
+        .args(db)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&nowhere.stderr).contains("no store"));
+
+    let listing = run_ok(&["key", "list"], &db);
+    let till_row = listing.lines().find(|l| l.ends_with("till")).unwrap();
+    assert!(till_row.contains("corner shop") && till_row.contains("invoices:create"));
+    assert!(!till_row.contains("invoices:read"), "{listing}");
+    for key in [&till, &owner, &default_key] {
+        assert!(!listing.contains(&key[3..]), "keys are never listed");
+    }
+
+    let client = reqwest::Client::new();
+    let invoice: serde_json::Value = client
+        .post(format!("{base}/jpp/invoices/"))
+        .header("X-Api-Key", &till)
+        .json(&json!({"outputs": [{"address": ADDR, "amount": 1000}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let list = |key: String| {
+        client
+            .get(format!("{base}/jpp/invoices/"))
+            .header("X-Api-Key", key)
+            .send()
+    };
+    assert_eq!(list(till.clone()).await.unwrap().status(), 403);
+    let owned: serde_json::Value = list(owner.clone()).await.unwrap().json().await.unwrap();
+    assert_eq!(owned["results"][0]["payment_id"], invoice["payment_id"]);
+    let other: serde_json::Value = list(default_key).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        other["results"],
+        json!([]),
+        "the default store sees none of it"
+    );
     server.kill().unwrap();
     server.wait().unwrap();
 }

@@ -23,9 +23,22 @@ pub enum Backend {
     Postgres,
 }
 
-/// Runs each named `async fn(TestApp)` once on SQLite and once on PostgreSQL.
+/// Runs each named `async fn(TestApp)` once on SQLite and once on PostgreSQL; with
+/// `[flags] => names`, each server also gets those `cashier serve` flags.
 #[macro_export]
 macro_rules! on_both_backends {
+    ($flags:tt => $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Sqlite, &$flags).await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Postgres, &$flags).await).await
+            }
+        }
+    )*};
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,15 +74,13 @@ impl TestApp {
 
     /// Starts a server with extra `cashier serve` flags.
     pub async fn spawn_with(backend: Backend, extra: &[&str]) -> TestApp {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let database_url = match backend {
-            Backend::Sqlite => format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("test.sqlite").display()
-            ),
-            Backend::Postgres => fresh_postgres_database(),
-        };
+        let (database_url, dir) = empty_database(backend);
         Self::spawn_on(database_url, dir, extra).await
+    }
+
+    /// Starts a server on an existing database (what an upgrade finds).
+    pub async fn spawn_on_database(database_url: String, dir: tempfile::TempDir) -> TestApp {
+        Self::spawn_on(database_url, dir, &[]).await
     }
 
     /// A new one-output invoice and a signed transaction from a fresh wallet that pays it.
@@ -143,7 +154,16 @@ impl TestApp {
         let key = cashier::auth::generate_key();
         let hash = cashier::auth::key_hash(&key);
         store
-            .write(move |c| cashier::store::api_keys::insert(c, &hash, Some("tests"), 0))
+            .write(move |c| {
+                cashier::store::api_keys::insert(
+                    c,
+                    &hash,
+                    Some("tests"),
+                    cashier::auth::DEFAULT_STORE_ID,
+                    cashier::auth::Scopes::all(),
+                    0,
+                )
+            })
             .await
             .expect("test key");
         TestApp {
@@ -158,6 +178,30 @@ impl TestApp {
             handle,
             _dir: dir,
         }
+    }
+
+    /// A new store (merchant) named `name`; returns its id.
+    pub async fn make_store(&self, name: &str) -> i64 {
+        let name = name.to_owned();
+        self.store
+            .write(move |c| cashier::store::api_keys::insert_store(c, &name, 0))
+            .await
+            .expect("store")
+            .expect("a new store name")
+    }
+
+    /// A new key of `store_id` holding `scopes` (e.g. "invoices:create"); returns the key.
+    pub async fn make_key(&self, store_id: i64, scopes: &str) -> String {
+        let key = cashier::auth::generate_key();
+        let hash = cashier::auth::key_hash(&key);
+        let scopes = cashier::auth::Scopes::parse(scopes).expect("scopes");
+        self.store
+            .write(move |c| {
+                cashier::store::api_keys::insert(c, &hash, Some("tests"), store_id, scopes, 0)
+            })
+            .await
+            .expect("key");
+        key
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -237,6 +281,7 @@ impl TestApp {
             created_ms: now - 61_000,
             expires_ms: now + ms,
             fee_per_kb: 1000,
+            store_id: cashier::auth::DEFAULT_STORE_ID,
             payment: None,
         };
         let id = invoice.id.to_string();
@@ -313,6 +358,20 @@ impl Drop for TestApp {
         // Stops accepting at once; the runtime ends the rest with the test.
         drop(self.handle.stop(false));
     }
+}
+
+/// The URL of a new, empty database on `backend`, and the folder that holds it (SQLite) or
+/// nothing (PostgreSQL).
+pub fn empty_database(backend: Backend) -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = match backend {
+        Backend::Sqlite => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("test.sqlite").display()
+        ),
+        Backend::Postgres => fresh_postgres_database(),
+    };
+    (url, dir)
 }
 
 /// A new, empty database in the test PostgreSQL cluster (`CASHIER_TEST_POSTGRES_URL`).

@@ -3,6 +3,7 @@
 mod browser;
 mod helpers;
 
+mod adversary;
 mod bad_input;
 mod checkout;
 mod cli;

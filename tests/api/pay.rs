@@ -160,7 +160,7 @@ async fn a_payment_is_accepted_broadcast_and_recorded_once(app: TestApp) {
     let invoice = create(
         &app,
         json!({"outputs": [{"address": ADDR, "amount": 12_345},
-                           {"address": ADDR, "amount": 1000, "token": token}],
+                           {"address": crate::helpers::ADDR_TOKEN, "amount": 1000, "token": token}],
                "memo": "Order #7", "merchant_data": {"secret": 1}}),
     )
     .await;

@@ -3,7 +3,7 @@
 
 use cashier::store::{api_keys, StoreError};
 
-use crate::helpers::TestApp;
+use crate::helpers::{empty_database, Backend, TestApp, ADDR};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -24,7 +24,9 @@ async fn a_failing_write_leaves_the_others_in_its_batch_intact(app: TestApp) {
                 cashier::auth::key_hash(&format!("k{i}"))
             };
             let result: Result<i64, StoreError> = store
-                .write(move |c| api_keys::insert(c, &hash, None, 0))
+                .write(move |c| {
+                    api_keys::insert(c, &hash, None, 1, cashier::auth::Scopes::all(), 0)
+                })
                 .await;
             (i, result)
         }));
@@ -81,4 +83,98 @@ async fn pruning_removes_only_events_past_retention(app: TestApp) {
         0
     );
     assert_eq!(app.events("invoice:new").await.len(), 1);
+}
+
+/// A database from before stores existed: its key and invoice join the default store, and the
+/// key keeps every scope (nothing a merchant did before the upgrade stops working).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_made_before_stores_keep_working() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let (url, dir) = empty_database(backend);
+        let key = cashier::auth::generate_key();
+        let hash = hex::encode(cashier::auth::key_hash(&key));
+        let id = "00112233445566778899aabbccddeeff";
+        let (blob, outputs) = match backend {
+            Backend::Sqlite => (format!("X'{hash}'"), ADDR),
+            Backend::Postgres => (format!("'\\x{hash}'"), ADDR),
+        };
+        let outputs = format!(r#"[{{"address":"{outputs}","amount":1000}}]"#);
+        let old_rows = format!(
+            "INSERT INTO api_keys (key_hash, label, created_ms) VALUES ({blob}, 'old', 1);
+             INSERT INTO invoices (id, status, outputs, created_ms, expires_ms, fee_per_kb, api_key_id, updated_ms)
+             VALUES ('{id}', 'open', '{outputs}', 1, 4102444800000, 1000, 1, 1);"
+        );
+        migrate_to_before_stores(backend, &url, &old_rows);
+
+        let app = TestApp::spawn_on_database(url, dir).await;
+        let r = app
+            .client
+            .get(app.url("/jpp/invoices/"))
+            .header("X-Api-Key", &key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{backend:?}");
+        let page: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(page["results"][0]["payment_id"], id, "{backend:?}: {page}");
+        let cancelled = app
+            .client
+            .post(app.url(&format!("/jpp/invoices/{id}/cancel/")))
+            .header("X-Api-Key", &key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cancelled.status(), 200, "{backend:?}");
+        let created = app
+            .client
+            .post(app.url("/jpp/invoices/"))
+            .header("X-Api-Key", &key)
+            .json(&serde_json::json!({"outputs": [{"address": ADDR, "amount": 1000}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201, "{backend:?}");
+    }
+}
+
+/// Applies the migrations that came before stores, then `old_rows`.
+fn migrate_to_before_stores(backend: Backend, url: &str, old_rows: &str) {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    use diesel_migrations::{FileBasedMigrations, MigrationHarness};
+    let folder = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(folder);
+    let before = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&all).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if name.as_str() < "2026-11-29-000005" {
+            let to = before.path().join(&name);
+            std::fs::create_dir(&to).unwrap();
+            for file in ["up.sql", "down.sql"] {
+                std::fs::copy(entry.path().join(file), to.join(file)).unwrap();
+            }
+        }
+    }
+    let migrations = FileBasedMigrations::from_path(before.path()).unwrap();
+    match backend {
+        Backend::Sqlite => {
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_end_matches("?mode=rwc");
+            let mut c = diesel::SqliteConnection::establish(path).unwrap();
+            c.run_pending_migrations(migrations).unwrap();
+            c.batch_execute(old_rows).unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = diesel::PgConnection::establish(url).unwrap();
+            c.run_pending_migrations(migrations).unwrap();
+            c.batch_execute(old_rows).unwrap();
+        }
+    }
 }
