@@ -157,26 +157,31 @@ impl<'de> serde::de::Visitor<'de> for Walk<'_> {
 /// Collects the body, refusing it with 413 as soon as it is known to exceed `limit`.
 pub async fn read_limited(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
 ) -> Result<web::Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("The body is larger than the {limit} bytes this endpoint accepts."),
-        )
-    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
+        return Err(too_large(limit));
     }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
-    while let Some(chunk) = payload.next().await {
+    collect(payload, limit, declared.unwrap_or(1024)).await
+}
+
+/// Reads a body stream whole, refusing it with 413 once it passes `limit` bytes.
+pub async fn collect<S>(
+    mut stream: S,
+    limit: usize,
+    expected: usize,
+) -> Result<web::Bytes, ApiError>
+where
+    S: futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>> + Unpin,
+{
+    let mut body = web::BytesMut::with_capacity(expected.min(limit));
+    while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::bad_request(
                 "body_unreadable",
@@ -184,11 +189,19 @@ pub async fn read_limited(
             )
         })?;
         if body.len() + chunk.len() > limit {
-            return Err(too_large());
+            return Err(too_large(limit));
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("The body is larger than the {limit} bytes this endpoint accepts."),
+    )
 }
 
 #[cfg(test)]

@@ -11,10 +11,10 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, ConnectionType, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
+use super::body::collect;
 use super::{ApiError, AppState};
 
 /// The largest body any endpoint takes (a pay request carrying a 100 kB transaction as hex is
@@ -41,7 +41,7 @@ pub async fn read_body_in_time(
         .map_or(Duration::from_secs(15), |s| s.request_timeout);
     if has_body(req.request()) {
         let payload = req.take_payload();
-        match tokio::time::timeout(deadline, read_whole(payload)).await {
+        match tokio::time::timeout(deadline, collect(payload, MAX_ANY_BODY, 1024)).await {
             Ok(Ok(bytes)) => req.set_payload(Payload::from(bytes)),
             Ok(Err(refusal)) => return Ok(refuse_and_close(req, refusal)),
             Err(_elapsed) => {
@@ -71,30 +71,6 @@ fn has_body(req: &HttpRequest) -> bool {
     headers
         .get(header::CONTENT_LENGTH)
         .is_some_and(|v| v.to_str().map_or(true, |v| v.trim() != "0"))
-}
-
-async fn read_whole(mut payload: Payload) -> Result<web::Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("The body is larger than the {MAX_ANY_BODY} bytes this server accepts."),
-        )
-    };
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::bad_request(
-                "body_unreadable",
-                format!("The body could not be read: {e}."),
-            )
-        })?;
-        if body.len() + chunk.len() > MAX_ANY_BODY {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }
 
 /// Answers `refusal` and closes the connection: whatever else the client still sends is not

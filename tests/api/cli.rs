@@ -176,6 +176,13 @@ fn run_ok(args: &[&str], db: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// Runs `cashier <args> <db>`, requires failure, returns what it said on stderr.
+fn run_err(args: &[&str], db: &[&str]) -> String {
+    let out = cashier().args(args).args(db).output().unwrap();
+    assert!(!out.status.success(), "cashier {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Starts `cashier serve` on a free port over `db`; returns the process and its base URL.
 fn serve(db: &[&str]) -> (std::process::Child, String) {
     let mut server = cashier()
@@ -346,13 +353,7 @@ fn commands_never_create_a_database() {
         &["wallet", "list"],
         &["invoice", "uri", "0123456789abcdef0123456789abcdef"],
     ] {
-        let out = cashier()
-            .args(args)
-            .args(["--data-dir", typo.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{args:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = run_err(args, &["--data-dir", typo.to_str().unwrap()]);
         assert!(
             stderr.contains("there is no Cashier database"),
             "{args:?}: {stderr}"
@@ -375,12 +376,11 @@ async fn stores_and_scoped_keys_from_the_command_line() {
         stores.contains("default") && stores.contains("corner shop"),
         "{stores}"
     );
-    let out = cashier()
-        .args(["store", "create", "corner shop"])
-        .args(db)
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "names are unique");
+    let taken = run_err(&["store", "create", "corner shop"], &db);
+    assert!(
+        taken.contains("exists already"),
+        "names are unique: {taken}"
+    );
 
     let till = run_ok(
         &[
@@ -397,19 +397,10 @@ async fn stores_and_scoped_keys_from_the_command_line() {
     );
     let owner = run_ok(&["key", "create", "--store", "2"], &db);
     let default_key = run_ok(&["key", "create"], &db);
-    let bad = cashier()
-        .args(["key", "create", "--scope", "invoices:delete"])
-        .args(db)
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scope"));
-    let nowhere = cashier()
-        .args(["key", "create", "--store", "no such shop"])
-        .args(db)
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&nowhere.stderr).contains("no store"));
+    let bad = run_err(&["key", "create", "--scope", "invoices:delete"], &db);
+    assert!(bad.contains("unknown scope"), "{bad}");
+    let nowhere = run_err(&["key", "create", "--store", "no such shop"], &db);
+    assert!(nowhere.contains("no store"), "{nowhere}");
 
     let listing = run_ok(&["key", "list"], &db);
     let till_row = listing.lines().find(|l| l.ends_with("till")).unwrap();

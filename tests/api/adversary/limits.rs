@@ -279,15 +279,19 @@ async fn wrong_methods_and_ambiguous_bodies_change_nothing(app: TestApp) {
     assert_eq!(app.count_invoices().await, before, "nothing created");
 }
 
-async fn the_checkout_page_cannot_be_framed(app: TestApp) {
+/// A new invoice's checkout page, as a browser asks for it.
+async fn checkout_page(app: &TestApp) -> reqwest::Response {
     let invoice = app.create_simple(1000).await;
-    let page = app
-        .client
+    app.client
         .get(invoice["payment_url"].as_str().unwrap())
         .header("Accept", "text/html")
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn the_checkout_page_cannot_be_framed(app: TestApp) {
+    let page = checkout_page(&app).await;
     assert_eq!(page.status(), 200);
     let h = page.headers();
     let csp = h["content-security-policy"].to_str().unwrap();
@@ -302,14 +306,7 @@ async fn the_checkout_page_cannot_be_framed(app: TestApp) {
 }
 
 async fn an_operator_may_allow_one_embedding_origin(app: TestApp) {
-    let invoice = app.create_simple(1000).await;
-    let page = app
-        .client
-        .get(invoice["payment_url"].as_str().unwrap())
-        .header("Accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let page = checkout_page(&app).await;
     let csp = page.headers()["content-security-policy"].to_str().unwrap();
     assert!(
         csp.ends_with("frame-ancestors https://shop.example"),
