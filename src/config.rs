@@ -75,6 +75,9 @@ pub enum DevCommand {
         /// A memo to send with the payment.
         #[arg(long)]
         memo: Option<String>,
+        /// Sign with ECDSA. Without it the payment is signed with Schnorr, as most wallets sign.
+        #[arg(long)]
+        ecdsa: bool,
     },
 }
 

@@ -1,13 +1,15 @@
 //! `cashier dev pay <payment-url>`: pays an open invoice on a server running the dev chain the
 //! way a wallet would, so a new user sees the whole flow with no wallet and no node. It asks the
 //! faucet for coins (tokens included, when the invoice wants them), builds and signs a real
-//! transaction, and posts it to the invoice's watchtower `pay/` endpoint.
+//! transaction (Schnorr, as wallets sign, or ECDSA when asked), and posts it to the invoice's
+//! watchtower `pay/` endpoint.
 
 use bitcoin::hashes::{hash160, Hash};
 use bitcoin::secp256k1::Secp256k1;
 use serde_json::{json, Value};
 
-use crate::chain::wallet::{build_payment, random_key};
+use crate::chain::sighash::SignWith;
+use crate::chain::wallet::{build_payment_with, random_key};
 use crate::chain::{Address, Network, Nft, NftCapability, OutPoint, Output, TokenData, Txid};
 
 /// What the payment did.
@@ -17,8 +19,14 @@ pub struct Paid {
     pub status: String,
 }
 
-/// Pays the invoice at `target` (its payment URL, or a `bchreg:?r=<url>` URI).
+/// Pays the invoice at `target` (its payment URL, or a `bchreg:?r=<url>` URI), signing with
+/// Schnorr and SIGHASH_ALL|FORKID.
 pub async fn pay(target: &str, memo: Option<&str>) -> Result<Paid, String> {
+    pay_with(target, memo, SignWith::default()).await
+}
+
+/// [`pay`] with the signature scheme and hash type chosen.
+pub async fn pay_with(target: &str, memo: Option<&str>, how: SignWith) -> Result<Paid, String> {
     let payment_url = payment_url(target)?;
     let base = base_of(&payment_url)?;
     let http = reqwest::Client::new();
@@ -72,7 +80,8 @@ pub async fn pay(target: &str, memo: Option<&str>) -> Result<Paid, String> {
     let margin = fee_per_kb.saturating_mul(20).max(10_000);
     coins.push(faucet(&http, &base, &address, bch + margin, None).await?);
 
-    let tx = build_payment(&secp, &key, &coins, outputs, fee_per_kb).map_err(|e| e.to_string())?;
+    let tx = build_payment_with(&secp, &key, &coins, outputs, fee_per_kb, how)
+        .map_err(|e| e.to_string())?;
     let raw = tx.serialize();
     let mut body = json!({"raw_tx_hex": hex::encode(&raw)});
     if let Some(memo) = memo {

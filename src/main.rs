@@ -31,8 +31,20 @@ async fn main() -> ExitCode {
             address,
         } => invoice_uri(&id, database, address).await,
         Command::Dev {
-            command: DevCommand::Pay { payment_url, memo },
-        } => dev_pay(&payment_url, memo.as_deref()).await,
+            command:
+                DevCommand::Pay {
+                    payment_url,
+                    memo,
+                    ecdsa,
+                },
+        } => {
+            let how = if ecdsa {
+                cashier::chain::sighash::SignWith::ECDSA
+            } else {
+                cashier::chain::sighash::SignWith::SCHNORR
+            };
+            dev_pay(&payment_url, memo.as_deref(), how).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,8 +115,12 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn dev_pay(payment_url: &str, memo: Option<&str>) -> Result<(), String> {
-    let paid = cashier::dev_pay::pay(payment_url, memo).await?;
+async fn dev_pay(
+    payment_url: &str,
+    memo: Option<&str>,
+    how: cashier::chain::sighash::SignWith,
+) -> Result<(), String> {
+    let paid = cashier::dev_pay::pay_with(payment_url, memo, how).await?;
     eprintln!("Paid: the invoice is {}. Transaction:", paid.status);
     println!("{}", paid.txid);
     Ok(())

@@ -461,6 +461,26 @@ impl TestWallet {
             .expect("build payment")
             .serialize()
     }
+
+    /// `pay_at` signed as `how` says: Schnorr or ECDSA, and the hash type.
+    pub fn pay_with(
+        &self,
+        coins: &[(OutPoint, Output)],
+        outputs: Vec<Output>,
+        fee_per_kb: u64,
+        how: cashier::chain::sighash::SignWith,
+    ) -> Vec<u8> {
+        cashier::chain::wallet::build_payment_with(
+            &self.secp,
+            &self.key,
+            coins,
+            outputs,
+            fee_per_kb,
+            how,
+        )
+        .expect("build payment")
+        .serialize()
+    }
 }
 
 /// The outputs an invoice (JSON) asks for, as transaction outputs.
