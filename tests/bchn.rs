@@ -1033,8 +1033,21 @@ async fn tx_status_reads_unknown_mempool_and_confirmed() {
             "getrawtransaction" if id == of(2) => ok(json!({
                 "txid": id, "confirmations": 6, "time": 1_700_000_000, "blocktime": 1_700_000_000
             })),
-            "getrawtransaction" => ok(json!({"txid": id, "size": 191})),
-            "getmempoolentry" if id == of(3) => ok(json!({"time": 1_700_000_555})),
+            "getrawtransaction" => ok(json!({"txid": id, "size": 219})),
+            // BCHN v28: the fee in `fees.base`, in BCH, printed as %d.%08d.
+            "getmempoolentry" if id == of(3) => Reply::Result(
+                r#"{"size":219,"time":1700000555,"fees":{"base":0.00000438,"modified":0.00000438},"depends":[],"spentby":[]}"#.into(),
+            ),
+            // Nodes before the `fees` object wrote `fee`.
+            "getmempoolentry" if id == of(5) => {
+                Reply::Result(r#"{"size":191,"fee":0.00000191,"time":1700000556}"#.into())
+            }
+            // An entry without a fee says when, not what.
+            "getmempoolentry" if id == of(6) => ok(json!({"time": 1_700_000_557})),
+            // A fee that is not a satoshi amount is not BCHN's: the whole entry is unknown.
+            "getmempoolentry" if id == of(7) => Reply::Result(
+                r#"{"size":219,"time":1700000558,"fees":{"base":0.000000001}}"#.into(),
+            ),
             _ => err(-5, "Transaction not in mempool"),
         }
     })
@@ -1048,33 +1061,489 @@ async fn tx_status_reads_unknown_mempool_and_confirmed() {
     assert_eq!(
         client.tx_status(txid(3)).await,
         Ok(TxStatus::Mempool {
-            first_seen_ms: Some(1_700_000_555_000)
+            first_seen_ms: Some(1_700_000_555_000),
+            fee_sats: Some(438),
+            size: Some(219),
         })
     );
     // In the mempool by getrawtransaction, gone by getmempoolentry: still no error.
+    let unknown_entry = TxStatus::Mempool {
+        first_seen_ms: None,
+        fee_sats: None,
+        size: None,
+    };
+    assert_eq!(client.tx_status(txid(4)).await, Ok(unknown_entry));
     assert_eq!(
-        client.tx_status(txid(4)).await,
+        client.tx_status(txid(5)).await,
         Ok(TxStatus::Mempool {
-            first_seen_ms: None
+            first_seen_ms: Some(1_700_000_556_000),
+            fee_sats: Some(191),
+            size: Some(191),
         })
     );
+    assert_eq!(
+        client.tx_status(txid(6)).await,
+        Ok(TxStatus::Mempool {
+            first_seen_ms: Some(1_700_000_557_000),
+            fee_sats: None,
+            size: None,
+        })
+    );
+    assert_eq!(client.tx_status(txid(7)).await, Ok(unknown_entry));
 
     let calls: Vec<(String, Value)> = stub
         .drain()
         .iter()
         .map(|s| (s.call().0.to_string(), s.call().1.clone()))
         .collect();
-    assert_eq!(
-        calls,
-        [
-            ("getrawtransaction".into(), json!([txid(1).to_hex(), true])),
-            ("getrawtransaction".into(), json!([txid(2).to_hex(), true])),
-            ("getrawtransaction".into(), json!([txid(3).to_hex(), true])),
-            ("getmempoolentry".into(), json!([txid(3).to_hex()])),
-            ("getrawtransaction".into(), json!([txid(4).to_hex(), true])),
-            ("getmempoolentry".into(), json!([txid(4).to_hex()])),
-        ]
-    );
+    let mut expected = vec![
+        (
+            "getrawtransaction".to_string(),
+            json!([txid(1).to_hex(), true]),
+        ),
+        (
+            "getrawtransaction".to_string(),
+            json!([txid(2).to_hex(), true]),
+        ),
+    ];
+    for n in 3..=7 {
+        expected.push(("getrawtransaction".into(), json!([txid(n).to_hex(), true])));
+        expected.push(("getmempoolentry".into(), json!([txid(n).to_hex()])));
+    }
+    assert_eq!(calls, expected);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pay flow against the stub: a wallet that broadcast before posting, double spends
+// ---------------------------------------------------------------------------------------------
+
+mod pay_flow {
+    use super::*;
+
+    use clap::Parser;
+
+    use cashier::chain::sighash::SignWith;
+    use cashier::chain::{Address, Tx};
+    use cashier::jpp::pay::{PayError, Payments, Submission};
+    use cashier::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
+    use cashier::store::Store;
+
+    /// The invoice's address (regtest).
+    const ADDR: &str = "bchreg:qr6m7j9njldwwzlg9v7v53unlr4jkmx6eyphnpcjvs";
+    /// What the invoices here ask for, per 1000 bytes: twice BCHN's relay floor, so the node
+    /// having taken a transaction says nothing of whether it pays enough.
+    const RATE_PER_KB: u64 = 2000;
+
+    /// How the stub node stands towards the payment's transaction.
+    #[derive(Clone)]
+    enum NodeHas {
+        /// In its mempool (the wallet broadcast it), with this `getmempoolentry` answer.
+        InMempool(String),
+        /// Not at all; its coin is spent by another transaction in the mempool.
+        Conflicting,
+        /// Not at all; its coin never existed.
+        Nothing,
+    }
+
+    /// BCHN's answers for a node that holds `raw` as `has` says. The payment's coin is gone
+    /// in every case, so `gettxout` answers null.
+    fn node(raw: &[u8], has: NodeHas) -> impl Fn(&str, &Value) -> Reply + Send + Sync {
+        let raw = raw.to_vec();
+        let id = txid_of(&raw).to_hex();
+        move |method, params| {
+            match (method, &has) {
+            ("getblockchaininfo", _) => ok(json!({"chain": "regtest"})),
+            ("gettxout", _) => ok(Value::Null),
+            ("getrawtransaction", NodeHas::InMempool(_)) if params[0] == json!(id) => {
+                // An unconfirmed transaction: no `confirmations`, `blockhash` or `time`.
+                ok(json!({"txid": id, "hash": id, "size": raw.len(), "hex": hex::encode(&raw)}))
+            }
+            ("getmempoolentry", NodeHas::InMempool(entry)) if params[0] == json!(id) => {
+                Reply::Result(entry.clone())
+            }
+            ("getrawtransaction", _) => err(
+                -5,
+                "No such mempool or blockchain transaction. Use gettransaction for wallet transactions.",
+            ),
+            ("getmempoolentry", _) => err(-5, "Transaction not in mempool"),
+            ("testmempoolaccept", NodeHas::InMempool(_)) => {
+                verdict(&raw, false, Some("18: txn-already-in-mempool"))
+            }
+            ("testmempoolaccept", NodeHas::Conflicting) => {
+                verdict(&raw, false, Some("18: txn-mempool-conflict"))
+            }
+            ("testmempoolaccept", NodeHas::Nothing) => verdict(&raw, false, Some("missing-inputs")),
+            // Already in the mempool: BCHN answers the txid again.
+            ("sendrawtransaction", NodeHas::InMempool(_)) => ok(json!(id)),
+            ("sendrawtransaction", NodeHas::Conflicting) => {
+                err(-26, "txn-mempool-conflict (code 18)")
+            }
+            ("sendrawtransaction", NodeHas::Nothing) => err(-25, "Missing inputs"),
+            _ => err(-32601, "Method not found"),
+        }
+        }
+    }
+
+    /// `getmempoolentry` as BCHN v28 writes it, for a transaction of `size` bytes paying
+    /// `fee` sats that entered the mempool at `time` (unix seconds).
+    fn entry(size: usize, fee: u64, time: i64) -> String {
+        let bch = format!("{}.{:08}", fee / 100_000_000, fee % 100_000_000);
+        format!(
+            r#"{{"size":{size},"time":{time},"fees":{{"base":{bch},"modified":{bch}}},"depends":[],"spentby":[]}}"#
+        )
+    }
+
+    /// A server on a fresh SQLite database, talking to the stub. Its HTTP side is not run:
+    /// the tests call its pay flow.
+    async fn server(stub: &Stub) -> (cashier::app::Application, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("c.sqlite").display()
+        );
+        let url = stub.url();
+        let settings = cashier::config::Settings::try_parse_from([
+            "cashier serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &db,
+            "--node",
+            "bchn",
+            "--node-url",
+            &url,
+            "--network",
+            "regtest",
+        ])
+        .expect("settings");
+        let app = cashier::app::Application::build(&settings)
+            .await
+            .expect("server");
+        (app, dir)
+    }
+
+    /// An open invoice for 4000 sats at `RATE_PER_KB`, created at `created_ms`; not stored yet
+    /// (its payment is built first, for the stub to know).
+    fn new_invoice(created_ms: i64) -> Invoice {
+        Invoice {
+            id: InvoiceId::random(),
+            status: InvoiceStatus::Open,
+            outputs: vec![InvoiceOutput {
+                address: Address::parse(ADDR, Network::Regtest).expect("address"),
+                amount: 4000,
+                description: None,
+                token: None,
+            }],
+            memo: None,
+            merchant_data: None,
+            created_ms,
+            expires_ms: created_ms + 1_800_000,
+            fee_per_kb: RATE_PER_KB,
+            store_id: cashier::auth::DEFAULT_STORE_ID,
+            payment: None,
+        }
+    }
+
+    async fn store_invoice(store: &Store, invoice: &Invoice) {
+        let row = invoice.clone();
+        store
+            .write(move |c| cashier::store::invoices::insert(c, &row, None))
+            .await
+            .expect("insert");
+    }
+
+    /// A Schnorr-signed payment of `invoice` (SIGHASH_ALL|UTXOS|FORKID, as Paytaca signs)
+    /// paying `fee_per_kb`, from a coin the stub never shows (it is spent in every case).
+    fn payment(invoice: &Invoice, fee_per_kb: u64) -> Vec<u8> {
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let key = cashier::chain::wallet::random_key();
+        let coin = (
+            OutPoint {
+                txid: txid(0x42),
+                vout: 1,
+            },
+            Output {
+                value: 50_000,
+                token: None,
+                locking_bytecode: cashier::chain::sighash::p2pkh_locking_bytecode(
+                    &key.public_key(&secp),
+                ),
+            },
+        );
+        let outputs = invoice
+            .outputs
+            .iter()
+            .map(|o| Output {
+                value: o.amount,
+                token: None,
+                locking_bytecode: o.address.locking_bytecode(),
+            })
+            .collect();
+        cashier::chain::wallet::build_payment_with(
+            &secp,
+            &key,
+            &[coin],
+            outputs,
+            fee_per_kb,
+            SignWith::Schnorr { hash_type: 0x61 },
+        )
+        .expect("payment")
+        .serialize()
+    }
+
+    fn fee_of(raw: &[u8]) -> u64 {
+        let tx = Tx::decode(raw).expect("tx");
+        50_000 - tx.outputs.iter().map(|o| o.value).sum::<u64>()
+    }
+
+    /// The same transaction with its unlocking scripts emptied: what wallets verify.
+    fn unsigned(raw: &[u8]) -> Vec<u8> {
+        let mut tx = Tx::decode(raw).expect("tx");
+        for input in &mut tx.inputs {
+            input.script_sig.clear();
+        }
+        tx.serialize()
+    }
+
+    /// The RPC methods the stub received since last asked.
+    fn methods(stub: &mut Stub) -> Vec<String> {
+        stub.drain()
+            .iter()
+            .filter_map(|s| s.body["method"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The invoice is open with no payment, no event, and nothing was broadcast.
+    async fn nothing_changed(stub: &mut Stub, store: &Store, invoice: &Invoice, raw: &[u8]) {
+        let id = invoice.id;
+        let now = store
+            .read(move |c| cashier::store::invoices::get(c, id))
+            .await
+            .expect("read")
+            .expect("the invoice");
+        assert_eq!(now.status, InvoiceStatus::Open);
+        assert!(now.payment.is_none());
+        let txid = txid_of(raw);
+        assert!(store
+            .read(move |c| cashier::store::payments::by_txid(c, txid))
+            .await
+            .expect("read")
+            .is_none());
+        let topic = format!("invoice:{id}");
+        assert!(store
+            .read(move |c| cashier::store::events::for_topic(c, &topic))
+            .await
+            .expect("read")
+            .is_empty());
+        let sent = methods(stub);
+        assert!(
+            !sent.iter().any(|m| m == "sendrawtransaction"),
+            "a refused payment was broadcast: {sent:?}"
+        );
+    }
+
+    fn submission(raw: &[u8]) -> Submission {
+        Submission {
+            raw_tx: raw.to_vec(),
+            memo: None,
+            refund_to: None,
+        }
+    }
+
+    /// The current second, and its last millisecond: an invoice made then, and a wallet's
+    /// broadcast right after, which BCHN records as that whole second, earlier in ms.
+    fn late_in_this_second() -> (i64, i64) {
+        let second = cashier::jpp::now_ms().div_euclid(1000);
+        (second, second * 1000 + 999)
+    }
+
+    #[tokio::test]
+    async fn a_wallet_that_broadcast_in_the_invoices_second_pays_above_the_floor() {
+        let (second, created_ms) = late_in_this_second();
+        let invoice = new_invoice(created_ms);
+        let raw = payment(&invoice, RATE_PER_KB);
+        assert_eq!(
+            fee_of(&raw),
+            2 * raw.len() as u64,
+            "exactly the invoice's rate"
+        );
+        let mut stub = Stub::start(node(
+            &raw,
+            NodeHas::InMempool(entry(raw.len(), fee_of(&raw), second)),
+        ))
+        .await;
+        let (app, _dir) = server(&stub).await;
+        store_invoice(app.store(), &invoice).await;
+        let payments: &Payments = app.payments();
+
+        payments.verify(invoice.id, &raw).await.expect("verify");
+        let paid = payments
+            .pay(invoice.id, submission(&raw))
+            .await
+            .expect("paid");
+        assert_eq!(paid.status, InvoiceStatus::Paid);
+        assert_eq!(paid.payment.map(|p| p.txid), Some(txid_of(&raw)));
+        let called = methods(&mut stub);
+        assert_eq!(
+            called.iter().filter(|m| *m == "sendrawtransaction").count(),
+            1,
+            "{called:?}"
+        );
+        assert!(called.iter().any(|m| m == "getmempoolentry"), "{called:?}");
+        // Posted again: the same success, and no second broadcast or event.
+        let again = payments
+            .pay(invoice.id, submission(&raw))
+            .await
+            .expect("idempotent");
+        assert_eq!(again.status, InvoiceStatus::Paid);
+        assert!(methods(&mut stub).is_empty());
+        let topic = format!("invoice:{}", invoice.id);
+        let events = app
+            .store()
+            .read(move |c| cashier::store::events::for_topic(c, &topic))
+            .await
+            .expect("events");
+        assert_eq!(events.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_broadcast_transaction_below_the_invoices_rate_is_refused() {
+        let (second, created_ms) = late_in_this_second();
+        let invoice = new_invoice(created_ms);
+        // BCHN's floor, half what the invoice asks: the node took it, its entry shows the fee.
+        let raw = payment(&invoice, 1000);
+        let mut stub = Stub::start(node(
+            &raw,
+            NodeHas::InMempool(entry(raw.len(), fee_of(&raw), second)),
+        ))
+        .await;
+        let (app, _dir) = server(&stub).await;
+        store_invoice(app.store(), &invoice).await;
+        for verify in [true, false] {
+            let outcome = if verify {
+                app.payments().verify(invoice.id, &raw).await
+            } else {
+                app.payments()
+                    .pay(invoice.id, submission(&raw))
+                    .await
+                    .map(|_| ())
+            };
+            match outcome {
+                Err(PayError::FeeTooLow {
+                    paid_per_kb,
+                    required_per_kb,
+                }) => assert_eq!((paid_per_kb, required_per_kb), (1000, RATE_PER_KB)),
+                other => panic!("verify {verify}: {other:?}"),
+            }
+        }
+        nothing_changed(&mut stub, app.store(), &invoice, &raw).await;
+    }
+
+    #[tokio::test]
+    async fn a_transaction_the_node_saw_the_second_before_the_invoice_is_a_replay() {
+        let (second, created_ms) = late_in_this_second();
+        let invoice = new_invoice(created_ms);
+        let raw = payment(&invoice, RATE_PER_KB);
+        let mut stub = Stub::start(node(
+            &raw,
+            NodeHas::InMempool(entry(raw.len(), fee_of(&raw), second - 1)),
+        ))
+        .await;
+        let (app, _dir) = server(&stub).await;
+        store_invoice(app.store(), &invoice).await;
+        assert!(matches!(
+            app.payments().verify(invoice.id, &raw).await,
+            Err(PayError::Replay)
+        ));
+        assert!(matches!(
+            app.payments().pay(invoice.id, submission(&raw)).await,
+            Err(PayError::Replay)
+        ));
+        nothing_changed(&mut stub, app.store(), &invoice, &raw).await;
+    }
+
+    #[tokio::test]
+    async fn a_coin_spent_by_another_mempool_transaction_is_a_double_spend() {
+        let invoice = new_invoice(cashier::jpp::now_ms());
+        let raw = payment(&invoice, RATE_PER_KB);
+        let mut stub = Stub::start(node(&raw, NodeHas::Conflicting)).await;
+        let (app, _dir) = server(&stub).await;
+        store_invoice(app.store(), &invoice).await;
+        // Signed or not (BCHN finds the conflict before it checks a signature).
+        for tx in [unsigned(&raw), raw.clone()] {
+            assert!(matches!(
+                app.payments().verify(invoice.id, &tx).await,
+                Err(PayError::DoubleSpend)
+            ));
+        }
+        let outcome = app.payments().pay(invoice.id, submission(&raw)).await;
+        match outcome {
+            Err(e @ PayError::DoubleSpend) => {
+                assert!(e.to_string().contains("double spend"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // The payment's own question to the node (the last; verification asked before it).
+        let seen = stub.drain();
+        let accept = seen
+            .iter()
+            .rfind(|s| s.body["method"] == "testmempoolaccept")
+            .expect("the node was asked why the coin is gone");
+        assert_eq!(accept.call().1, &json!([[hex::encode(&raw)]]));
+        nothing_changed(&mut stub, app.store(), &invoice, &raw).await;
+    }
+
+    #[tokio::test]
+    async fn a_coin_that_never_existed_is_still_a_missing_input() {
+        let invoice = new_invoice(cashier::jpp::now_ms());
+        let raw = payment(&invoice, RATE_PER_KB);
+        let mut stub = Stub::start(node(&raw, NodeHas::Nothing)).await;
+        let (app, _dir) = server(&stub).await;
+        store_invoice(app.store(), &invoice).await;
+        assert!(matches!(
+            app.payments().verify(invoice.id, &unsigned(&raw)).await,
+            Err(PayError::InputsMissing)
+        ));
+        assert!(matches!(
+            app.payments().pay(invoice.id, submission(&raw)).await,
+            Err(PayError::InputsMissing)
+        ));
+        nothing_changed(&mut stub, app.store(), &invoice, &raw).await;
+    }
+
+    #[tokio::test]
+    async fn a_conflict_met_at_broadcast_is_a_double_spend_and_reopens_the_invoice() {
+        let invoice = new_invoice(cashier::jpp::now_ms());
+        let raw = payment(&invoice, RATE_PER_KB);
+        // The coin is there and the node would take the transaction; by the broadcast another
+        // transaction has spent the coin.
+        let mut stub = Stub::start(move |method, params| match method {
+            "getblockchaininfo" => ok(json!({"chain": "regtest"})),
+            "gettxout" if params[0] == json!(txid(0x42).to_hex()) => txout("0.00050000", 3, None),
+            "testmempoolaccept" => verdict(
+                &hex::decode(params[0][0].as_str().unwrap_or("")).unwrap_or_default(),
+                true,
+                None,
+            ),
+            "sendrawtransaction" => err(-26, "txn-mempool-conflict (code 18)"),
+            _ => err(-32601, "Method not found"),
+        })
+        .await;
+        let (app, _dir) = server(&stub).await;
+        store_invoice(app.store(), &invoice).await;
+        assert!(matches!(
+            app.payments().pay(invoice.id, submission(&raw)).await,
+            Err(PayError::DoubleSpend)
+        ));
+        let called = methods(&mut stub);
+        assert_eq!(
+            called.iter().filter(|m| *m == "sendrawtransaction").count(),
+            1,
+            "{called:?}"
+        );
+        // Released: open again, no payment row, no event; nothing more was sent.
+        nothing_changed(&mut stub, app.store(), &invoice, &raw).await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

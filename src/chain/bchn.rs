@@ -341,16 +341,15 @@ impl BchnClient {
         }
     }
 
-    /// What the node knows of a transaction (`getrawtransaction <txid> true`). Without
-    /// `-txindex`, BCHN finds confirmed transactions only while they have unspent outputs;
-    /// the others read as [`TxStatus::Unknown`].
+    /// What the node knows of a transaction (`getrawtransaction <txid> true`, and for one in
+    /// the mempool `getmempoolentry`, which alone says when it arrived and what it pays).
+    /// Without `-txindex`, BCHN finds confirmed transactions only while they have unspent
+    /// outputs; the others read as [`TxStatus::Unknown`].
     pub async fn tx_status(&self, txid: Txid) -> Result<TxStatus, NodeError> {
         #[derive(Deserialize)]
         struct TxInfo {
             #[serde(default)]
             confirmations: Option<i64>,
-            #[serde(default)]
-            time: Option<i64>,
         }
         const METHOD: &str = "getrawtransaction";
         let info: TxInfo = match self.call(METHOD, json!([txid.to_hex(), true])).await? {
@@ -365,32 +364,34 @@ impl BchnClient {
                 })?,
             }),
             _ => {
-                let first_seen_ms = match info.time {
-                    Some(secs) => secs.checked_mul(1000),
-                    // As in test_accept: the time is a hint, its absence not a failure.
-                    None => self.mempool_first_seen(txid).await.unwrap_or(None),
-                };
-                Ok(TxStatus::Mempool { first_seen_ms })
+                // The entry is a hint (when it arrived, what it pays): without it the caller
+                // judges more strictly, so failing to read it is not an error.
+                let entry = self.mempool_entry(txid).await.unwrap_or(None);
+                Ok(TxStatus::Mempool {
+                    first_seen_ms: entry.as_ref().map(|e| e.first_seen_ms),
+                    fee_sats: entry.as_ref().and_then(|e| e.fee_sats),
+                    size: entry.as_ref().and_then(|e| e.size),
+                })
             }
         }
     }
 
-    /// When the node's mempool first saw `txid` (`getmempoolentry`'s `time`), in ms; `None`
-    /// when it is not in the mempool.
-    async fn mempool_first_seen(&self, txid: Txid) -> Result<Option<i64>, NodeError> {
-        #[derive(Deserialize)]
-        struct Entry {
-            time: i64,
-        }
+    /// `getmempoolentry` for `txid`; `None` when it is not in the mempool.
+    async fn mempool_entry(&self, txid: Txid) -> Result<Option<MempoolEntry>, NodeError> {
         const METHOD: &str = "getmempoolentry";
         match self.call(METHOD, json!([txid.to_hex()])).await? {
             Ok(result) => {
-                let entry: Entry = decode(METHOD, result)?;
-                Ok(entry.time.checked_mul(1000))
+                let reply: EntryReply = decode(METHOD, result)?;
+                reply.into_entry().map(Some)
             }
             Err(e) if e.code == RPC_INVALID_ADDRESS_OR_KEY => Ok(None),
             Err(e) => Err(unexpected(METHOD, e)),
         }
+    }
+
+    /// When the node's mempool first saw `txid`, in ms; `None` when it is not in the mempool.
+    async fn mempool_first_seen(&self, txid: Txid) -> Result<Option<i64>, NodeError> {
+        Ok(self.mempool_entry(txid).await?.map(|e| e.first_seen_ms))
     }
 
     /// One JSON-RPC call.
@@ -585,6 +586,59 @@ impl BchnClient {
                  have taken effect"
             ))
         }
+    }
+}
+
+/// `getmempoolentry`'s answer, the parts read. BCHN (v28) writes `size`, `time` (whole
+/// seconds) and `fees: {base, modified}` in BCH; nodes before the `fees` object wrote `fee`.
+#[derive(Deserialize)]
+struct EntryReply {
+    time: i64,
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(default)]
+    fees: Option<FeesReply>,
+    /// Kept as text: see [`sats_from_bch_text`].
+    #[serde(default)]
+    fee: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct FeesReply {
+    base: Box<RawValue>,
+}
+
+/// A mempool entry in our terms.
+struct MempoolEntry {
+    first_seen_ms: i64,
+    fee_sats: Option<u64>,
+    size: Option<u64>,
+}
+
+impl EntryReply {
+    fn into_entry(self) -> Result<MempoolEntry, NodeError> {
+        let first_seen_ms = self.time.checked_mul(1000).ok_or_else(|| {
+            NodeError::Protocol(format!(
+                "getmempoolentry: time {} is out of range",
+                self.time
+            ))
+        })?;
+        let fee_text = self.fees.map(|f| f.base).or(self.fee);
+        let fee_sats = fee_text
+            .map(|text| {
+                sats_from_bch_text(text.get()).ok_or_else(|| {
+                    NodeError::Protocol(format!(
+                        "getmempoolentry: fee {} is not a satoshi amount",
+                        text.get()
+                    ))
+                })
+            })
+            .transpose()?;
+        Ok(MempoolEntry {
+            first_seen_ms,
+            fee_sats,
+            size: self.size,
+        })
     }
 }
 

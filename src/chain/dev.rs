@@ -117,7 +117,7 @@ impl DevChain {
         Ok(match self.check(raw).await? {
             Checked::New(_) => Acceptance::Allowed,
             Checked::Known { first_seen_ms, .. } => Acceptance::AlreadyKnown {
-                first_seen_ms: Some(first_seen_ms),
+                first_seen_ms: Some(whole_second(first_seen_ms)),
             },
             Checked::Rejected(r) => Acceptance::Rejected(r),
         })
@@ -162,15 +162,24 @@ impl DevChain {
     }
 
     pub async fn tx_status(&self, txid: Txid) -> Result<TxStatus, NodeError> {
-        let (found, tip) = self
+        let (found, tip, paid) = self
             .store
-            .read(move |c| Ok((dev_chain::tx(c, txid)?, dev_chain::tip(c)?)))
+            .read(move |c| {
+                let found = dev_chain::tx(c, txid)?;
+                let paid = match found {
+                    Some((None, _)) => mempool_fee_and_size(c, txid)?,
+                    _ => None,
+                };
+                Ok((found, dev_chain::tip(c)?, paid))
+            })
             .await
             .map_err(unavailable)?;
         Ok(match found {
             None => TxStatus::Unknown,
             Some((None, first_seen)) => TxStatus::Mempool {
-                first_seen_ms: Some(first_seen),
+                first_seen_ms: Some(whole_second(first_seen)),
+                fee_sats: paid.map(|(fee, _)| fee),
+                size: paid.map(|(_, size)| size),
             },
             Some((Some(height), _)) => TxStatus::Confirmed {
                 confirmations: (tip - height + 1).max(1) as u32,
@@ -270,20 +279,27 @@ impl DevChain {
 
         let txid = txid_of(raw);
         let outpoints: Vec<OutPoint> = tx.inputs.iter().map(|i| i.prevout).collect();
-        let (known, rows, spenders) = self
+        let (known, rows, spender_in_mempool) = self
             .store
             .read(move |c| {
-                let known = dev_chain::tx(c, txid)?;
-                let rows = dev_chain::coins(c, &outpoints)?;
-                // Whether each spender is still in the mempool decides conflict vs. spent.
-                let mut spenders = HashMap::new();
-                for spender in rows.iter().flatten().filter_map(|r| r.spent_by.clone()) {
-                    if let Some(id) = Txid::from_hex(&spender) {
-                        let in_mempool = matches!(dev_chain::tx(c, id)?, Some((None, _)));
-                        spenders.insert(spender, in_mempool);
-                    }
+                if let Some(known) = dev_chain::tx(c, txid)? {
+                    return Ok((Some(known), Vec::new(), false));
                 }
-                Ok((known, rows, spenders))
+                // The first input that is missing or spent decides the answer, so the lookup
+                // ends at the first missing one...
+                let rows = dev_chain::coins_until_missing(c, &outpoints)?;
+                // ...and only the first spent one before it matters: whether its spender is
+                // still in the mempool tells a conflict from a coin spent for good.
+                let first_spender = rows
+                    .iter()
+                    .map_while(Option::as_ref)
+                    .find_map(|r| r.spent_by.as_deref())
+                    .and_then(Txid::from_hex);
+                let in_mempool = match first_spender {
+                    Some(id) => matches!(dev_chain::tx(c, id)?, Some((None, _))),
+                    None => false,
+                };
+                Ok((None, rows, in_mempool))
             })
             .await
             .map_err(unavailable)?;
@@ -299,8 +315,8 @@ impl DevChain {
             let Some(row) = row else {
                 return Ok(reject(RejectKind::MissingInputs, "missing-inputs"));
             };
-            if let Some(spender) = &row.spent_by {
-                return Ok(if spenders.get(spender).copied().unwrap_or(false) {
+            if row.spent_by.is_some() {
+                return Ok(if spender_in_mempool {
                     reject(RejectKind::Conflict, "txn-mempool-conflict")
                 } else {
                     reject(RejectKind::MissingInputs, "bad-txns-inputs-missingorspent")
@@ -310,6 +326,12 @@ impl DevChain {
                 Some(o) => spent.push(o),
                 None => return Ok(reject(RejectKind::Invalid, "bad-txns-token-prefix")),
             }
+        }
+        if spent.len() != tx.inputs.len() {
+            // The lookup answers every input unless one is missing, which returned above.
+            return Err(unavailable(StoreError::Corrupt(
+                "the coin lookup answered fewer inputs than asked".into(),
+            )));
         }
 
         let fee = match fee(&tx, &spent) {
@@ -338,6 +360,35 @@ impl DevChain {
         }
         Ok(Checked::New(tx))
     }
+}
+
+/// BCHN records when a transaction entered its mempool in whole seconds (`getmempoolentry`'s
+/// `time`); the dev chain answers the same, so the pay flow meets here what it meets there.
+fn whole_second(ms: i64) -> i64 {
+    ms - ms.rem_euclid(1000)
+}
+
+/// The fee and size of a mempool transaction, as `getmempoolentry` gives them: its inputs'
+/// coins stay stored, marked spent by it. `None` if they cannot be read back.
+fn mempool_fee_and_size(
+    c: &mut crate::store::Conn,
+    txid: Txid,
+) -> Result<Option<(u64, u64)>, StoreError> {
+    let Some(raw) = dev_chain::raw_tx(c, txid)? else {
+        return Ok(None);
+    };
+    let Ok(tx) = Tx::decode(&raw) else {
+        return Ok(None);
+    };
+    let outpoints: Vec<OutPoint> = tx.inputs.iter().map(|i| i.prevout).collect();
+    let mut spent = Vec::with_capacity(outpoints.len());
+    for row in dev_chain::coins(c, &outpoints)? {
+        match row.and_then(|r| stored_output(r.value, &r.script)) {
+            Some(output) => spent.push(output),
+            None => return Ok(None),
+        }
+    }
+    Ok(fee(&tx, &spent).ok().map(|fee| (fee, raw.len() as u64)))
 }
 
 /// A stored coin as an output, its token prefix split off.

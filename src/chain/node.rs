@@ -58,8 +58,21 @@ pub enum Broadcast {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxStatus {
     Unknown,
-    Mempool { first_seen_ms: Option<i64> },
-    Confirmed { confirmations: u32 },
+    /// In the mempool. Each field is `None` when the node cannot say (the entry left the
+    /// mempool between two calls).
+    Mempool {
+        /// When the node first saw it. BCHN keeps whole seconds, so this is a multiple of
+        /// 1000.
+        first_seen_ms: Option<i64>,
+        /// The fee it pays, in sats (`getmempoolentry`'s `fees.base`): a transaction that
+        /// reached the node before it was posted to an invoice can still be judged by it.
+        fee_sats: Option<u64>,
+        /// Its size in bytes, as the node counts it for the fee rate.
+        size: Option<u64>,
+    },
+    Confirmed {
+        confirmations: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -14,7 +14,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-use super::body::collect;
+use super::body::{collect, declared_length, too_large};
 use super::{ApiError, AppState};
 
 /// The largest body any endpoint takes (a pay request carrying a 100 kB transaction as hex is
@@ -40,6 +40,10 @@ pub async fn read_body_in_time(
         .app_data::<web::Data<AppState>>()
         .map_or(Duration::from_secs(15), |s| s.request_timeout);
     if has_body(req.request()) {
+        if declared_length(req.request()).is_some_and(|n| n > MAX_ANY_BODY) {
+            // Refused before a byte of it is read.
+            return Ok(refuse_and_close(req, too_large(MAX_ANY_BODY)));
+        }
         let payload = req.take_payload();
         match tokio::time::timeout(deadline, collect(payload, MAX_ANY_BODY, 1024)).await {
             Ok(Ok(bytes)) => req.set_payload(Payload::from(bytes)),

@@ -33,6 +33,9 @@ fn status_and_code(e: &PayError) -> (StatusCode, &'static str) {
         PayError::UnsupportedType => (StatusCode::BAD_REQUEST, "unsupported_content_type"),
         PayError::WrongChain(_) => (StatusCode::BAD_REQUEST, "wrong_chain"),
         PayError::InputsMissing => (StatusCode::UNPROCESSABLE_ENTITY, "inputs_missing"),
+        // 422 as for missing inputs: the coins cannot pay, and BitPay's client reads the
+        // message of a 400 or 422 only.
+        PayError::DoubleSpend => (StatusCode::UNPROCESSABLE_ENTITY, "double_spend"),
         PayError::NodeUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "node_unavailable"),
         PayError::Pending => (StatusCode::SERVICE_UNAVAILABLE, "payment_pending"),
         PayError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
@@ -58,16 +61,16 @@ fn error_response(e: &PayError, body: impl FnOnce(&'static str, String) -> Value
             "No invoice with this id exists.",
         ));
     }
-    refusal(e, |mut response, code, message| {
+    refusal(e, |mut response, _, code, message| {
         response.json(body(code, message))
     })
 }
 
 /// A refused payment in any dialect: the status (and `Retry-After`) are decided here once;
-/// `render` writes the body from the stable code and the message a person reads.
+/// `render` writes the body from the status, the stable code and the message a person reads.
 pub(super) fn refusal(
     e: &PayError,
-    render: impl FnOnce(HttpResponseBuilder, &'static str, String) -> HttpResponse,
+    render: impl FnOnce(HttpResponseBuilder, StatusCode, &'static str, String) -> HttpResponse,
 ) -> HttpResponse {
     if let PayError::Store(store) = e {
         // Internal: logged with its cause, answered without it.
@@ -79,7 +82,7 @@ pub(super) fn refusal(
     if e.is_retryable() {
         response.insert_header(("Retry-After", "2"));
     }
-    render(response, code, message(e))
+    render(response, status, code, message(e))
 }
 
 fn invoice_id(raw: &str) -> Result<InvoiceId, ApiError> {
@@ -103,7 +106,7 @@ pub async fn verify(
     let id = invoice_id(&id)?;
     let body = read_json(&req, payload, MAX_PAY_BODY).await?;
     let outcome = match raw_tx(&body) {
-        Ok(raw) => state.payments.verify(id, &raw, None).await,
+        Ok(raw) => state.payments.verify(id, &raw).await,
         Err(e) => Err(e),
     };
     Ok(match outcome {

@@ -3,7 +3,7 @@
 //! adapter: every check and every payment goes through `jpp::pay`.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use serde_json::{json, Value};
 
 use super::auth::{presented_merchant, require};
@@ -29,13 +29,37 @@ enum Offer {
     Html,
 }
 
-/// Whose words a refusal is written in.
+/// How a refusal is written: by request, so that every wallet making that request can read
+/// it. The two BitPay-dialect clients read errors differently (research §2.5, §6.2):
+/// - BitPay's client (bitcore-wallet-client, through superagent) reads the message of a 400,
+///   422 or 500 from `msg` in a body superagent parsed, and superagent parses only JSON and
+///   form (`application/x-www-form-urlencoded`) bodies; its v1 reads the status alone.
+/// - Paytaca (through axios) parses any body that is valid JSON whatever its type, shows a
+///   failed fetch's words only when the body stayed a string, and reads `error` or `msg`
+///   from a failed verification and `message` from a failed payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dialect {
-    /// `{"msg", "message"}`: BitPay's clients read one or the other.
-    BitPay,
-    /// Plain text: Electron Cash shows it as "Bad Request: <text>".
-    Bip70,
+enum Reader {
+    /// The v2 fetches (GET payment-options, POST payment-request), which both clients make.
+    /// A form body `msg=<text>` is a string to axios and `{msg}` to superagent. Where BWC
+    /// reads only the status (404, 503), plain text, which reads better in Paytaca.
+    FetchV2,
+    /// Plain text, as BitPay's spec has it: the v1 fetch (GET payment-request: BWC reads the
+    /// status, Paytaca shows a string) and BIP70 (Electron Cash shows "Bad Request: <text>").
+    Text,
+    /// `{"msg", "message"}`: verification and payment, where BWC reads `msg`, Paytaca's
+    /// verification `msg` and its payment `message`.
+    Json,
+}
+
+impl Reader {
+    /// The reader of a POST, from its media type.
+    fn of_post(media: &str) -> Reader {
+        match media {
+            BIP70_PAYMENT | "application/bitcoin-payment" => Reader::Text,
+            "application/payment-request" => Reader::FetchV2,
+            _ => Reader::Json,
+        }
+    }
 }
 
 /// The media types in `Accept`, lower-cased, without parameters or q-values.
@@ -75,13 +99,46 @@ fn offer(req: &HttpRequest) -> Option<Offer> {
     }
 }
 
-fn refuse(dialect: Dialect, e: &PayError) -> HttpResponse {
-    refusal(e, |mut response, code, message| match dialect {
-        Dialect::BitPay => response.json(json!({"msg": message, "message": message, "code": code})),
-        Dialect::Bip70 => response
+fn refuse(reader: Reader, e: &PayError) -> HttpResponse {
+    refusal(e, |response, status, code, message| {
+        written_for(reader, response, status, code, message)
+    })
+}
+
+/// A refusal's body, as `reader` needs it.
+fn written_for(
+    reader: Reader,
+    mut response: HttpResponseBuilder,
+    status: StatusCode,
+    code: &str,
+    message: String,
+) -> HttpResponse {
+    let bwc_reads_msg = matches!(status.as_u16(), 400 | 422 | 500);
+    match reader {
+        Reader::FetchV2 if bwc_reads_msg => response
+            .content_type("application/x-www-form-urlencoded")
+            .body(form_msg(&message)),
+        Reader::FetchV2 | Reader::Text => response
             .content_type("text/plain; charset=utf-8")
             .body(message),
-    })
+        Reader::Json => response.json(json!({"msg": message, "message": message, "code": code})),
+    }
+}
+
+/// `msg=<text>` in the form encoding. Only what a form decoder would read otherwise (`%`,
+/// `&`, `+`) and bytes outside printable ASCII are escaped, so a person shown the raw body
+/// reads the text itself.
+fn form_msg(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 4);
+    out.push_str("msg=");
+    for b in text.bytes() {
+        if (0x20..0x7f).contains(&b) && !b"%&+".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// A JSON answer of the BitPay dialects, signed when a signing key is configured: the
@@ -108,14 +165,14 @@ async fn invoice(state: &AppState, id: &str) -> Result<Invoice, PayError> {
     })
 }
 
-/// Expired and cancelled invoices are refused where BitPay refuses them; a paid one is still
-/// shown (wallets show "already paid" from it).
-fn still_offered(view: &InvoiceView<'_>) -> Result<(), PayError> {
-    match InvoiceStatus::parse(view.status) {
-        Some(s @ (InvoiceStatus::Expired | InvoiceStatus::Cancelled)) => {
-            Err(PayError::NotAccepting(s))
-        }
-        _ => Ok(()),
+/// Only an open invoice is offered in BitPay's fetches: a paid, expired or cancelled one (or
+/// one being paid right now) is refused with "Invoice no longer accepting payments", as
+/// BitPay's spec does. Offered, a paid invoice would be paid again by a wallet that reads no
+/// payment from these messages (Paytaca over v2), and refused only at verification.
+fn still_offered(invoice: &Invoice, now: i64) -> Result<(), PayError> {
+    match invoice.status_at(now) {
+        InvoiceStatus::Open => Ok(()),
+        other => Err(PayError::NotAccepting(other)),
     }
 }
 
@@ -154,9 +211,9 @@ pub async fn get(
             "None of the Accept types is offered here. Ask for application/json, text/html, application/payment-request, application/payment-options or application/bitcoincash-paymentrequest.",
         ));
     };
-    let dialect = match offer {
-        Offer::Bip70 => Dialect::Bip70,
-        Offer::Options | Offer::RequestV1 => Dialect::BitPay,
+    let reader = match offer {
+        Offer::Bip70 | Offer::RequestV1 => Reader::Text,
+        Offer::Options => Reader::FetchV2,
         Offer::Json | Offer::Html => {
             let id: InvoiceId = id
                 .parse()
@@ -182,9 +239,10 @@ pub async fn get(
     };
     let invoice = match invoice(&state, &id).await {
         Ok(invoice) => invoice,
-        Err(e) => return Ok(refuse(dialect, &e)),
+        Err(e) => return Ok(refuse(reader, &e)),
     };
-    let view = state.invoices.view(&invoice, now_ms());
+    let now = now_ms();
+    let view = state.invoices.view(&invoice, now);
     Ok(match offer {
         Offer::Bip70 => {
             let url = view.payment_url.clone();
@@ -196,8 +254,8 @@ pub async fn get(
                     .body(bip70::TOKENS_UNSUPPORTED),
             }
         }
-        _ => match still_offered(&view) {
-            Err(e) => refuse(dialect, &e),
+        _ => match still_offered(&invoice, now) {
+            Err(e) => refuse(reader, &e),
             Ok(()) if offer == Offer::Options => signed(&state, &bitpay::options(&view)),
             Ok(()) => signed(&state, &bitpay::payment_request_v1(&view)),
         },
@@ -216,11 +274,7 @@ pub async fn post(
         media.as_str(),
         BIP70_PAYMENT | "application/bitcoin-payment"
     );
-    let dialect = if bip70 {
-        Dialect::Bip70
-    } else {
-        Dialect::BitPay
-    };
+    let reader = Reader::of_post(&media);
     let limit = if bip70 {
         bip70::MAX_PAYMENT
     } else {
@@ -229,8 +283,13 @@ pub async fn post(
     let body = match read_limited(&req, payload, limit).await {
         Ok(body) => body,
         Err(e) => {
-            return HttpResponse::build(e.status())
-                .json(json!({"msg": e.detail(), "message": e.detail(), "code": e.code()}))
+            return written_for(
+                reader,
+                HttpResponse::build(e.status()),
+                e.status(),
+                e.code(),
+                e.detail().to_owned(),
+            )
         }
     };
     let outcome = if bip70 {
@@ -238,7 +297,7 @@ pub async fn post(
     } else {
         bitpay_post(&req, &state, &id, &media, &body).await
     };
-    outcome.unwrap_or_else(|e| refuse(dialect, &e))
+    outcome.unwrap_or_else(|e| refuse(reader, &e))
 }
 
 fn json_body(body: &[u8]) -> Result<Value, PayError> {
@@ -248,8 +307,9 @@ fn json_body(body: &[u8]) -> Result<Value, PayError> {
         .ok_or_else(|| PayError::Unparsable("the body must be a JSON object".into()))
 }
 
-/// The one transaction of a v1 or v2 body, and its `weightedSize` if given.
-fn one_transaction(body: &Value) -> Result<(Vec<u8>, Option<usize>), PayError> {
+/// The one transaction of a v1 or v2 body. A `weightedSize` beside it is not read: see
+/// [`crate::jpp::pay::Payments::verify`].
+fn one_transaction(body: &Value) -> Result<Vec<u8>, PayError> {
     let txs = body["transactions"]
         .as_array()
         .ok_or_else(|| PayError::Unparsable("`transactions` must be a list".into()))?;
@@ -257,32 +317,20 @@ fn one_transaction(body: &Value) -> Result<(Vec<u8>, Option<usize>), PayError> {
         return Err(PayError::NotOneTransaction);
     };
     match tx {
-        Value::String(hex_tx) => Ok((Submission::from_hex(hex_tx)?, None)),
-        Value::Object(_) => {
-            let hex_tx = tx["tx"].as_str().ok_or(PayError::NotHex)?;
-            Ok((
-                Submission::from_hex(hex_tx)?,
-                weighted_size(&tx["weightedSize"]),
-            ))
-        }
+        Value::String(hex_tx) => Submission::from_hex(hex_tx),
+        Value::Object(_) => Submission::from_hex(tx["tx"].as_str().ok_or(PayError::NotHex)?),
         _ => Err(PayError::NotHex),
     }
 }
 
-fn weighted_size(v: &Value) -> Option<usize> {
-    v.as_u64().and_then(|n| usize::try_from(n).ok())
-}
-
-/// v2 bodies name the chain (and maybe the currency): only BCH is priced here.
+/// v2 bodies name the chain (and maybe the currency): only BCH is priced here. Every invoice
+/// is priced in BCH alone, so a chain left empty or out means BCH: Paytaca takes `chain` from
+/// the invoice it fetched, and a watchtower JSON invoice had none.
 fn check_chain(body: &Value) -> Result<(), PayError> {
     let named = |field: &str| body[field].as_str().unwrap_or("").trim().to_owned();
     let chain = named("chain");
-    if !chain.eq_ignore_ascii_case(bitpay::CHAIN) {
-        return Err(PayError::WrongChain(if chain.is_empty() {
-            "an unnamed chain".into()
-        } else {
-            chain
-        }));
+    if !chain.is_empty() && !chain.eq_ignore_ascii_case(bitpay::CHAIN) {
+        return Err(PayError::WrongChain(chain));
     }
     let currency = named("currency");
     if !currency.is_empty() && !currency.eq_ignore_ascii_case(bitpay::CHAIN) {
@@ -304,26 +352,24 @@ async fn bitpay_post(
         "application/payment-request" => {
             check_chain(&json_body(body)?)?;
             let invoice = invoice(state, id).await?;
-            let view = state.invoices.view(&invoice, now_ms());
-            still_offered(&view)?;
+            let now = now_ms();
+            still_offered(&invoice, now)?;
+            let view = state.invoices.view(&invoice, now);
             Ok(signed(state, &bitpay::payment_request_v2(&view)))
         }
         // v2 and v1 verification: every check, nothing written.
         "application/payment-verification" | "application/verify-payment" => {
             let request = json_body(body)?;
-            let (raw, size) = if media == "application/verify-payment" {
+            let raw = if media == "application/verify-payment" {
                 let hex_tx = request["unsignedTransaction"]
                     .as_str()
                     .ok_or(PayError::NotHex)?;
-                (
-                    Submission::from_hex(hex_tx)?,
-                    weighted_size(&request["weightedSize"]),
-                )
+                Submission::from_hex(hex_tx)?
             } else {
                 check_chain(&request)?;
                 one_transaction(&request)?
             };
-            state.payments.verify(invoice_id, &raw, size).await?;
+            state.payments.verify(invoice_id, &raw).await?;
             Ok(signed(
                 state,
                 &json!({"payment": request, "memo": bitpay::VERIFIED}),
@@ -340,7 +386,7 @@ async fn bitpay_post(
             if v2 {
                 check_chain(&request)?;
             }
-            let (raw_tx, _) = one_transaction(&request)?;
+            let raw_tx = one_transaction(&request)?;
             let submission = Submission {
                 raw_tx,
                 memo: None,
@@ -390,4 +436,20 @@ pub async fn signing_keys(state: web::Data<AppState>) -> Result<HttpResponse, Ap
         .next()
         .unwrap_or_default();
     Ok(HttpResponse::Ok().json(signer.key_document(domain, now_ms())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_form_message_reads_as_its_text_and_decodes_to_it() {
+        assert_eq!(
+            form_msg("Invoice no longer accepting payments (the invoice is paid)"),
+            "msg=Invoice no longer accepting payments (the invoice is paid)"
+        );
+        // What a form decoder would split or change, and what is not ASCII, is escaped.
+        assert_eq!(form_msg("a&b=c+d 100%"), "msg=a%26b=c%2Bd 100%25");
+        assert_eq!(form_msg("é\n"), "msg=%C3%A9%0A");
+    }
 }

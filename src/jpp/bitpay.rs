@@ -67,8 +67,9 @@ pub fn payment_request_v2(view: &InvoiceView<'_>) -> Value {
     Value::Object(m)
 }
 
-/// v1, `application/payment-request`. Both fee field names: readers differ (§3.1). A paid
-/// invoice carries its payment, from which wallets show "already paid".
+/// v1, `application/payment-request`. Both fee field names: readers differ (§3.1). Only an
+/// open invoice is offered (a paid one is refused before this), so there is no payment to
+/// carry.
 pub fn payment_request_v1(view: &InvoiceView<'_>) -> Value {
     let mut m = common(view);
     m.insert("network".into(), json!(view.network));
@@ -79,8 +80,5 @@ pub fn payment_request_v1(view: &InvoiceView<'_>) -> Value {
         json!(view.required_fee_per_byte),
     );
     m.insert("outputs".into(), outputs(view));
-    if let Some(payment) = &view.payment {
-        m.insert("payment".into(), json!(payment));
-    }
     Value::Object(m)
 }

@@ -15,15 +15,18 @@ use super::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus, InvoiceView};
 use crate::chain::node::{
     Acceptance, Broadcast, Node, NodeClient, NodeError, RejectKind, Rejection, TxStatus,
 };
-use crate::chain::{txid_of, Address, Network, Tx, TxError, Txid};
+use crate::chain::{txid_of, Address, Network, OutPoint, Tx, TxError, Txid};
 use crate::notify::Dispatcher;
 use crate::store::payments::{self, Claim, BROADCAST};
 use crate::store::{self, NewEvent, Store, StoreError};
 
 /// Most hex characters a payment can be: twice [`crate::chain::MAX_TX_SIZE`].
 pub const MAX_TX_HEX: usize = 2 * crate::chain::MAX_TX_SIZE;
-/// Bytes an ECDSA P2PKH unlocking bytecode adds to an unsigned input (for `verify`).
-const P2PKH_UNLOCK_BYTES: usize = 107;
+/// Bytes the smallest P2PKH unlocking bytecode adds to an unsigned input (for `verify`): a
+/// push of a 65-byte Schnorr signature (64 bytes and the hash type) and a push of a 33-byte
+/// compressed key. Its length prefix is one byte, as the empty script's was. An ECDSA
+/// signature makes it up to 107 bytes; the pay step checks whichever it really is.
+const SMALLEST_P2PKH_UNLOCK_BYTES: usize = 100;
 /// Most refund outputs a wallet may name.
 const MAX_REFUNDS: usize = 10;
 
@@ -56,6 +59,11 @@ pub enum PayError {
     },
     #[error("One or more input transactions for your transaction were not found on the blockchain. Make sure you're not trying to use unconfirmed change")]
     InputsMissing,
+    /// A coin the transaction spends is already spent by another transaction the node has
+    /// (BCHN's `txn-mempool-conflict`): the customer's wallet is paying with coins it already
+    /// used.
+    #[error("The transaction is a double spend: one or more of its inputs are already spent by another transaction on the network, so it cannot pay this invoice")]
+    DoubleSpend,
     #[error("The transaction was broadcast before it was sent here, so its fee cannot be checked against this invoice's rate ({0} sat/kb); send the transaction to the invoice before broadcasting it")]
     FeeUnverifiable(u64),
     #[error("Transaction rejected by network: {0}")]
@@ -153,13 +161,16 @@ impl Payments {
     }
 
     /// `verify`: every check short of the claim, for a signed or unsigned transaction;
-    /// writes nothing. `weighted_size` is a wallet's own estimate of the signed size.
-    pub async fn verify(
-        &self,
-        id: InvoiceId,
-        raw: &[u8],
-        weighted_size: Option<usize>,
-    ) -> Result<(), PayError> {
+    /// writes nothing.
+    ///
+    /// The fee of an unsigned transaction is judged at the smallest size it can have once
+    /// signed (every unsigned input a Schnorr P2PKH one), so a wallet that will pay exactly the
+    /// invoice's rate passes; the pay step judges the real size. A wallet's own `weightedSize`
+    /// is not used: BitPay defines it as the signed size, which only the signed transaction
+    /// can show (Paytaca sends the unsigned size, BWC its ECDSA-signed size). Letting it raise
+    /// the size would refuse here a payment the pay step accepts; an underpaid one is still
+    /// refused there, before anything is recorded or broadcast.
+    pub async fn verify(&self, id: InvoiceId, raw: &[u8]) -> Result<(), PayError> {
         let arrival = super::now_ms();
         let tx = Tx::parse(raw).map_err(PayError::BadTx)?;
         let txid = txid_of(raw);
@@ -173,7 +184,7 @@ impl Payments {
         let invoice = self.open_invoice(id, arrival).await?;
         match_outputs(&tx, &invoice.outputs)?;
         let unsigned = tx.inputs.iter().filter(|i| i.script_sig.is_empty()).count();
-        let size = (raw.len() + unsigned * P2PKH_UNLOCK_BYTES).max(weighted_size.unwrap_or(0));
+        let size = raw.len() + unsigned * SMALLEST_P2PKH_UNLOCK_BYTES;
         self.inputs_fee_and_node(&tx, txid, raw, size, &invoice, unsigned == 0)
             .await
     }
@@ -317,8 +328,10 @@ impl Payments {
     }
 
     /// Steps 5 of the flow: the coins, the fee, and the node's own check (`ask_node`, for signed
-    /// transactions). A transaction whose coins are gone because the node already has it (the
-    /// wallet broadcast it itself) is judged by when the node first saw it.
+    /// transactions). When a coin is gone, the node tells why: the transaction is in its
+    /// mempool already (the wallet broadcast it itself; judged by when the node first saw it
+    /// and by the fee the node says it pays), or another transaction spent the coin (a double
+    /// spend), or the coin does not exist.
     async fn inputs_fee_and_node(
         &self,
         tx: &Tx,
@@ -332,27 +345,55 @@ impl Payments {
             Ok(()) if ask_node => self.node_accepts(raw, invoice).await,
             Ok(()) => Ok(()),
             Err(PayError::InputsMissing) => {
-                let first_seen = match self.node.tx_status(txid).await.map_err(node_down)? {
-                    TxStatus::Unknown => return Err(PayError::InputsMissing),
-                    TxStatus::Mempool { first_seen_ms } => first_seen_ms,
-                    // Mined already: when it first appeared is not known here.
-                    TxStatus::Confirmed { .. } => None,
-                };
-                match first_seen {
-                    Some(seen) if seen >= invoice.created_ms => {
-                        // The node took it into its mempool, so BCHN's relay floor was met; a
-                        // higher rate asked by the invoice cannot be checked any more.
-                        if invoice.fee_per_kb <= crate::chain::dev::RELAY_FEE_PER_KB {
-                            Ok(())
-                        } else {
-                            Err(PayError::FeeUnverifiable(invoice.fee_per_kb))
-                        }
-                    }
-                    _ => Err(PayError::Replay),
-                }
+                let status = self.node.tx_status(txid).await.map_err(node_down)?;
+                self.already_with_the_node(status, raw, invoice).await
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Judges a transaction whose coins are gone by what the node knows of it.
+    async fn already_with_the_node(
+        &self,
+        status: TxStatus,
+        raw: &[u8],
+        invoice: &Invoice,
+    ) -> Result<(), PayError> {
+        match status {
+            TxStatus::Mempool {
+                first_seen_ms,
+                fee_sats,
+                size: node_size,
+            } => {
+                if !first_seen_ms.is_some_and(|seen| seen_since(seen, invoice.created_ms)) {
+                    return Err(PayError::Replay);
+                }
+                match (fee_sats, node_size) {
+                    (Some(fee), Some(size)) => fee_meets_rate(fee, size, invoice.fee_per_kb),
+                    // The node took it into its mempool, so BCHN's relay floor was met; a
+                    // higher rate asked by the invoice cannot be checked without the fee.
+                    _ if invoice.fee_per_kb <= crate::chain::dev::RELAY_FEE_PER_KB => Ok(()),
+                    _ => Err(PayError::FeeUnverifiable(invoice.fee_per_kb)),
+                }
+            }
+            // Mined already: when it first appeared is not known here.
+            TxStatus::Confirmed { .. } => Err(PayError::Replay),
+            TxStatus::Unknown => Err(self.why_coins_are_missing(raw).await?),
+        }
+    }
+
+    /// A coin is missing and the node does not have the transaction: its acceptance check
+    /// tells a coin spent by another mempool transaction (BCHN checks conflicts before it
+    /// looks coins up, signatures after, so an unsigned transaction is judged as well) from one
+    /// that does not exist.
+    async fn why_coins_are_missing(&self, raw: &[u8]) -> Result<PayError, PayError> {
+        Ok(match self.node.test_accept(raw).await.map_err(node_down)? {
+            Acceptance::Rejected(Rejection {
+                kind: RejectKind::Conflict,
+                ..
+            }) => PayError::DoubleSpend,
+            _ => PayError::InputsMissing,
+        })
     }
 
     /// Every input's coin must exist unspent; the fee must meet the invoice's rate.
@@ -363,11 +404,14 @@ impl Payments {
         size: usize,
     ) -> Result<(), PayError> {
         let outpoints: Vec<_> = tx.inputs.iter().map(|i| i.prevout).collect();
-        let coins = self.node.coins(&outpoints).await.map_err(node_down)?;
         let mut total_in = 0u64;
-        for coin in coins {
-            let coin = coin.ok_or(PayError::InputsMissing)?;
-            total_in = total_in.saturating_add(coin.output.value);
+        // In steps, stopping at the first missing coin: a transaction of made-up inputs costs
+        // the node one lookup, not one per input.
+        for step in coin_lookups(&outpoints) {
+            for coin in self.node.coins(step).await.map_err(node_down)? {
+                let coin = coin.ok_or(PayError::InputsMissing)?;
+                total_in = total_in.saturating_add(coin.output.value);
+            }
         }
         let total_out: u64 = tx.outputs.iter().map(|o| o.value).sum();
         let fee = total_in.checked_sub(total_out).ok_or_else(|| {
@@ -392,7 +436,7 @@ impl Payments {
             Acceptance::Allowed => Ok(()),
             Acceptance::AlreadyKnown {
                 first_seen_ms: Some(seen),
-            } if seen >= invoice.created_ms => Ok(()),
+            } if seen_since(seen, invoice.created_ms) => Ok(()),
             Acceptance::AlreadyKnown { .. } => Err(PayError::Replay),
             Acceptance::Rejected(r) => Err(rejected(r)),
         }
@@ -510,6 +554,23 @@ impl Payments {
     }
 }
 
+/// Above this many inputs the first coin is asked for alone before the others. An honest
+/// payment has a few inputs and keeps a single lookup; a large transaction pays one small
+/// extra lookup, and one of made-up inputs is refused after it.
+const PROBE_ABOVE: usize = 16;
+/// Coins asked for in one step after that: the BCHN client's batch size, so the steps add no
+/// round trips to the node, and a missing coin ends the lookup within one batch.
+const LOOKUP_STEP: usize = 500;
+
+/// The steps `check_coins_and_fee` looks `outpoints` up in.
+fn coin_lookups(outpoints: &[OutPoint]) -> impl Iterator<Item = &[OutPoint]> {
+    let probe = if outpoints.len() > PROBE_ABOVE { 1 } else { 0 };
+    let (first, rest) = outpoints.split_at(probe);
+    std::iter::once(first)
+        .filter(|f| !f.is_empty())
+        .chain(rest.chunks(LOOKUP_STEP))
+}
+
 fn node_down(e: NodeError) -> PayError {
     PayError::NodeUnavailable(e)
 }
@@ -517,8 +578,28 @@ fn node_down(e: NodeError) -> PayError {
 fn rejected(r: Rejection) -> PayError {
     match r.kind {
         RejectKind::MissingInputs => PayError::InputsMissing,
-        RejectKind::Conflict | RejectKind::Invalid => PayError::Rejected(r.reason),
+        RejectKind::Conflict => PayError::DoubleSpend,
+        RejectKind::Invalid => PayError::Rejected(r.reason),
     }
+}
+
+/// Whether a transaction the node first saw at `seen_ms` reached it after the invoice was
+/// created at `created_ms`, at the node's granularity: BCHN records a mempool arrival in
+/// whole seconds, so a wallet that broadcasts within the invoice's first second reads as
+/// earlier than the invoice in milliseconds.
+fn seen_since(seen_ms: i64, created_ms: i64) -> bool {
+    seen_ms >= created_ms - created_ms.rem_euclid(1000)
+}
+
+/// `fee` sats for `size` bytes is at least `fee_per_kb` sats per 1000 bytes, in integers.
+fn fee_meets_rate(fee: u64, size: u64, fee_per_kb: u64) -> Result<(), PayError> {
+    if u128::from(fee) * 1000 < u128::from(fee_per_kb) * u128::from(size) {
+        return Err(PayError::FeeTooLow {
+            paid_per_kb: (u128::from(fee) * 1000 / u128::from(size.max(1))) as u64,
+            required_per_kb: fee_per_kb,
+        });
+    }
+    Ok(())
 }
 
 /// Each invoice output must be paid by a distinct transaction output: same locking bytecode,
@@ -633,6 +714,35 @@ pub fn payment_received(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_sightings_count_from_the_invoices_second() {
+        let created = 1_700_000_000_750;
+        // BCHN's whole second of the same moment, and anything later.
+        assert!(seen_since(1_700_000_000_000, created));
+        assert!(seen_since(1_700_000_001_000, created));
+        assert!(seen_since(created, created));
+        // The second before is before.
+        assert!(!seen_since(1_699_999_999_000, created));
+        assert!(!seen_since(1_699_999_999_999, created));
+        // Times before 1970 floor the same way.
+        assert!(seen_since(-2_000, -1_500));
+        assert!(!seen_since(-2_001, -1_500));
+    }
+
+    #[test]
+    fn the_fee_rate_is_judged_in_integers() {
+        assert!(fee_meets_rate(219, 219, 1000).is_ok());
+        assert!(fee_meets_rate(438, 219, 2000).is_ok());
+        match fee_meets_rate(437, 219, 2000) {
+            Err(PayError::FeeTooLow {
+                paid_per_kb,
+                required_per_kb,
+            }) => assert_eq!((paid_per_kb, required_per_kb), (1995, 2000)),
+            other => panic!("{other:?}"),
+        }
+        assert!(fee_meets_rate(0, 0, 1000).is_ok());
+    }
 
     #[test]
     fn bch_amounts_are_exact() {

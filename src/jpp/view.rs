@@ -16,6 +16,10 @@ pub struct InvoiceView<'a> {
     pub payment_uri: String,
     pub network: &'static str,
     pub currency: &'static str,
+    /// The chain, as BitPay's dialects name it. Paytaca, having fetched this JSON from a
+    /// `localhost` URL, switches to JPP v2 when `payment_url` names `127.0.0.1`, and posts
+    /// the `chain` it read here back with its transaction.
+    pub chain: &'static str,
     pub memo: Option<&'a str>,
     pub time: String,
     pub expires: String,
@@ -80,7 +84,8 @@ impl<'a> InvoiceView<'a> {
             payment_uri: payment_uri(network, &payment_url),
             payment_url,
             network: network.as_str(),
-            currency: "BCH",
+            currency: super::bitpay::CHAIN,
+            chain: super::bitpay::CHAIN,
             memo: invoice.memo.as_deref(),
             time: iso_millis(invoice.created_ms),
             expires: iso_millis(invoice.expires_ms),

@@ -7,7 +7,7 @@ use super::{Conn, StoreError};
 use crate::chain::{OutPoint, Tx, Txid};
 
 /// A coin as stored: `script` is the whole locking bytecode field, token prefix included.
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = dev_coins)]
 pub struct CoinRow {
     pub value: i64,
@@ -16,19 +16,128 @@ pub struct CoinRow {
     pub spent_by: Option<String>,
 }
 
-/// Each outpoint's coin, spent or not; `None` for coins that never existed.
+/// Above this many outpoints, [`coins_until_missing`] looks the first one up on its own before
+/// the rest. Below it the whole lookup is one small query anyway, and an honest payment (a few
+/// inputs) keeps one round trip to the database.
+const PROBE_ABOVE: usize = 16;
+
+/// Each outpoint's coin, spent or not, in the order asked; `None` for coins that never existed.
+/// One query however many outpoints: a 100 kB transaction can have about 2,400 inputs, and a
+/// query for each (20 to 30 µs apiece here, about 50 ms in all on SQLite) was work anyone
+/// could make the server do.
 pub fn coins(conn: &mut Conn, outpoints: &[OutPoint]) -> Result<Vec<Option<CoinRow>>, StoreError> {
-    outpoints
-        .iter()
-        .map(|o| {
-            Ok(dev_coins::table
-                .filter(dev_coins::txid.eq(o.txid.to_hex()))
-                .filter(dev_coins::vout.eq(o.vout as i32))
-                .select(CoinRow::as_select())
-                .first(conn)
-                .optional()?)
-        })
-        .collect()
+    match outpoints {
+        [] => Ok(Vec::new()),
+        // Most payments spend one coin: the plain query, no list to build.
+        [one] => Ok(vec![coin(conn, one)?]),
+        _ => batch(conn, outpoints),
+    }
+}
+
+/// As [`coins`], but the list ends at the first outpoint whose coin does not exist (that
+/// `None` included): a transaction is refused at its first missing input, so looking up the
+/// rest would be work done for nobody. The first coin is looked up alone first (for more than
+/// a handful of inputs), so a transaction of made-up inputs costs one indexed lookup.
+pub fn coins_until_missing(
+    conn: &mut Conn,
+    outpoints: &[OutPoint],
+) -> Result<Vec<Option<CoinRow>>, StoreError> {
+    let mut rows = match outpoints.split_first() {
+        Some((first, rest)) if outpoints.len() > PROBE_ABOVE => {
+            let Some(row) = coin(conn, first)? else {
+                return Ok(vec![None]);
+            };
+            let mut rows = Vec::with_capacity(outpoints.len());
+            rows.push(Some(row));
+            rows.extend(batch(conn, rest)?);
+            rows
+        }
+        _ => coins(conn, outpoints)?,
+    };
+    if let Some(missing) = rows.iter().position(Option::is_none) {
+        rows.truncate(missing + 1);
+    }
+    Ok(rows)
+}
+
+/// `vout` as stored. Stored coins have small non-negative output indexes, so one that does not
+/// fit becomes -1, which matches none.
+fn stored_vout(vout: u32) -> i32 {
+    i32::try_from(vout).unwrap_or(-1)
+}
+
+fn coin(conn: &mut Conn, outpoint: &OutPoint) -> Result<Option<CoinRow>, StoreError> {
+    Ok(dev_coins::table
+        .filter(dev_coins::txid.eq(outpoint.txid.to_hex()))
+        .filter(dev_coins::vout.eq(stored_vout(outpoint.vout)))
+        .select(CoinRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// A coin found by [`batch`], with its position in the list asked.
+#[derive(QueryableByName)]
+struct Found {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+    #[diesel(embed)]
+    coin: CoinRow,
+}
+
+/// Every outpoint in one query: the list travels as a single bound value (for SQLite a JSON
+/// array of `<txid><vout>` strings, for PostgreSQL two arrays) joined against the primary key,
+/// so each outpoint is one index lookup and there is no bound-variable limit to split around.
+/// Matching `txid IN (…) AND vout IN (…)` instead would have both databases probe every txid
+/// with every vout, and `txid IN (…)` alone reads every output of those transactions. (Plain
+/// strings cut with `substr` cost SQLite about half what `[txid, vout]` pairs read with `->>`
+/// do.)
+fn batch(conn: &mut Conn, outpoints: &[OutPoint]) -> Result<Vec<Option<CoinRow>>, StoreError> {
+    use diesel::sql_types::{Array, Integer, Text};
+    use std::fmt::Write;
+    let found: Vec<Found> = match conn {
+        Conn::Sqlite(c) => {
+            let mut list = String::with_capacity(outpoints.len() * 78 + 2);
+            list.push('[');
+            for (i, o) in outpoints.iter().enumerate() {
+                if i > 0 {
+                    list.push(',');
+                }
+                // 64 hex digits, then the vout: nothing here needs JSON escaping. Writing to a
+                // String cannot fail.
+                let _ = write!(list, "\"{}{}\"", o.txid, stored_vout(o.vout));
+            }
+            list.push(']');
+            diesel::sql_query(
+                "SELECT w.key AS n, c.value, c.script, c.height, c.spent_by \
+                 FROM json_each(?) AS w \
+                 JOIN dev_coins AS c \
+                 ON c.txid = substr(w.value, 1, 64) AND c.vout = CAST(substr(w.value, 65) AS INTEGER)",
+            )
+            .bind::<Text, _>(list)
+            .load(c)?
+        }
+        Conn::Postgres(c) => {
+            let txids: Vec<String> = outpoints.iter().map(|o| o.txid.to_hex()).collect();
+            let vouts: Vec<i32> = outpoints.iter().map(|o| stored_vout(o.vout)).collect();
+            diesel::sql_query(
+                "SELECT w.n - 1 AS n, c.value, c.script, c.height, c.spent_by \
+                 FROM unnest($1::text[], $2::int4[]) WITH ORDINALITY AS w (txid, vout, n) \
+                 JOIN dev_coins AS c ON c.txid = w.txid AND c.vout = w.vout",
+            )
+            .bind::<Array<Text>, _>(txids)
+            .bind::<Array<Integer>, _>(vouts)
+            .load(c)?
+        }
+    };
+    let mut rows = vec![None; outpoints.len()];
+    for f in found {
+        let slot = usize::try_from(f.n)
+            .ok()
+            .and_then(|n| rows.get_mut(n))
+            .ok_or_else(|| StoreError::Corrupt(format!("coin lookup answered position {}", f.n)))?;
+        *slot = Some(f.coin);
+    }
+    Ok(rows)
 }
 
 /// `(height, first_seen_ms)` of a transaction the chain knows; height `None` in the mempool.
@@ -155,4 +264,13 @@ fn insert_block(conn: &mut Conn, height: i64, now_ms: i64) -> Result<(), StoreEr
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// A transaction's bytes, if the chain has it.
+pub fn raw_tx(conn: &mut Conn, txid: Txid) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(dev_txs::table
+        .filter(dev_txs::txid.eq(txid.to_hex()))
+        .select(dev_txs::raw)
+        .first(conn)
+        .optional()?)
 }

@@ -1,9 +1,10 @@
 //! Every wallet dialect on one payment URL: GET negotiated by Accept, POST dispatched by
 //! Content-Type, each with the exact headers and bodies real wallets send (research §2–§6),
-//! and each refusal in the words that dialect's wallets read (§7.4).
+//! and each refusal in the words that dialect's wallets read (§7.4). Paytaca's sequences, per
+//! host, are in `paytaca.rs`.
 
 use prost::Message;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HOST, USER_AGENT};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, USER_AGENT};
 use serde_json::{json, Value};
 
 use cashier::chain::node::Node;
@@ -15,11 +16,10 @@ use crate::on_both_backends;
 
 on_both_backends!(
     get_is_negotiated_by_accept,
-    paytaca_v1_sequence_pays,
-    paytaca_bitpay_v2_sequence_pays,
-    paytaca_watchtower_sequence_pays,
     an_electron_cash_payment_is_acknowledged_and_its_own_broadcast_tolerated,
     refusals_are_in_each_dialects_words,
+    fetches_of_invoices_not_open_are_refused_in_words_both_clients_read,
+    a_wallets_weighted_size_neither_raises_nor_lowers_the_size_verified,
 );
 
 const BIP70_REQUEST: &str = "application/bitcoincash-paymentrequest";
@@ -30,15 +30,6 @@ async fn invoice_and_wallet(app: &TestApp) -> (Value, TestWallet, (OutPoint, Out
     let wallet = TestWallet::new();
     let coin = wallet.fund(app, 20_000, None).await;
     (invoice, wallet, coin)
-}
-
-/// The same transaction with every unlocking script emptied: what wallets send to verify.
-fn unsigned(raw: &[u8]) -> Vec<u8> {
-    let mut tx: bitcoin::Transaction = bitcoin::consensus::deserialize(raw).expect("tx");
-    for input in &mut tx.input {
-        input.script_sig = bitcoin::ScriptBuf::new();
-    }
-    bitcoin::consensus::serialize(&tx)
 }
 
 fn content_type(r: &reqwest::Response) -> String {
@@ -76,20 +67,6 @@ async fn post_raw(
     request.send().await.expect("POST")
 }
 
-/// A GET of a full URL with an Accept header and others, as a wallet sends it.
-async fn get_url(
-    app: &TestApp,
-    url: &str,
-    accept: &str,
-    headers: &[(&str, &str)],
-) -> reqwest::Response {
-    let mut request = app.client.get(url).header(ACCEPT, accept);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    request.send().await.expect("GET")
-}
-
 /// A BIP70 Payment posted as a wallet posts it.
 async fn post_bip70(app: &TestApp, url: &str, payment: &bip70::Payment) -> reqwest::Response {
     post_raw(
@@ -122,6 +99,33 @@ async fn post_json(
 
 async fn invoice_status(app: &TestApp, id: &str) -> Value {
     app.get_json(&format!("/api/jpp/invoices/{id}/")).await.1
+}
+
+/// A refusal's words as its readers get them, and how it carries them: "json" (`msg`, with
+/// `message` the same), "form" (`msg=<text>`, percent-decoded as a form decoder does) or
+/// "text".
+async fn refusal_text(r: reqwest::Response) -> (&'static str, String) {
+    let kind = content_type(&r);
+    let body = r.text().await.unwrap();
+    if kind.starts_with("application/json") {
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["msg"], v["message"], "{v}");
+        ("json", v["msg"].as_str().unwrap_or_default().to_owned())
+    } else if kind == "application/x-www-form-urlencoded" {
+        let msg = form_field(&body, "msg").unwrap_or_else(|| panic!("no msg in {body:?}"));
+        ("form", msg)
+    } else {
+        assert!(kind.starts_with("text/plain"), "{kind}");
+        ("text", body)
+    }
+}
+
+/// A field of a form body (`a=b&c=d`), `+` as a space and `%XX` decoded.
+fn form_field(body: &str, name: &str) -> Option<String> {
+    body.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| percent_decode(&value.replace('+', " ")))
+    })
 }
 
 async fn get_is_negotiated_by_accept(app: TestApp) {
@@ -194,159 +198,6 @@ async fn get_is_negotiated_by_accept(app: TestApp) {
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
-}
-
-/// Paytaca's DEFAULT dialect (any host it does not know): JPP v1 (research §6.2).
-async fn paytaca_v1_sequence_pays(app: TestApp) {
-    let (invoice, wallet, coin) = invoice_and_wallet(&app).await;
-    let host = [(HOST.as_str(), "pay.test")];
-    let r = get_url(
-        &app,
-        invoice["payment_url"].as_str().unwrap(),
-        "application/payment-request",
-        &[(HOST.as_str(), "pay.test")],
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    let request: Value = r.json().await.unwrap();
-    assert_eq!(request["requiredFeePerByte"], 1.0);
-    let url = request["paymentUrl"].as_str().unwrap().to_owned();
-    let raw = wallet.pay(&[coin], invoice_outputs(&request));
-    let unsigned = unsigned(&raw);
-    let verify = json!({"currency": "BCH", "unsignedTransaction": hex::encode(&unsigned), "weightedSize": unsigned.len()});
-    let r = post_json(&app, &url, "application/verify-payment", &host, &verify).await;
-    let status = r.status();
-    let answer: Value = r.json().await.unwrap();
-    assert_eq!(status, 200, "{answer}");
-    assert!(answer["memo"]
-        .as_str()
-        .unwrap()
-        .to_lowercase()
-        .contains("valid"));
-    assert_eq!(answer["payment"], verify);
-
-    let pay = json!({"currency": "BCH", "transactions": [hex::encode(&raw)]});
-    let r = post_json(&app, &url, "application/payment", &host, &pay).await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(content_type(&r), "application/json");
-    let ack: Value = r.json().await.unwrap();
-    assert_eq!(ack["payment"]["transactions"][0], hex::encode(&raw));
-    assert!(!ack["memo"].as_str().unwrap().is_empty());
-
-    let id = invoice["payment_id"].as_str().unwrap();
-    let paid = invoice_status(&app, id).await;
-    assert_eq!(paid["status"], "paid");
-    assert_eq!(paid["payment"]["txid"], txid_of(&raw).to_hex());
-    // The v1 request of a paid invoice carries the payment (Paytaca shows "already paid").
-    let r = get_with(
-        &app,
-        &format!("/api/jpp/invoices/{id}/"),
-        Some("application/payment-request"),
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["payment"]["txid"],
-        txid_of(&raw).to_hex()
-    );
-}
-
-/// Paytaca's BITPAY dialect (hosts with 127.0.0.1): JPP v2, posting the whole option object.
-async fn paytaca_bitpay_v2_sequence_pays(app: TestApp) {
-    let (invoice, wallet, coin) = invoice_and_wallet(&app).await;
-    let url = invoice["payment_url"].as_str().unwrap().to_owned();
-    let v2 = [("X-Paypro-Version", "2")];
-    let r = get_url(
-        &app,
-        &url,
-        "application/payment-options",
-        &[("X-Paypro-Version", "2")],
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    let options: Value = r.json().await.unwrap();
-    let option = options["paymentOptions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["chain"] == "BCH" && o["currency"] == "BCH")
-        .expect("a BCH option")
-        .clone();
-    let r = post_json(&app, &url, "application/payment-request", &v2, &option).await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(content_type(&r), "application/json");
-    let request: Value = r.json().await.unwrap();
-    let instruction = request["instructions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["type"] == "transaction")
-        .expect("a transaction instruction")
-        .clone();
-    assert_eq!(instruction["requiredFeeRate"], 1.0);
-    let raw = wallet.pay(&[coin], invoice_outputs(&instruction));
-    let unsigned = unsigned(&raw);
-    let verify = json!({"chain": "BCH", "transactions": [{"tx": hex::encode(&unsigned), "weightedSize": unsigned.len()}], "currency": "BCH"});
-    let r = post_json(&app, &url, "application/payment-verification", &v2, &verify).await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["memo"],
-        "Payment appears valid"
-    );
-    let pay = json!({"chain": "BCH", "currency": "BCH", "transactions": [{"tx": hex::encode(&raw), "weightedSize": raw.len()}]});
-    let r = post_json(&app, &url, "application/payment", &v2, &pay).await;
-    assert_eq!(r.status(), 200);
-    let ack: Value = r.json().await.unwrap();
-    assert_eq!(ack["payment"], pay);
-    let id = invoice["payment_id"].as_str().unwrap();
-    assert_eq!(
-        invoice_status(&app, id).await["payment"]["txid"],
-        txid_of(&raw).to_hex()
-    );
-    // Posting the same payment again is the same success (a wallet retrying).
-    let r = post_json(&app, &url, "application/payment", &v2, &pay).await;
-    assert_eq!(r.status(), 200);
-}
-
-/// Paytaca's WATCHTOWER dialect (hosts with localhost): JSON, then `verify/` and `pay/`.
-async fn paytaca_watchtower_sequence_pays(app: TestApp) {
-    let (invoice, wallet, coin) = invoice_and_wallet(&app).await;
-    let host = [(HOST.as_str(), "localhost")];
-    let r = get_url(
-        &app,
-        invoice["payment_url"].as_str().unwrap(),
-        "application/json",
-        &[(HOST.as_str(), "localhost")],
-    )
-    .await;
-    let read: Value = r.json().await.unwrap();
-    let base = read["payment_url"].as_str().unwrap().to_owned();
-    let raw = wallet.pay(&[coin], invoice_outputs(&read));
-    let body = json!({"raw_tx_hex": hex::encode(&raw)})
-        .to_string()
-        .into_bytes();
-    let r = post_raw(
-        &app,
-        &format!("{base}verify/"),
-        "application/json",
-        &host,
-        body.clone(),
-    )
-    .await;
-    assert_eq!(r.json::<Value>().await.unwrap()["valid"], true);
-    let r = post_raw(
-        &app,
-        &format!("{base}pay/"),
-        "application/json",
-        &host,
-        body,
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["payment"]["txid"],
-        txid_of(&raw).to_hex()
-    );
 }
 
 /// What Electron Cash sends to any host but BitPay's (research §4.4, §6.1).
@@ -476,14 +327,19 @@ async fn refusals_are_in_each_dialects_words(app: TestApp) {
     let r = post_bip70(&app, &url, &same).await;
     assert_eq!(r.status(), 200);
 
-    // Expired: the BitPay dialects refuse even the GET; BIP70 refuses the payment.
+    // Expired: the BitPay dialects refuse even the fetch (in words each client reads: see
+    // `fetches_of_invoices_not_open_are_refused_in_words_both_clients_read`); BIP70 refuses
+    // the payment.
     let expired = app.insert_expired_invoice(4000).await;
     let expired_path = format!("/api/jpp/invoices/{expired}/");
     for accept in ["application/payment-request", "application/payment-options"] {
         let r = get_with(&app, &expired_path, Some(accept)).await;
         assert_eq!(r.status(), 400, "{accept}");
-        assert!(bitpay_error(r.json().await.unwrap())
-            .starts_with("Invoice no longer accepting payments"));
+        let (_, said) = refusal_text(r).await;
+        assert!(
+            said.starts_with("Invoice no longer accepting payments"),
+            "{said}"
+        );
     }
     let r = post_bip70(&app, &app.url(&expired_path), &payment).await;
     assert_eq!(r.status(), 400);
@@ -545,7 +401,9 @@ async fn refusals_are_in_each_dialects_words(app: TestApp) {
     )
     .await;
     assert_eq!(r.status(), 400);
-    assert!(bitpay_error(r.json().await.unwrap()).contains("priced in BCH, not BTC"));
+    let (reader, said) = refusal_text(r).await;
+    assert_eq!(reader, "form");
+    assert!(said.contains("priced in BCH, not BTC"), "{said}");
 
     // A token invoice cannot be expressed in BIP70.
     let token = app
@@ -574,8 +432,11 @@ async fn refusals_are_in_each_dialects_words(app: TestApp) {
     let r = get_with(&app, &unknown, Some("application/payment-options")).await;
     assert_eq!(r.status(), 404);
     assert_eq!(
-        bitpay_error(r.json().await.unwrap()),
-        "This invoice was not found or has been archived"
+        refusal_text(r).await,
+        (
+            "text",
+            "This invoice was not found or has been archived".to_owned()
+        )
     );
     let r = post_bip70(&app, &app.url(&unknown), &payment).await;
     assert_eq!(r.status(), 404);
@@ -583,6 +444,265 @@ async fn refusals_are_in_each_dialects_words(app: TestApp) {
         r.text().await.unwrap(),
         "This invoice was not found or has been archived"
     );
+}
+
+/// The fetches of BitPay's dialects refuse every invoice that is not open (paid, expired,
+/// cancelled), as BitPay's spec says, and write the refusal so both wallets that make them
+/// read it: BitPay's client (superagent) reads `msg` from a JSON or form body, Paytaca
+/// (axios) shows the body only if it did not parse as JSON. The v2 fetches answer a form
+/// body, `msg=<text>`; the v1 fetch plain text (BWC v1 reads only the status). Nothing about
+/// the invoice changes, and the JSON invoice still shows it.
+async fn fetches_of_invoices_not_open_are_refused_in_words_both_clients_read(app: TestApp) {
+    let (paid, raw) = app.invoice_and_payment().await;
+    app.pay(&paid, &raw).await;
+    let expired = app.insert_expired_invoice(4000).await;
+    let cancelled = app.create_simple(4000).await["payment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .client
+        .post(app.url(&format!("/jpp/invoices/{cancelled}/cancel/")))
+        .header("X-Api-Key", &app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    for (status, id) in [
+        ("paid", &paid),
+        ("expired", &expired),
+        ("cancelled", &cancelled),
+    ] {
+        let path = format!("/api/jpp/invoices/{id}/");
+        let (_, before) = app.get_json(&path).await;
+        assert_eq!(before["status"], status);
+        let words = format!("Invoice no longer accepting payments (the invoice is {status})");
+        let v2 = [("X-Paypro-Version", "2")];
+        let options = app
+            .client
+            .get(app.url(&path))
+            .header(ACCEPT, "application/payment-options")
+            .header("X-Paypro-Version", "2")
+            .send()
+            .await
+            .unwrap();
+        let request = post_json(
+            &app,
+            &app.url(&path),
+            "application/payment-request",
+            &v2,
+            &json!({"chain": "BCH", "currency": "BCH"}),
+        )
+        .await;
+        for (step, r) in [("options", options), ("request", request)] {
+            assert_eq!(r.status(), 400, "{status} {step}");
+            let kind = content_type(&r);
+            let body = r.text().await.unwrap();
+            assert_eq!(kind, "application/x-www-form-urlencoded", "{status} {step}");
+            // BWC: `msg`, which it maps to "invoice expired" by BitPay's phrase.
+            assert_eq!(form_field(&body, "msg").as_deref(), Some(words.as_str()));
+            // Paytaca: not JSON, so axios leaves it a string, which it shows.
+            assert!(serde_json::from_str::<Value>(&body).is_err(), "{body}");
+            assert_eq!(body, format!("msg={words}"));
+        }
+        let r = get_with(&app, &path, Some("application/payment-request")).await;
+        assert_eq!(r.status(), 400, "{status} v1");
+        assert_eq!(refusal_text(r).await, ("text", words.clone()));
+        // The JSON invoice is the invoice, whatever its state.
+        let (code, after) = app.get_json(&path).await;
+        assert_eq!(
+            (code, &after),
+            (200, &before),
+            "{status}: a refused fetch changed it"
+        );
+    }
+    // No payment came of them (the sweeper may have announced the expiry meanwhile).
+    assert_eq!(app.events(&format!("invoice:{paid}")).await.len(), 1);
+    for id in [&expired, &cancelled] {
+        let events = app.events(&format!("invoice:{id}")).await;
+        assert!(
+            events.iter().all(|(_, kind, _)| kind != "payment_received"),
+            "{events:?}"
+        );
+    }
+    // Unknown: 404, which BWC reads by its status; the words for Paytaca.
+    let unknown = format!("/api/jpp/invoices/{}/", "0".repeat(32));
+    let r = post_json(
+        &app,
+        &app.url(&unknown),
+        "application/payment-request",
+        &[("X-Paypro-Version", "2")],
+        &json!({"chain": "BCH"}),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        refusal_text(r).await,
+        (
+            "text",
+            "This invoice was not found or has been archived".to_owned()
+        )
+    );
+}
+
+/// Verification judges an unsigned transaction's fee at the smallest size it can have signed
+/// (Schnorr P2PKH inputs), whatever `weightedSize` the wallet sends: BitPay means the signed
+/// size by it, which a wallet estimates (Paytaca sends the unsigned size, BWC its ECDSA-signed
+/// size). A large claim must not refuse what the pay step accepts; a small one must not pass
+/// what no signature can make pay enough.
+async fn a_wallets_weighted_size_neither_raises_nor_lowers_the_size_verified(app: TestApp) {
+    use cashier::chain::sighash::SignWith;
+    let wallet = TestWallet::new();
+    let unsigned = |raw: &[u8]| {
+        let mut tx = cashier::chain::Tx::decode(raw).unwrap();
+        for input in &mut tx.inputs {
+            input.script_sig.clear();
+        }
+        tx.serialize()
+    };
+    let verify = |url: String, v2: bool, tx: Vec<u8>, weighted: usize| {
+        let app = &app;
+        async move {
+            let (media, body) = if v2 {
+                (
+                    "application/payment-verification",
+                    json!({"chain": "BCH", "currency": "BCH",
+                           "transactions": [{"tx": hex::encode(&tx), "weightedSize": weighted}]}),
+                )
+            } else {
+                (
+                    "application/verify-payment",
+                    json!({"currency": "BCH", "unsignedTransaction": hex::encode(&tx),
+                           "weightedSize": weighted}),
+                )
+            };
+            let headers: &[(&str, &str)] = if v2 {
+                &[("x-paypro-version", "2")]
+            } else {
+                &[]
+            };
+            let r = post_json(app, &url, media, headers, &body).await;
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    for v2 in [false, true] {
+        // Exactly 1 sat/byte, Schnorr-signed: its wallet may claim the ECDSA size, or more.
+        let (invoice, coin) = (
+            app.create_simple(4000).await,
+            wallet.fund(&app, 20_000, None).await,
+        );
+        let url = invoice["payment_url"].as_str().unwrap().to_owned();
+        let raw = wallet.pay_with(&[coin], invoice_outputs(&invoice), 1000, SignWith::SCHNORR);
+        let bare = unsigned(&raw);
+        for weighted in [bare.len(), bare.len() + 107, 10_000] {
+            let (status, body) = verify(url.clone(), v2, bare.clone(), weighted).await;
+            assert_eq!(status, 200, "v2 {v2}, weightedSize {weighted}: {body}");
+        }
+        let pay = if v2 {
+            json!({"chain": "BCH", "currency": "BCH", "transactions": [{"tx": hex::encode(&raw)}]})
+        } else {
+            json!({"currency": "BCH", "transactions": [hex::encode(&raw)]})
+        };
+        let r = post_json(&app, &url, "application/payment", &[], &pay).await;
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+
+        // 10% short of the rate even at the Schnorr size: refused, whatever size is claimed.
+        let (invoice, coin) = (
+            app.create_simple(4000).await,
+            wallet.fund(&app, 20_000, None).await,
+        );
+        let url = invoice["payment_url"].as_str().unwrap().to_owned();
+        let raw = wallet.pay_with(&[coin], invoice_outputs(&invoice), 900, SignWith::SCHNORR);
+        let bare = unsigned(&raw);
+        for weighted in [1, bare.len(), raw.len() * 9 / 10] {
+            let (status, body) = verify(url.clone(), v2, bare.clone(), weighted).await;
+            assert_eq!(status, 400, "v2 {v2}, weightedSize {weighted}: {body}");
+            assert_eq!(body["code"], "fee_too_low", "{body}");
+        }
+        let id = invoice["payment_id"].as_str().unwrap();
+        assert_eq!(invoice_status(&app, id).await["status"], "open");
+    }
+}
+
+/// BitPay's own client, bitcore-wallet-client (tests/compat/bwc.js, `refusals`), fetching
+/// invoices the server refuses: it must hand the wallet BitPay's "invoice expired" error for
+/// a paid, expired and cancelled invoice, and "not available" for an unknown one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bwc_reads_every_fetch_refusal() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let compat = format!("{}/tests/compat", env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        std::path::Path::new(&format!("{compat}/node_modules/bitcore-wallet-client")).is_dir(),
+        "bitcore-wallet-client is not installed: run ./scripts/test, or `npm ci` in tests/compat"
+    );
+    let (paid, raw) = app.invoice_and_payment().await;
+    app.pay(&paid, &raw).await;
+    let expired = app.insert_expired_invoice(4000).await;
+    let cancelled = app.create_simple(4000).await["payment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .client
+        .post(app.url(&format!("/jpp/invoices/{cancelled}/cancel/")))
+        .header("X-Api-Key", &app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let unknown = "0".repeat(32);
+
+    let mut cmd = std::process::Command::new("node");
+    cmd.args(["bwc.js", &app.base, &app.key, "refusals"])
+        .args([&paid, &expired, &cancelled, &unknown])
+        .current_dir(&compat);
+    let run = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("cannot run node: {e}"));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    println!("--- bwc.js refusals ---\n{stdout}{stderr}--- end ---");
+    assert!(run.status.success(), "{stdout}{stderr}");
+    assert!(stdout.lines().any(|l| l == "DONE"), "{stdout}");
+    let said = |id: &str, step: &str| {
+        let tag = format!("REFUSED {id} {step} ");
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(tag.as_str()))
+            .unwrap_or_else(|| panic!("no `{tag}` line:\n{stdout}"))
+            .to_owned()
+    };
+    for id in [&paid, &expired, &cancelled] {
+        for step in ["options", "request"] {
+            assert!(
+                said(id, step).starts_with("bwc.ErrorINVOICE_EXPIRED "),
+                "{id} {step}: {}",
+                said(id, step)
+            );
+        }
+        // v1 hands on the HTTP error: the status is what it reads.
+        assert!(said(id, "v1").contains("Bad Request"), "{}", said(id, "v1"));
+    }
+    for step in ["options", "request"] {
+        assert!(
+            said(&unknown, step).starts_with("bwc.ErrorINVOICE_NOT_AVAILABLE "),
+            "{}",
+            said(&unknown, step)
+        );
+    }
+    // Nothing changed.
+    for (id, status) in [
+        (&paid, "paid"),
+        (&expired, "expired"),
+        (&cancelled, "cancelled"),
+    ] {
+        let (_, now) = app.get_json(&format!("/api/jpp/invoices/{id}/")).await;
+        assert_eq!(now["status"], status);
+    }
+    assert_eq!(app.events(&format!("invoice:{paid}")).await.len(), 1);
 }
 
 mod signing {

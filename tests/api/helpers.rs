@@ -471,12 +471,7 @@ impl TestWallet {
         how: cashier::chain::sighash::SignWith,
     ) -> Vec<u8> {
         cashier::chain::wallet::build_payment_with(
-            &self.secp,
-            &self.key,
-            coins,
-            outputs,
-            fee_per_kb,
-            how,
+            &self.secp, &self.key, coins, outputs, fee_per_kb, how,
         )
         .expect("build payment")
         .serialize()

@@ -14,6 +14,7 @@ mod lightning;
 mod lightning_examples;
 mod lnbits_funding;
 mod pay;
+mod paytaca;
 mod schnorr;
 mod store;
 mod wallets;

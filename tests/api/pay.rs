@@ -20,7 +20,10 @@ on_both_backends!(
     verify_checks_without_writing,
     a_claimed_payment_is_finished_after_a_restart,
     a_broadcast_payment_is_settled_after_a_restart_without_a_second_broadcast,
-    a_wallet_that_broadcast_first_is_accepted_but_an_older_transaction_is_a_replay,
+    a_wallet_that_broadcast_in_the_invoices_second_pays_above_the_floor,
+    a_broadcast_transaction_below_the_invoices_rate_is_refused,
+    a_transaction_the_node_saw_before_the_invoices_second_is_a_replay,
+    a_double_spend_is_named_as_one_and_changes_nothing,
 );
 
 mod node_down {
@@ -321,7 +324,7 @@ async fn refused_payments_say_why_and_change_nothing(app: TestApp) {
 
     // Coins: enough BCH, and one token coin per token variant the cases spend.
     let mut bch = Vec::new();
-    for _ in 0..12 {
+    for _ in 0..13 {
         bch.push(wallet.fund(&app, 100_000, None).await);
     }
     let token_coin = |t: Value| {
@@ -347,19 +350,32 @@ async fn refused_payments_say_why_and_change_nothing(app: TestApp) {
         bch[0].1.clone(),
     );
     let others_coin = other.fund(&app, 100_000, None).await;
-    // A coin already spent on the node.
+    // A coin spent for good (by a mined transaction), and one spent by a transaction still in
+    // the node's mempool: paying with that one again is a double spend.
+    let spend = |coin: &(OutPoint, Output)| {
+        wallet.pay(
+            std::slice::from_ref(coin),
+            vec![Output {
+                value: 5000,
+                ..bch_out.clone()
+            }],
+        )
+    };
     let spent_coin = bch[11].clone();
-    let spender = wallet.pay(
-        std::slice::from_ref(&spent_coin),
-        vec![Output {
-            value: 5000,
-            ..bch_out.clone()
-        }],
-    );
-    assert!(matches!(
-        app.payments.node().broadcast(&spender).await.unwrap(),
-        cashier::chain::node::Broadcast::Accepted
-    ));
+    let double_spent_coin = bch[12].clone();
+    for (spender, mine) in [
+        (spend(&spent_coin), true),
+        (spend(&double_spent_coin), false),
+    ] {
+        assert!(matches!(
+            app.payments.node().broadcast(&spender).await.unwrap(),
+            cashier::chain::node::Broadcast::Accepted
+        ));
+        if mine {
+            let r = app.client.post(app.url("/dev/mine")).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    }
 
     let pay_fee = 2000;
     let cases: Vec<(&str, Vec<u8>, u16, &str, &str)> = vec![
@@ -461,6 +477,13 @@ async fn refused_payments_say_why_and_change_nothing(app: TestApp) {
             422,
             "inputs_missing",
             "were not found on the blockchain",
+        ),
+        (
+            "input spent by a transaction in the mempool",
+            wallet.pay_at(&[double_spent_coin, right.clone()], wanted.clone(), pay_fee),
+            422,
+            "double_spend",
+            "is a double spend",
         ),
         (
             "dust change",
@@ -730,61 +753,249 @@ async fn a_claimed_payment_is_finished_after_a_restart(app: TestApp) {
     assert_eq!((status, &body), (200, &after));
 }
 
-async fn a_wallet_that_broadcast_first_is_accepted_but_an_older_transaction_is_a_replay(
-    app: TestApp,
-) {
-    use cashier::chain::node::Broadcast;
-    let node = app.payments.node().clone();
-    // Electron Cash broadcasts after the ACK, and some wallets broadcast before posting: the
-    // node then knows the transaction, but it reached the network after the invoice existed.
-    let invoice = create(
-        &app,
-        json!({"outputs": [{"address": ADDR, "amount": 8000}]}),
-    )
-    .await;
-    let (_, raw) = funded_payment(&app, &invoice).await;
+/// An open invoice for `amount` sats at ADDR asking `fee_per_kb`, recorded as created at
+/// `created_ms` (written directly, so a test can place it at a chosen point of a second).
+async fn invoice_created_at(app: &TestApp, amount: u64, fee_per_kb: u64, created_ms: i64) -> Value {
+    use cashier::chain::{Address, Network};
+    use cashier::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
+    let invoice = Invoice {
+        id: InvoiceId::random(),
+        status: InvoiceStatus::Open,
+        outputs: vec![InvoiceOutput {
+            address: Address::parse(ADDR, Network::Regtest).unwrap(),
+            amount,
+            description: None,
+            token: None,
+        }],
+        memo: None,
+        merchant_data: None,
+        created_ms,
+        expires_ms: created_ms + 1_800_000,
+        fee_per_kb,
+        store_id: cashier::auth::DEFAULT_STORE_ID,
+        payment: None,
+    };
+    let id = invoice.id.to_string();
+    app.store
+        .write(move |c| cashier::store::invoices::insert(c, &invoice, None))
+        .await
+        .expect("insert");
+    let (status, read) = app.get_json(&format!("/jpp/invoices/{id}/")).await;
+    assert_eq!(status, 200, "{read}");
+    read
+}
+
+/// A payment of 8000 sats to ADDR at `fee_per_kb`, broadcast by its wallet straight to the
+/// node; and the whole second (in ms) the node records as its arrival, as BCHN does.
+async fn broadcast_by_the_wallet(app: &TestApp, fee_per_kb: u64) -> (Vec<u8>, i64) {
+    use cashier::chain::node::{Broadcast, TxStatus};
+    let wallet = TestWallet::new();
+    let coin = wallet.fund(app, 30_000, None).await;
+    let template = json!({"outputs": [{"address": ADDR, "amount": 8000}]});
+    let raw = wallet.pay_at(&[coin], invoice_outputs(&template), fee_per_kb);
+    let node = app.payments.node();
     assert_eq!(node.broadcast(&raw).await.unwrap(), Broadcast::Accepted);
-    let (status, body) = post_pay(&app, &id_of(&invoice), &raw).await;
+    match node.tx_status(txid_of(&raw)).await.unwrap() {
+        TxStatus::Mempool {
+            first_seen_ms: Some(seen),
+            fee_sats: Some(fee),
+            size: Some(size),
+        } => {
+            assert_eq!(seen % 1000, 0, "whole seconds, as BCHN keeps them");
+            assert_eq!(size, raw.len() as u64);
+            assert_eq!(
+                fee,
+                (fee_per_kb * size).div_ceil(1000),
+                "the fee the wallet paid"
+            );
+            (raw, seen)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The invoice is open, with no payment and no event, and `raw` is recorded nowhere.
+async fn still_open(app: &TestApp, id: &str, raw: &[u8]) {
+    let (_, now) = app.get_json(&format!("/jpp/invoices/{id}/")).await;
+    assert_eq!(now["status"], "open", "{now}");
+    assert_eq!(now["payment"], Value::Null);
+    assert!(app.events(&format!("invoice:{id}")).await.is_empty());
+    let txid = txid_of(raw);
+    assert!(app
+        .store
+        .read(move |c| cashier::store::payments::by_txid(c, txid))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn post_verify(app: &TestApp, id: &str, raw: &[u8]) -> (u16, Value) {
+    let r = app
+        .client
+        .post(app.url(&format!("/api/jpp/invoices/{id}/verify/")))
+        .json(&json!({"raw_tx_hex": hex::encode(raw)}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+async fn a_wallet_that_broadcast_in_the_invoices_second_pays_above_the_floor(app: TestApp) {
+    // Some wallets broadcast before posting (and Electron Cash after): the node then knows the
+    // transaction, which reached it after the invoice existed. The node records that arrival
+    // in whole seconds; the invoice here was made in the last millisecond of that second, so
+    // only a comparison at the node's granularity finds the broadcast no earlier than the
+    // invoice. The invoice asks twice BCHN's floor, which the node's own acceptance does not
+    // show; the fee the node reports does.
+    let (raw, seen) = broadcast_by_the_wallet(&app, 2000).await;
+    let invoice = invoice_created_at(&app, 8000, 2000, seen + 999).await;
+    let id = id_of(&invoice);
+    assert_eq!(
+        post_verify(&app, &id, &raw).await,
+        (200, json!({"valid": true}))
+    );
+    let before = dev_broadcasts(&app);
+    let (status, body) = post_pay(&app, &id, &raw).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "paid");
+    assert_eq!(body["payment"]["txid"], txid_of(&raw).to_hex());
+    assert_eq!(app.events(&format!("invoice:{id}")).await.len(), 1);
+    // The broadcast the flow makes finds the transaction already there.
+    assert_eq!(dev_broadcasts(&app), before + 1);
+    // And posted again: the same answer.
+    assert_eq!(post_pay(&app, &id, &raw).await, (200, body));
+}
 
-    // A transaction the network saw before the invoice was created cannot pay it, even with
-    // the same outputs and no invoice holding it.
-    let wallet = TestWallet::new();
-    let coin = wallet.fund(&app, 30_000, None).await;
-    let early = wallet.pay(
-        &[coin],
-        vec![Output {
-            value: 8000,
-            ..invoice_outputs(&invoice)[0].clone()
-        }],
+async fn a_broadcast_transaction_below_the_invoices_rate_is_refused(app: TestApp) {
+    // BCHN's floor is met (the node took it), the invoice's 2 sat/byte is not.
+    let (raw, seen) = broadcast_by_the_wallet(&app, 1000).await;
+    let invoice = invoice_created_at(&app, 8000, 2000, seen + 999).await;
+    let id = id_of(&invoice);
+    let before = dev_broadcasts(&app);
+    let (status, body) = post_verify(&app, &id, &raw).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (400, &json!("fee_too_low")),
+        "{body}"
     );
-    assert_eq!(node.broadcast(&early).await.unwrap(), Broadcast::Accepted);
+    let (status, body) = post_pay(&app, &id, &raw).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (400, &json!("fee_too_low")),
+        "{body}"
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("(1000 sat/kb) is below the current minimum threshold (2000 sat/kb)"),
+        "{body}"
+    );
+    assert_eq!(dev_broadcasts(&app), before);
+    still_open(&app, &id, &raw).await;
+}
+
+async fn a_transaction_the_node_saw_before_the_invoices_second_is_a_replay(app: TestApp) {
+    // Seen by the node in a second before the invoice's: it cannot have been made for it,
+    // even with the same outputs and no invoice holding it.
+    let (raw, seen) = broadcast_by_the_wallet(&app, 1000).await;
+    let invoice = invoice_created_at(&app, 8000, 1000, seen + 1000).await;
+    let id = id_of(&invoice);
+    let before = dev_broadcasts(&app);
+    for (status, body) in [
+        post_verify(&app, &id, &raw).await,
+        post_pay(&app, &id, &raw).await,
+    ] {
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["code"], "transaction_replayed", "{body}");
+    }
+    assert_eq!(dev_broadcasts(&app), before);
+    still_open(&app, &id, &raw).await;
+
+    // Mined, it is a replay too: when it first appeared is not known any more.
+    let r = app.client.post(app.url("/dev/mine")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
     let later = create(
         &app,
         json!({"outputs": [{"address": ADDR, "amount": 8000}]}),
     )
     .await;
-    // The invoice is created after the node first saw the transaction; make sure the clock
-    // moved on so the order is strict.
-    let seen = match node.tx_status(txid_of(&early)).await.unwrap() {
-        cashier::chain::node::TxStatus::Mempool {
-            first_seen_ms: Some(t),
-        } => t,
-        other => panic!("{other:?}"),
-    };
-    let created = chrono::DateTime::parse_from_rfc3339(later["time"].as_str().unwrap())
-        .unwrap()
-        .timestamp_millis();
-    if created > seen {
-        let (status, body) = post_pay(&app, &id_of(&later), &early).await;
-        assert_eq!(status, 400, "{body}");
-        assert_eq!(body["code"], "transaction_replayed");
+    let (status, body) = post_pay(&app, &id_of(&later), &raw).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (400, &json!("transaction_replayed")),
+        "{body}"
+    );
+    still_open(&app, &id_of(&later), &raw).await;
+}
+
+async fn a_double_spend_is_named_as_one_and_changes_nothing(app: TestApp) {
+    let invoice = create(
+        &app,
+        json!({"outputs": [{"address": ADDR, "amount": 8000}]}),
+    )
+    .await;
+    let id = id_of(&invoice);
+    let wallet = TestWallet::new();
+    let coin = wallet.fund(&app, 30_000, None).await;
+    // The wallet first spends the coin elsewhere (to itself), then pays the invoice with it.
+    let elsewhere = wallet.pay(
+        std::slice::from_ref(&coin),
+        vec![Output {
+            value: 10_000,
+            ..invoice_outputs(&json!({"outputs": [{"address": wallet.address, "amount": 1}]}))[0]
+                .clone()
+        }],
+    );
+    assert_eq!(
+        app.payments.node().broadcast(&elsewhere).await.unwrap(),
+        cashier::chain::node::Broadcast::Accepted
+    );
+    let raw = wallet.pay(&[coin], invoice_outputs(&invoice));
+    let mut unsigned = cashier::chain::Tx::decode(&raw).unwrap();
+    for input in &mut unsigned.inputs {
+        input.script_sig.clear();
     }
-    let (_, now) = app
-        .get_json(&format!("/jpp/invoices/{}/", id_of(&later)))
-        .await;
-    assert_eq!(now["status"], "open");
+    let before = dev_broadcasts(&app);
+    for (what, (status, body)) in [
+        (
+            "verify, unsigned",
+            post_verify(&app, &id, &unsigned.serialize()).await,
+        ),
+        ("verify, signed", post_verify(&app, &id, &raw).await),
+        ("pay", post_pay(&app, &id, &raw).await),
+    ] {
+        assert_eq!(status, 422, "{what}: {body}");
+        assert_eq!(body["code"], "double_spend", "{what}: {body}");
+        let said = body["error"].as_str().or(body["detail"].as_str()).unwrap();
+        assert!(said.contains("double spend"), "{what}: {said}");
+        assert!(!said.contains("unconfirmed change"), "{what}: {said}");
+    }
+    // In BitPay's dialects too, in the field each client reads.
+    let url = invoice["payment_url"].as_str().unwrap();
+    let r = app
+        .client
+        .post(url)
+        .header("Content-Type", "application/payment")
+        .header("x-paypro-version", "2")
+        .body(
+            json!({"chain": "BCH", "currency": "BCH", "transactions": [{"tx": hex::encode(&raw)}]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "double_spend", "{body}");
+    assert_eq!(body["msg"], body["message"]);
+    assert_eq!(
+        dev_broadcasts(&app),
+        before,
+        "a double spend reached the broadcast"
+    );
+    still_open(&app, &id, &raw).await;
 }
 
 async fn a_broadcast_payment_is_settled_after_a_restart_without_a_second_broadcast(app: TestApp) {

@@ -2,11 +2,17 @@
 // BitPay's own wallet client, bitcore-wallet-client (BWC) 11.5.2, paying a Cashier invoice.
 //
 //   node tests/compat/bwc.js <base_url> <api_key> <mode>      mode: v2-trusted | v2-bypass | v1
+//   node tests/compat/bwc.js <base_url> <api_key> refusals <payment_id>...
 //
 // Creates an invoice, funds a fresh regtest key from the dev faucet, builds and signs the payment
 // with bitcore-lib-cash, and pays through BWC's PayProV2 (JSON Payment Protocol v2) or PayPro
 // (v1). Every HTTP exchange BWC makes is printed. Prints `INVOICE <payment_id>` once the invoice
 // exists and ends with `PAID <txid>` and exit 0, or `FAILED: <error>` and exit 1.
+//
+// `refusals` fetches each given invoice (which the server must refuse: paid, expired, cancelled,
+// unknown) the three ways BWC fetches: v2 payment options, v2 payment request, v1 payment
+// request. For each it prints `REFUSED <payment_id> <step> <error name> <message>`, the error as
+// BWC hands it to the wallet, and ends with `DONE`; a fetch that succeeds is a failure.
 //
 // What BWC 11.5.2 requires of a server (read from its source: src/lib/payproV2.ts,
 // src/lib/paypro.ts, src/lib/verifier.ts, and superagent 5.2.2 which does its HTTP):
@@ -102,7 +108,7 @@ const { PayProV2, PayPro } = require('bitcore-wallet-client');
 const { BitcoreLib } = require('crypto-wallet-core');
 const bch = require('bitcore-lib-cash');
 
-const MODES = ['v2-trusted', 'v2-bypass', 'v1'];
+const MODES = ['v2-trusted', 'v2-bypass', 'v1', 'refusals'];
 const INVOICE_SATS = 10000;
 const FAUCET_SATS = 50000;
 const OUR_FEE_PER_BYTE = 2;
@@ -317,13 +323,44 @@ async function payV1(ctx) {
   return tx.txid;
 }
 
+// What BWC tells the wallet when each of its fetches of a refused invoice fails.
+async function refusals(base, ids) {
+  const describe = (err) => `${err && err.name ? err.name : 'Error'} ${err && err.message ? err.message : err}`;
+  for (const id of ids) {
+    const paymentUrl = `${base}/api/jpp/invoices/${id}/`;
+    const steps = {
+      options: () => PayProV2.getPaymentOptions({ paymentUrl, unsafeBypassValidation: true }),
+      request: () =>
+        PayProV2.selectPaymentOption({ paymentUrl, chain: 'BCH', currency: 'BCH', unsafeBypassValidation: true }),
+      v1: () =>
+        new Promise((resolve, reject) =>
+          PayPro.get({ url: paymentUrl, coin: 'bch', network: 'regtest', noVerify: true }, (err, r) =>
+            err ? reject(err) : resolve(r)
+          )
+        )
+    };
+    for (const [step, run] of Object.entries(steps)) {
+      let refused;
+      try {
+        await run();
+      } catch (err) {
+        refused = err;
+      }
+      if (!refused) fail(`${step} of ${id} was not refused`);
+      log(`REFUSED ${id} ${step} ${describe(refused)}`);
+    }
+  }
+  log('DONE');
+}
+
 async function main() {
-  const [baseArg, apiKey, mode] = process.argv.slice(2);
+  const [baseArg, apiKey, mode, ...rest] = process.argv.slice(2);
   if (!baseArg || !apiKey || !MODES.includes(mode)) {
-    fail(`usage: node bwc.js <base_url> <api_key> <${MODES.join('|')}>`);
+    fail(`usage: node bwc.js <base_url> <api_key> <${MODES.join('|')}> [payment_id...]`);
   }
   const base = baseArg.replace(/\/+$/, '');
   log(`mode ${mode} against ${base}`);
+  if (mode === 'refusals') return refusals(base, rest);
 
   const merchant = new bch.PrivateKey(undefined, 'regtest');
   const merchantAddress = merchant.toAddress().toString();
