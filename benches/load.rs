@@ -1,11 +1,13 @@
 //! The benchmarks of spec/quality.md: B1 (invoice create), B2 (invoice read), B3 (pay), B4a
-//! (one event to many sockets) and B4b (commit -> socket under steady payments).
+//! (one event to many sockets), B4b (commit -> socket under steady payments), B6 (abuse: the
+//! traffic kept during attacks, and the cost of a refusal) and B7 (internal Lightning
+//! payments).
 //!
 //! Starts the real `cashier serve` binary (release build) on a fresh database, drives it over
 //! loopback with a minimal keep-alive HTTP/1.1 client (so the client costs the shared CPU as
 //! little as possible), prints one line per figure and writes a JSON report.
 //!
-//!   cargo bench --bench load -- [--db sqlite|postgres|both] [--only b1,b2,b3,b4a,b4b]
+//!   cargo bench --bench load -- [--db sqlite|postgres|both] [--only b1,b2,b3,b4a,b4b,b6,b7]
 //!       [--seconds 5] [--runs 3] [--connections 64] [--rate 5000] [--payments 2000]
 //!       [--watched 10000] [--pay-rate 100] [--lnbits URL,PID] [--report bench-report.json]
 //!
@@ -21,6 +23,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+#[path = "load/abuse.rs"]
+mod abuse;
 #[path = "load/lightning.rs"]
 mod lightning;
 #[path = "load/sockets.rs"]
@@ -31,7 +35,7 @@ const READ_IDS: usize = 10_000;
 
 struct Options {
     dbs: Vec<String>,
-    /// Which benchmarks: b1, b2, b3, b4a, b4b.
+    /// Which benchmarks: b1, b2, b3, b4a, b4b, b6, b7.
     only: Vec<String>,
     /// Payments B3 makes (one invoice and one transaction each).
     payments: usize,
@@ -60,7 +64,7 @@ fn options() -> Options {
     }
     let mut o = Options {
         dbs: vec!["sqlite".into(), "postgres".into()],
-        only: ["b1", "b2", "b3", "b4a", "b4b", "b7"]
+        only: ["b1", "b2", "b3", "b4a", "b4b", "b6", "b7"]
             .map(String::from)
             .to_vec(),
         payments: 2000,
@@ -454,6 +458,8 @@ fn start_server(db: &str) -> (Server, String) {
             // Every benchmark socket comes from 127.0.0.1.
             "--sockets-per-address",
             "100000",
+            "--sockets-total",
+            "100000",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -512,8 +518,23 @@ fn cpu_ms(pid: u32) -> u64 {
         .split_whitespace()
         .map(|v| v.parse().unwrap_or(0))
         .collect();
-    // utime and stime are fields 14 and 15, in clock ticks of 10 ms.
-    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * 10
+    // utime and stime are fields 14 and 15, in clock ticks.
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * 1000 / clock_ticks()
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on nearly every Linux).
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|&t| t > 0)
+            .unwrap_or(100)
+    })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -638,6 +659,9 @@ fn main() {
                     figures.push(theirs);
                 }
                 figures.push(ours);
+            }
+            if o.only.iter().any(|b| b == "b6") {
+                abuse::b6(&o, &server, &create, &key, db, &mut figures).await;
             }
             // Last: its paid invoices would otherwise be among the ones B2 reads.
             if o.only.iter().any(|b| b == "b3") {
