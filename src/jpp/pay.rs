@@ -112,8 +112,44 @@ impl Submission {
         if hex_tx.len() > MAX_TX_HEX {
             return Err(PayError::BadTx(TxError::TooLarge(hex_tx.len() / 2)));
         }
-        hex::decode(hex_tx).map_err(|_| PayError::NotHex)
+        decode_hex(hex_tx).ok_or(PayError::NotHex)
     }
+}
+
+/// Hex digits to bytes through a lookup table. A 100 kB transaction arrives as 200 kB of hex,
+/// and a flood of them is refused at the cost of reading them: the `hex` crate's
+/// per-character `match` made decoding half of that cost.
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    const BAD: u8 = 0xff;
+    const TABLE: [u8; 256] = {
+        let mut table = [BAD; 256];
+        let mut i = 0;
+        while i < 10 {
+            table[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            table[b'a' as usize + i] = 10 + i as u8;
+            table[b'A' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        table
+    };
+    let digits = text.as_bytes();
+    if !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(digits.len() / 2);
+    for pair in digits.chunks_exact(2) {
+        let (high, low) = (TABLE[usize::from(pair[0])], TABLE[usize::from(pair[1])]);
+        // Every digit is below 16; BAD is not.
+        if (high | low) > 0x0f {
+            return None;
+        }
+        bytes.push(high << 4 | low);
+    }
+    Some(bytes)
 }
 
 /// The pay flow over one store and one node.
@@ -713,6 +749,21 @@ pub fn payment_received(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hex_decodes_as_the_hex_crate_does() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        for text in [
+            hex::encode(&bytes),
+            hex::encode_upper(&bytes),
+            String::new(),
+        ] {
+            assert_eq!(super::decode_hex(&text), Some(hex::decode(&text).unwrap()));
+        }
+        for bad in ["0", "0g", "g0", "0 ", "-1", "é0", "0\u{0}"] {
+            assert_eq!(super::decode_hex(bad), None, "{bad:?}");
+        }
+    }
+
     use super::*;
 
     #[test]
