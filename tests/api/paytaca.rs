@@ -540,49 +540,30 @@ async fn fetches_of_dead_invoices_are_refused_readably(
     }
 }
 
-async fn a_127_0_0_1_host_is_paid_over_jpp_v2_at_exactly_the_rate(app: TestApp) {
-    let paytaca = Paytaca::new(&app.base);
+/// Paytaca pays a BCH invoice and a token invoice of a server whose payment URI names
+/// `host`, speaking `source`, each at exactly the published rate; returns the last invoice.
+async fn pays_both_kinds(app: &TestApp, paytaca: &Paytaca, host: &str, source: Source) -> Value {
     let wallet = TestWallet::new();
     let mut paid = Value::Null;
     for tokens in [false, true] {
-        let (invoice, coins) = invoice_and_coins(&app, &wallet, tokens).await;
+        let (invoice, coins) = invoice_and_coins(app, &wallet, tokens).await;
         let uri = invoice["payment_uri"].as_str().unwrap();
-        assert!(uri.contains("127.0.0.1"), "{uri}");
-        paytaca_pays(
-            &app,
-            &paytaca,
-            uri,
-            &coins,
-            &wallet,
-            (Source::BitPay, Source::BitPay),
-            |_| {},
-        )
-        .await;
+        assert!(uri.contains(host), "{uri}");
+        paytaca_pays(app, paytaca, uri, &coins, &wallet, (source, source), |_| {}).await;
         paid = invoice;
     }
+    paid
+}
+
+async fn a_127_0_0_1_host_is_paid_over_jpp_v2_at_exactly_the_rate(app: TestApp) {
+    let paytaca = Paytaca::new(&app.base);
+    let paid = pays_both_kinds(&app, &paytaca, "127.0.0.1", Source::BitPay).await;
     fetches_of_dead_invoices_are_refused_readably(&app, &paytaca, &paid, "msg=").await;
 }
 
 async fn a_localhost_host_is_paid_over_watchtower_json_at_exactly_the_rate(app: TestApp) {
     let paytaca = Paytaca::new(&app.base);
-    let wallet = TestWallet::new();
-    let mut paid = Value::Null;
-    for tokens in [false, true] {
-        let (invoice, coins) = invoice_and_coins(&app, &wallet, tokens).await;
-        let uri = invoice["payment_uri"].as_str().unwrap();
-        assert!(uri.contains("localhost"), "{uri}");
-        paytaca_pays(
-            &app,
-            &paytaca,
-            uri,
-            &coins,
-            &wallet,
-            (Source::Watchtower, Source::Watchtower),
-            |_| {},
-        )
-        .await;
-        paid = invoice;
-    }
+    let paid = pays_both_kinds(&app, &paytaca, "localhost", Source::Watchtower).await;
     // The watchtower JSON is the invoice itself, whatever its state (merchants read it too);
     // Paytaca reads the state from it: a payment, an expiry in the past. A cancelled invoice
     // it would offer to pay is refused at verification, in the `error` Paytaca shows.
@@ -624,24 +605,7 @@ async fn a_localhost_host_is_paid_over_watchtower_json_at_exactly_the_rate(app: 
 
 async fn a_public_host_is_paid_over_jpp_v1_at_exactly_the_rate(app: TestApp) {
     let paytaca = Paytaca::new(&app.base);
-    let wallet = TestWallet::new();
-    let mut paid = Value::Null;
-    for tokens in [false, true] {
-        let (invoice, coins) = invoice_and_coins(&app, &wallet, tokens).await;
-        let uri = invoice["payment_uri"].as_str().unwrap();
-        assert!(uri.contains("shop.example"), "{uri}");
-        paytaca_pays(
-            &app,
-            &paytaca,
-            uri,
-            &coins,
-            &wallet,
-            (Source::Default, Source::Default),
-            |_| {},
-        )
-        .await;
-        paid = invoice;
-    }
+    let paid = pays_both_kinds(&app, &paytaca, "shop.example", Source::Default).await;
     fetches_of_dead_invoices_are_refused_readably(&app, &paytaca, &paid, "").await;
 }
 
