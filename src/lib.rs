@@ -6,10 +6,18 @@
 //! ## Layout
 //!
 //! - [`config`]: every setting once (flag, `CASHIER_*` variable, default, doc line).
-//! - [`app`]: builds the server from the settings; [`http`] holds the one route table.
-//! - [`jpp`]: BCH invoices (model, validation, views, the invoice operations).
-//! - [`chain`]: Bitcoin Cash itself (networks, addresses, CashTokens).
+//! - [`app`]: builds the server from the settings; [`http`] holds the one route table, the
+//!   handlers and the per-client limits.
+//! - [`auth`]: merchant keys, their stores and scopes.
+//! - [`jpp`]: BCH invoices (model, validation, views, the wallet dialects, the pay flow).
+//! - [`chain`]: Bitcoin Cash itself (networks, addresses, CashTokens, transactions,
+//!   signatures) and the nodes: the built-in dev chain and the BCHN client.
+//! - [`lightning`]: the LNbits-compatible wallets and their funding sources.
+//! - [`notify`]: the outbox dispatcher and the socket fan-out both paths share.
 //! - [`store`]: diesel, one code path for SQLite and PostgreSQL.
+//! - [`dev_pay`]: `cashier dev pay`, a wallet for the dev chain.
+//!
+//! `ARCHITECTURE.md` at the top of the repository walks a payment and an event through them.
 //!
 //! ## Errors, by layer
 //!
