@@ -153,10 +153,7 @@ impl DevChain {
                 reason: "txn-mempool-conflict".into(),
             })),
             // The same transaction won a race with itself: it is in the mempool now.
-            Err(StoreError::Database(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            ))) => Ok(Broadcast::Accepted),
+            Err(StoreError::Duplicate(_)) => Ok(Broadcast::Accepted),
             Err(e) => Err(unavailable(e)),
         }
     }

@@ -295,10 +295,7 @@ impl Payments {
             Ok(true) => {}
             Ok(false) => return Err(PayError::NotAccepting(InvoiceStatus::Paying)),
             // Another process recorded this txid a moment ago: answer as for a retry.
-            Err(StoreError::Database(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            ))) => {
+            Err(StoreError::Duplicate(_)) => {
                 return match self.already_recorded(id, txid).await? {
                     Some(answer) => answer,
                     None => Err(PayError::Pending),

@@ -51,7 +51,11 @@ pub enum Conn {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] diesel::result::Error),
+    Database(diesel::result::Error),
+    /// A row with the same unique key exists already; nothing was written. Callers decide what
+    /// that means (a race lost to an identical write, usually) without knowing diesel.
+    #[error("duplicate: {0}")]
+    Duplicate(String),
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -63,6 +67,18 @@ pub enum StoreError {
     /// A conditional write found the row changed under it; the write was rolled back.
     #[error("conflict: {0}")]
     Conflict(String),
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                StoreError::Duplicate(info.message().to_owned())
+            }
+            other => StoreError::Database(other),
+        }
+    }
 }
 
 /// Settings the store needs; the rest of the configuration stays outside.

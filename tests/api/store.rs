@@ -35,7 +35,7 @@ async fn a_failing_write_leaves_the_others_in_its_batch_intact(app: TestApp) {
     for w in writes {
         let (i, result) = w.await.unwrap();
         match (i % 10 == 3, result) {
-            (true, Err(StoreError::Database(_))) => {}
+            (true, Err(StoreError::Duplicate(_))) => {}
             (false, Ok(id)) => ids.push(id),
             (duplicate, other) => panic!("write {i} (duplicate: {duplicate}) gave {other:?}"),
         }
