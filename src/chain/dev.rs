@@ -19,7 +19,8 @@ use super::{
     dust_threshold, txid_of, Address, Input, NftCapability, OutPoint, Output, TokenData, Tx,
     TxError, Txid, MAX_TX_SIZE, MIN_TX_SIZE,
 };
-use crate::store::{dev_chain, Store, StoreError};
+use crate::store::dev_chain::{self, CoinRow};
+use crate::store::{Store, StoreError};
 
 /// BCHN's default relay fee floor, 1 sat/byte.
 pub const RELAY_FEE_PER_KB: u64 = 1000;
@@ -159,18 +160,31 @@ impl DevChain {
     }
 
     pub async fn tx_status(&self, txid: Txid) -> Result<TxStatus, NodeError> {
-        let (found, tip, paid) = self
+        let (found, tip, mempool) = self
             .store
             .read(move |c| {
                 let found = dev_chain::tx(c, txid)?;
-                let paid = match found {
-                    Some((None, _)) => mempool_fee_and_size(c, txid)?,
+                // A mempool transaction's inputs' coins stay stored, marked spent by it: its
+                // fee can be read back, as `getmempoolentry` gives it.
+                let mempool = match found {
+                    Some((None, _)) => match dev_chain::raw_tx(c, txid)?
+                        .and_then(|raw| Some((Tx::decode(&raw).ok()?, raw.len())))
+                    {
+                        Some((tx, size)) => {
+                            let outpoints: Vec<OutPoint> =
+                                tx.inputs.iter().map(|i| i.prevout).collect();
+                            let coins = dev_chain::coins(c, &outpoints)?;
+                            Some((tx, size, coins))
+                        }
+                        None => None,
+                    },
                     _ => None,
                 };
-                Ok((found, dev_chain::tip(c)?, paid))
+                Ok((found, dev_chain::tip(c)?, mempool))
             })
             .await
             .map_err(unavailable)?;
+        let paid = mempool.and_then(|(tx, size, coins)| fee_and_size(&tx, size, coins));
         Ok(match found {
             None => TxStatus::Unknown,
             Some((None, first_seen)) => TxStatus::Mempool {
@@ -365,27 +379,14 @@ fn whole_second(ms: i64) -> i64 {
     ms - ms.rem_euclid(1000)
 }
 
-/// The fee and size of a mempool transaction, as `getmempoolentry` gives them: its inputs'
-/// coins stay stored, marked spent by it. `None` if they cannot be read back.
-fn mempool_fee_and_size(
-    c: &mut crate::store::Conn,
-    txid: Txid,
-) -> Result<Option<(u64, u64)>, StoreError> {
-    let Some(raw) = dev_chain::raw_tx(c, txid)? else {
-        return Ok(None);
-    };
-    let Ok(tx) = Tx::decode(&raw) else {
-        return Ok(None);
-    };
-    let outpoints: Vec<OutPoint> = tx.inputs.iter().map(|i| i.prevout).collect();
-    let mut spent = Vec::with_capacity(outpoints.len());
-    for row in dev_chain::coins(c, &outpoints)? {
-        match row.and_then(|r| stored_output(r.value, &r.script)) {
-            Some(output) => spent.push(output),
-            None => return Ok(None),
-        }
-    }
-    Ok(fee(&tx, &spent).ok().map(|fee| (fee, raw.len() as u64)))
+/// The fee and size of a transaction, as `getmempoolentry` gives them, from the coins it
+/// spends; `None` if one of them cannot be read back.
+fn fee_and_size(tx: &Tx, size: usize, coins: Vec<Option<CoinRow>>) -> Option<(u64, u64)> {
+    let spent = coins
+        .into_iter()
+        .map(|row| row.and_then(|r| stored_output(r.value, &r.script)))
+        .collect::<Option<Vec<_>>>()?;
+    fee(tx, &spent).ok().map(|fee| (fee, size as u64))
 }
 
 /// A stored coin as an output, its token prefix split off.
