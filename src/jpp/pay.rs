@@ -452,14 +452,7 @@ impl Payments {
                 "bad-txns-in-belowout (the outputs spend more than the inputs hold)".into(),
             )
         })?;
-        // fee / size ≥ rate, in integers: fee × 1000 ≥ rate_per_kb × size.
-        if u128::from(fee) * 1000 < u128::from(invoice.fee_per_kb) * size as u128 {
-            return Err(PayError::FeeTooLow {
-                paid_per_kb: (u128::from(fee) * 1000 / size.max(1) as u128) as u64,
-                required_per_kb: invoice.fee_per_kb,
-            });
-        }
-        Ok(())
+        fee_meets_rate(fee, size as u64, invoice.fee_per_kb)
     }
 
     /// The node's own acceptance check. A transaction the node already has is a replay, unless
@@ -746,6 +739,8 @@ pub fn payment_received(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn hex_decodes_as_the_hex_crate_does() {
         let bytes: Vec<u8> = (0..=255).collect();
@@ -754,14 +749,12 @@ mod tests {
             hex::encode_upper(&bytes),
             String::new(),
         ] {
-            assert_eq!(super::decode_hex(&text), Some(hex::decode(&text).unwrap()));
+            assert_eq!(decode_hex(&text), Some(hex::decode(&text).unwrap()));
         }
         for bad in ["0", "0g", "g0", "0 ", "-1", "é0", "0\u{0}"] {
-            assert_eq!(super::decode_hex(bad), None, "{bad:?}");
+            assert_eq!(decode_hex(bad), None, "{bad:?}");
         }
     }
-
-    use super::*;
 
     #[test]
     fn first_sightings_count_from_the_invoices_second() {
