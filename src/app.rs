@@ -254,7 +254,7 @@ impl Application {
             let mut tick = tokio::time::interval(PRUNE_EVERY);
             loop {
                 tick.tick().await;
-                let before = crate::jpp::now_ms() - retention.as_millis() as i64;
+                let before = crate::units::now_ms() - retention.as_millis() as i64;
                 // Deleting what is already deleted does nothing, so any number of processes
                 // may prune side by side.
                 match store

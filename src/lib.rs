@@ -16,6 +16,7 @@
 //! - [`notify`]: the outbox dispatcher and the socket fan-out both paths share.
 //! - [`store`]: diesel, one code path for SQLite and PostgreSQL.
 //! - [`dev_pay`]: `cashier dev pay`, a wallet for the dev chain.
+//! - [`units`]: time and money as every layer writes them.
 //!
 //! `ARCHITECTURE.md` at the top of the repository walks a payment and an event through them.
 //!
@@ -35,3 +36,4 @@ pub mod jpp;
 pub mod lightning;
 pub mod notify;
 pub mod store;
+pub mod units;

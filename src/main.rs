@@ -12,10 +12,11 @@ use cashier::config::{
 use std::sync::Arc;
 
 use cashier::auth::Scopes;
-use cashier::jpp::{iso_millis, now_ms, InvoiceId, InvoiceView};
+use cashier::jpp::{InvoiceId, InvoiceView};
 use cashier::lightning::{Funding, FundingKind, Lightning};
 use cashier::notify::{Dispatcher, Hub};
 use cashier::store::{self, Store, StoreError};
+use cashier::units::{iso_millis, now_ms};
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -1353,7 +1353,7 @@ mod pay_flow {
     /// The current second, and its last millisecond: an invoice made then, and a wallet's
     /// broadcast right after, which BCHN records as that whole second, earlier in ms.
     fn late_in_this_second() -> (i64, i64) {
-        let second = cashier::jpp::now_ms().div_euclid(1000);
+        let second = cashier::units::now_ms().div_euclid(1000);
         (second, second * 1000 + 999)
     }
 
@@ -1464,7 +1464,7 @@ mod pay_flow {
 
     #[tokio::test]
     async fn a_coin_spent_by_another_mempool_transaction_is_a_double_spend() {
-        let invoice = new_invoice(cashier::jpp::now_ms());
+        let invoice = new_invoice(cashier::units::now_ms());
         let raw = payment(&invoice, RATE_PER_KB);
         let mut stub = Stub::start(node(&raw, NodeHas::Conflicting)).await;
         let (app, _dir) = server(&stub).await;
@@ -1495,7 +1495,7 @@ mod pay_flow {
 
     #[tokio::test]
     async fn a_coin_that_never_existed_is_still_a_missing_input() {
-        let invoice = new_invoice(cashier::jpp::now_ms());
+        let invoice = new_invoice(cashier::units::now_ms());
         let raw = payment(&invoice, RATE_PER_KB);
         let mut stub = Stub::start(node(&raw, NodeHas::Nothing)).await;
         let (app, _dir) = server(&stub).await;
@@ -1513,7 +1513,7 @@ mod pay_flow {
 
     #[tokio::test]
     async fn a_conflict_met_at_broadcast_is_a_double_spend_and_reopens_the_invoice() {
-        let invoice = new_invoice(cashier::jpp::now_ms());
+        let invoice = new_invoice(cashier::units::now_ms());
         let raw = payment(&invoice, RATE_PER_KB);
         // The coin is there and the node would take the transaction; by the broadcast another
         // transaction has spent the coin.

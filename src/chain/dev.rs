@@ -141,7 +141,7 @@ impl DevChain {
             } => return Ok(Broadcast::AlreadyConfirmed),
             Checked::Rejected(r) => return Ok(Broadcast::Rejected(r)),
         };
-        let (txid, raw, now) = (txid_of(raw), raw.to_vec(), crate::jpp::now_ms());
+        let (txid, raw, now) = (txid_of(raw), raw.to_vec(), crate::units::now_ms());
         match self
             .store
             .write(move |c| dev_chain::accept(c, txid, &raw, &tx, now))
@@ -200,7 +200,7 @@ impl DevChain {
 
     /// Mines `blocks` blocks (the first takes the whole mempool); returns the new height.
     pub async fn mine(&self, blocks: u32) -> Result<i64, StoreError> {
-        let now = crate::jpp::now_ms();
+        let now = crate::units::now_ms();
         self.store
             .write(move |c| dev_chain::mine(c, blocks, now))
             .await
@@ -243,7 +243,7 @@ impl DevChain {
         };
         let raw = tx.serialize();
         let txid = txid_of(&raw);
-        let now = crate::jpp::now_ms();
+        let now = crate::units::now_ms();
         let height = self
             .store
             .write(move |c| dev_chain::mine_faucet_tx(c, txid, &raw, &tx, now))

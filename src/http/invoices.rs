@@ -7,8 +7,9 @@ use super::auth::{merchant_with, presented_merchant, require};
 use super::body::{read_json, read_limited, MAX_EMPTY_BODY, MAX_JSON_BODY};
 use super::{ApiError, AppState};
 use crate::auth::{Scope, DEFAULT_STORE_ID};
-use crate::jpp::{now_ms, InvoiceId, InvoiceStatus, InvoiceView};
+use crate::jpp::{InvoiceId, InvoiceStatus, InvoiceView};
 use crate::store::ListFilter;
+use crate::units::now_ms;
 
 const DEFAULT_PAGE: i64 = 20;
 const MAX_PAGE: i64 = 100;

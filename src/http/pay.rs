@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use super::body::read_json;
 use super::{ApiError, AppState};
 use crate::jpp::pay::{PayError, Submission};
-use crate::jpp::{now_ms, InvoiceId};
+use crate::jpp::InvoiceId;
+use crate::units::now_ms;
 
 /// Pay bodies carry one transaction of at most 100 kB as hex, plus a little JSON.
 pub(super) const MAX_PAY_BODY: usize = 256 * 1024;

@@ -12,8 +12,9 @@ use super::pay::{refusal, MAX_PAY_BODY};
 use super::{ApiError, AppState};
 use crate::auth::Scope;
 use crate::jpp::pay::{PayError, Submission};
-use crate::jpp::{bip70, bitpay, checkout, now_ms, Invoice, InvoiceError, InvoiceId};
+use crate::jpp::{bip70, bitpay, checkout, Invoice, InvoiceError, InvoiceId};
 use crate::jpp::{InvoiceStatus, InvoiceView};
+use crate::units::now_ms;
 
 const BIP70_REQUEST: &str = "application/bitcoincash-paymentrequest";
 const BIP70_PAYMENT: &str = "application/bitcoincash-payment";

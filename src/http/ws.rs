@@ -14,10 +14,11 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
-use crate::jpp::{now_ms, InvoiceId, InvoiceStatus, InvoiceView};
+use crate::jpp::{InvoiceId, InvoiceStatus, InvoiceView};
 use crate::notify::message;
 use crate::notify::Slot;
 use crate::store::events;
+use crate::units::now_ms;
 
 /// Largest message a client may send, in one frame or spread over continuation frames;
 /// anything bigger closes the socket.

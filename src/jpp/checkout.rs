@@ -13,6 +13,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{InvoiceView, OutputView};
+use crate::units::bch;
 
 /// Where the invoice is, as the page shows it. `paying` (a broadcast in flight) still reads as
 /// waiting; `confirmed` is paid.
@@ -110,7 +111,7 @@ pub fn page(view: &InvoiceView<'_>) -> String {
         "txid": txid,
         "expires": view.expires,
         // The server's clock at rendering: the countdown follows it, not the phone's clock.
-        "now": super::iso_millis(super::now_ms()),
+        "now": crate::units::iso_millis(crate::units::now_ms()),
         "labels": labels,
         "notes": notes,
     });
@@ -234,12 +235,6 @@ fn output_item(o: &OutputView<'_>) -> String {
     }
     item.push_str("</li>");
     item
-}
-
-/// Satoshis as BCH with exactly 8 decimals, in integers (no float ever touches money).
-fn bch(sats: u128) -> String {
-    const SATS_PER_BCH: u128 = 100_000_000;
-    format!("{}.{:08}", sats / SATS_PER_BCH, sats % SATS_PER_BCH)
 }
 
 /// The QR code of `data` as an inline `<svg>` scaling to its container (one unit per module,
@@ -572,7 +567,7 @@ mod tests {
     const ADDR: &str = "bchreg:qr6m7j9njldwwzlg9v7v53unlr4jkmx6eyphnpcjvs";
 
     fn invoice(memo: Option<&str>, amounts: &[u64]) -> Invoice {
-        let now = crate::jpp::now_ms();
+        let now = crate::units::now_ms();
         Invoice {
             id: InvoiceId::random(),
             status: InvoiceStatus::Open,
@@ -600,7 +595,7 @@ mod tests {
             invoice,
             Network::Regtest,
             "https://pay.example",
-            crate::jpp::now_ms(),
+            crate::units::now_ms(),
         );
         page(&view)
     }
@@ -610,17 +605,6 @@ mod tests {
         let start = html.find("<div id=\"status\"").expect("status element");
         let end = start + html[start..].find("</div>").expect("closed") + "</div>".len();
         &html[start..end]
-    }
-
-    #[test]
-    fn bch_has_eight_decimals_from_integers() {
-        assert_eq!(bch(0), "0.00000000");
-        assert_eq!(bch(1), "0.00000001");
-        assert_eq!(bch(4000), "0.00004000");
-        assert_eq!(bch(100_000_000), "1.00000000");
-        assert_eq!(bch(123_456_789_012), "1234.56789012");
-        assert_eq!(bch(2_100_000_000_000_000), "21000000.00000000");
-        assert_eq!(bch(u128::from(u64::MAX) * 3), "553402322211.28654845");
     }
 
     #[test]
@@ -676,7 +660,7 @@ mod tests {
         let data: serde_json::Value = serde_json::from_str(&html[start..end]).expect("JSON");
         assert_eq!(data["payment_id"], inv.id.to_string());
         assert_eq!(data["state"], "open");
-        assert_eq!(data["expires"], crate::jpp::iso_millis(inv.expires_ms));
+        assert_eq!(data["expires"], crate::units::iso_millis(inv.expires_ms));
         assert_eq!(data["labels"]["open"], "Waiting for payment");
         assert!(data["now"].as_str().is_some_and(|s| s.ends_with('Z')));
     }

@@ -15,5 +15,5 @@ mod view;
 
 pub use create::{parse_create_request, CreateLimits, FieldError};
 pub use invoice::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus, NewInvoice, Payment};
-pub use service::{now_ms, InvoiceError, Invoices};
-pub use view::{iso_millis, payment_uri, InvoiceView, OutputView};
+pub use service::{InvoiceError, Invoices};
+pub use view::{payment_uri, InvoiceView, OutputView};

@@ -1,6 +1,7 @@
 //! What the merchant API does with invoices: create, read, list, cancel. Each state change and
 //! its event are written in one transaction.
 
+use crate::units::now_ms;
 use serde_json::json;
 
 use super::{
@@ -178,8 +179,4 @@ impl Invoices {
         }
         result.ok_or(InvoiceError::NotFound)
     }
-}
-
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

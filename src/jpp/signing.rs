@@ -85,7 +85,7 @@ impl Signer {
         const YEAR_MS: i64 = 365 * 24 * 3600 * 1000;
         serde_json::json!({
             "owner": "Cashier",
-            "expirationDate": super::iso_millis(now_ms + YEAR_MS),
+            "expirationDate": crate::units::iso_millis(now_ms + YEAR_MS),
             "validDomains": [domain],
             "publicKeys": [self.public_key()],
         })

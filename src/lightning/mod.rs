@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 pub use funding::{Funding, FundingKind, FundingSettings};
 pub use service::{decoded, Lightning, LnError, NewInvoice};
 
-use crate::jpp::iso_millis;
 use crate::store::events::NewEvent;
+use crate::units::iso_millis;
 
 /// A wallet. Its keys are not here: only their hashes are stored.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 use super::funding::{Funding, FundingSource, InvoiceRequest, Outcome, Settled};
 use super::{payment_event, LnPayment, PayStatus, Wallet};
 use crate::auth::key_hash;
-use crate::jpp::now_ms;
 use crate::notify::Dispatcher;
 use crate::store::{events, lightning as db, Conn, Store, StoreError};
+use crate::units::now_ms;
 
 /// Largest invoice, in sats (LNbits' default limit).
 const MAX_INVOICE_SATS: u64 = 10_000_000;

@@ -266,7 +266,7 @@ impl TestApp {
     /// below the create API's 60-second floor. Returns its id.
     pub async fn insert_invoice_expiring_in(&self, amount: u64, ms: i64) -> String {
         use cashier::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
-        let now = cashier::jpp::now_ms();
+        let now = cashier::units::now_ms();
         let invoice = Invoice {
             id: InvoiceId::random(),
             status: InvoiceStatus::Open,

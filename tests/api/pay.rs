@@ -727,11 +727,11 @@ async fn a_claimed_payment_is_finished_after_a_restart(app: TestApp) {
         raw_tx: raw.clone(),
         memo: None,
         refund_to: None,
-        arrival_ms: cashier::jpp::now_ms(),
+        arrival_ms: cashier::units::now_ms(),
     };
     let claimed = app
         .store
-        .write(move |c| cashier::store::payments::claim(c, &claim, cashier::jpp::now_ms()))
+        .write(move |c| cashier::store::payments::claim(c, &claim, cashier::units::now_ms()))
         .await
         .unwrap();
     assert!(claimed);
@@ -1015,11 +1015,11 @@ async fn a_broadcast_payment_is_settled_after_a_restart_without_a_second_broadca
         raw_tx: raw.clone(),
         memo: Some("from the wallet".into()),
         refund_to: None,
-        arrival_ms: cashier::jpp::now_ms(),
+        arrival_ms: cashier::units::now_ms(),
     };
     assert!(app
         .store
-        .write(move |c| cashier::store::payments::claim(c, &claim, cashier::jpp::now_ms()))
+        .write(move |c| cashier::store::payments::claim(c, &claim, cashier::units::now_ms()))
         .await
         .unwrap());
     assert_eq!(

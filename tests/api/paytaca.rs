@@ -573,7 +573,7 @@ async fn a_localhost_host_is_paid_over_watchtower_json_at_exactly_the_rate(app: 
             "paid" => assert!(jpp.payment.as_ref().is_some_and(|p| p["txid"].is_string())),
             "expired" => {
                 let expires = chrono::DateTime::parse_from_rfc3339(&jpp.expires).unwrap();
-                assert!(expires.timestamp_millis() < cashier::jpp::now_ms());
+                assert!(expires.timestamp_millis() < cashier::units::now_ms());
             }
             _ => {
                 let wallet = TestWallet::new();

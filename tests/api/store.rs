@@ -60,7 +60,7 @@ async fn pruning_removes_only_events_past_retention(app: TestApp) {
     };
     let (old, new) = (event("invoice:old"), event("invoice:new"));
     // Both well inside the server's own 7-day retention, so its pruner leaves them alone.
-    let now = cashier::jpp::now_ms();
+    let now = cashier::units::now_ms();
     app.store
         .write(move |c| {
             events::insert(c, &old, now - 3_600_000)?;

@@ -322,12 +322,12 @@ async fn an_event_committed_before_a_crash_is_delivered_after_the_restart(app: T
         raw_tx: raw.clone(),
         memo: None,
         refund_to: None,
-        arrival_ms: cashier::jpp::now_ms(),
+        arrival_ms: cashier::units::now_ms(),
     };
     let base = app.base.clone();
     app.store
         .write(move |c| {
-            let now = cashier::jpp::now_ms();
+            let now = cashier::units::now_ms();
             assert!(payments::claim(c, &claim, now)?);
             let event = |inv: &cashier::jpp::Invoice| {
                 cashier::jpp::pay::payment_received(

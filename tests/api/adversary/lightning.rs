@@ -377,7 +377,7 @@ async fn the_stored_expiry_decides(app: TestApp) {
     use cashier::store::schema::ln_payments;
     let (m, a, invoice) = setup(&app, 2 * SATS).await;
     let hash = hash_of(&invoice);
-    let (h, past) = (hash.clone(), cashier::jpp::now_ms() - 1000);
+    let (h, past) = (hash.clone(), cashier::units::now_ms() - 1000);
     app.store
         .write(move |c| {
             diesel::update(
