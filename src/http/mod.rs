@@ -3,6 +3,7 @@
 
 mod auth;
 mod body;
+mod checkout;
 mod dev;
 mod error;
 mod health;

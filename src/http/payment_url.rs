@@ -8,11 +8,12 @@ use serde_json::{json, Value};
 
 use super::auth::{presented_merchant, require};
 use super::body::{media_type, read_limited};
+use super::checkout;
 use super::pay::{refusal, MAX_PAY_BODY};
 use super::{ApiError, AppState};
 use crate::auth::Scope;
 use crate::jpp::pay::{PayError, Submission};
-use crate::jpp::{bip70, bitpay, checkout, Invoice, InvoiceError, InvoiceId};
+use crate::jpp::{bip70, bitpay, Invoice, InvoiceError, InvoiceId};
 use crate::jpp::{InvoiceStatus, InvoiceView};
 use crate::units::now_ms;
 

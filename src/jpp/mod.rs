@@ -5,7 +5,6 @@
 
 pub mod bip70;
 pub mod bitpay;
-pub mod checkout;
 mod create;
 mod invoice;
 pub mod pay;

@@ -5,14 +5,19 @@
 //! live over `/ws/jpp/invoice/<id>/` (reconnecting with back-off, resuming with `?since=`).
 //! No external scripts, styles, fonts or images: it works on a LAN with no internet. A
 //! `Content-Security-Policy` in the page itself allows only its own script (by hash) and style.
+//!
+//! The HTML is built here; the style and the script are `assets/checkout/checkout.css` and
+//! `assets/checkout/checkout.js`, embedded in the binary at build time and inlined in the page.
 
 use std::sync::OnceLock;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use qrcode::{render::svg, EcLevel, QrCode};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{InvoiceView, OutputView};
+use crate::jpp::{InvoiceView, OutputView};
 use crate::units::bch;
 
 /// Where the invoice is, as the page shows it. `paying` (a broadcast in flight) still reads as
@@ -304,259 +309,21 @@ pub fn csp() -> &'static str {
     })
 }
 
-/// Standard base64 with padding (for the CSP hash; not worth a dependency).
+/// Standard base64 with padding: the alphabet and form CSP hash sources are written in (the
+/// URL-safe or unpadded forms would not match, and the browser would block the script).
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    STANDARD.encode(bytes)
 }
 
-const CSS: &str = r#"
-*{box-sizing:border-box}
-:root{--fg:#1b1f24;--muted:#5b6470;--bg:#f2f4f7;--card:#fff;--line:#dde2e8;--accent:#0b7a3b;--accent-fg:#fff;
---open-bg:#e8f0fe;--open-fg:#1a4c9c;--paid-bg:#e3f4e8;--paid-fg:#0a6630;--end-bg:#fdecea;--end-fg:#a1261a}
-@media (prefers-color-scheme:dark){:root{--fg:#e8eaed;--muted:#9aa3ad;--bg:#101317;--card:#1a1e23;--line:#2d333a;
---accent:#3fb870;--accent-fg:#06210f;--open-bg:#17263d;--open-fg:#9cc2ff;--paid-bg:#123222;--paid-fg:#8be0a9;
---end-bg:#3a1714;--end-fg:#f6a39a}}
-html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
-body{margin:0;background:var(--bg);color:var(--fg);font:16px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
-main{max-width:30rem;margin:0 auto;padding:.75rem}
-.card{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:1.1rem;margin:0 0 .75rem}
-.memo{margin:0 0 .2rem;font-size:1.05rem;white-space:pre-wrap;overflow-wrap:anywhere}
-.muted{color:var(--muted)}
-.amount{margin:0;font-size:2rem;font-weight:700;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}
-.amount .unit{font-size:1.1rem;font-weight:600;color:var(--muted)}
-#status{margin:.9rem 0 0;padding:.7rem .9rem;border-radius:8px;font-weight:600;overflow-wrap:anywhere}
-#status.open{background:var(--open-bg);color:var(--open-fg)}
-#status.paid{background:var(--paid-bg);color:var(--paid-fg);font-size:1.05rem}
-#status.paid::before{content:"\2713\00a0"}
-#status.expired,#status.cancelled,#status.invalid{background:var(--end-bg);color:var(--end-fg);font-size:1.05rem}
-#countdown{margin:.5rem 0 0;color:var(--muted);font-variant-numeric:tabular-nums}
-#note{margin:.5rem 0 0}
-#note:empty{display:none}
-main:not([data-state=open]) #pay,main:not([data-state=open]) #countdown{display:none}
-#qr{background:#fff;border-radius:8px;padding:.25rem;width:100%;max-width:18rem;margin:0 auto}
-#qr svg{display:block;width:100%;height:auto}
-.button{display:block;text-align:center;background:var(--accent);color:var(--accent-fg);text-decoration:none;
-font-weight:600;padding:.85rem;border-radius:8px;margin:1rem 0 .9rem}
-label{display:block;font-size:.85rem;color:var(--muted);margin:0 0 .3rem}
-.copy{display:flex;gap:.5rem}
-.copy input{flex:1;min-width:0;font:.85rem ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;padding:.6rem;
-border:1px solid var(--line);border-radius:6px;background:var(--bg);color:var(--fg)}
-.copy button{font:inherit;padding:.55rem .9rem;border:1px solid var(--line);border-radius:6px;background:var(--card);
-color:var(--fg);cursor:pointer}
-h2{font-size:.8rem;text-transform:uppercase;letter-spacing:.06em;color:var(--muted);margin:0 0 .5rem}
-.outputs{list-style:none;margin:0;padding:0}
-.outputs li{padding:.6rem 0;border-top:1px solid var(--line)}
-.outputs li:first-child{border-top:0;padding-top:0}
-.outputs li:last-child{padding-bottom:0}
-.row{display:flex;flex-wrap:wrap;justify-content:space-between;gap:.2rem 1rem}
-.addr{flex:1 1 14rem}
-.amt{font-weight:600;font-variant-numeric:tabular-nums;white-space:nowrap}
-.desc,.token{font-size:.9rem;color:var(--muted);overflow-wrap:anywhere;margin-top:.2rem}
-.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85rem;overflow-wrap:anywhere}
-dl.meta{display:grid;grid-template-columns:auto 1fr;gap:.3rem .9rem;margin:0;font-size:.85rem}
-dl.meta div{display:contents}
-dl.meta dt{color:var(--muted)}
-dl.meta dd{margin:0;overflow-wrap:anywhere}
-[hidden]{display:none!important}
-#live{font-size:.8rem;color:var(--muted);text-align:center;margin:.25rem 0 1rem}
-#live.done{display:none}
-"#;
+/// The page's style (`assets/checkout/checkout.css`). The file starts at its first rule; the
+/// newline in front keeps the `<style>` element exactly as it has always been served.
+const CSS: &str = concat!("\n", include_str!("../../assets/checkout/checkout.css"));
 
-/// The page's behaviour: countdown, live status over the socket, copy button. Reads its data
-/// from the `invoice-data` JSON block; writes only through `textContent`.
-const SCRIPT: &str = r#"
-(() => {
-  'use strict';
-  const $ = (id) => document.getElementById(id);
-  const data = JSON.parse($('invoice-data').textContent);
-  const main = document.querySelector('main');
-  const statusEl = $('status'), countdownEl = $('countdown'), noteEl = $('note'), liveEl = $('live');
-  const FROM_EVENT = {
-    payment_received: 'paid', payment_confirmed: 'paid', invoice_expired: 'expired',
-    invoice_cancelled: 'cancelled', payment_invalidated: 'invalid'
-  };
-  const FROM_STATUS = { paid: 'paid', confirmed: 'paid', expired: 'expired', cancelled: 'cancelled', invalid: 'invalid' };
-  const expiresAt = Date.parse(data.expires);
-  // Server clock minus ours, so a phone whose clock is off still counts down right.
-  const skew = Date.parse(data.now) - Date.now() || 0;
-  let state = data.state, txid = data.txid;
-  // True once the server has said the last word (a terminal event or state): no socket then.
-  let settled = state !== 'open';
-  let socket = null, lastEvent = null, delay = 1000, retry = null, timer = null;
-
-  function localTimes() {
-    document.querySelectorAll('time[datetime]').forEach((t) => {
-      const d = new Date(t.dateTime);
-      if (t.dateTime && !isNaN(d)) t.textContent = d.toLocaleString();
-    });
-  }
-
-  function show(next, id, paidAt) {
-    if (id) txid = id;
-    state = next;
-    main.dataset.state = next;
-    statusEl.className = next;
-    statusEl.textContent = next === 'paid' && txid ? data.labels.paid + ': ' + txid : data.labels[next];
-    noteEl.textContent = data.notes[next] || '';
-    if (next === 'paid' && paidAt) {
-      const t = $('paid-at');
-      t.dateTime = paidAt;
-      t.textContent = paidAt;
-      $('paid-row').hidden = false;
-      localTimes();
-    }
-  }
-
-  function live(cls, text) {
-    liveEl.className = cls;
-    liveEl.textContent = text;
-  }
-
-  function clock(s) {
-    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
-    const two = (n) => (n < 10 ? '0' : '') + n;
-    return h > 0 ? h + ':' + two(m) + ':' + two(r) : m + ':' + two(r);
-  }
-
-  function tick() {
-    clearTimeout(timer);
-    if (state !== 'open' || isNaN(expiresAt)) return;
-    const left = expiresAt - (Date.now() + skew);
-    if (left <= 0) {
-      // Expired by the clock. The socket stays open for the server's word: a payment that
-      // made it in time still turns the page to Paid.
-      show('expired');
-      return;
-    }
-    const s = Math.ceil(left / 1000);
-    countdownEl.textContent = 'Expires in ' + clock(s);
-    timer = setTimeout(tick, left - (s - 1) * 1000);
-  }
-
-  function finish() {
-    settled = true;
-    clearTimeout(retry);
-    clearTimeout(timer);
-    live('done', '');
-    if (socket) {
-      const s = socket;
-      socket = null;
-      s.close(1000);
-    }
-  }
-
-  function handle(text) {
-    let m;
-    try { m = JSON.parse(text); } catch (e) { return; }
-    if (!m || typeof m !== 'object') return;
-    if (Number.isInteger(m.event_id)) {
-      if (lastEvent !== null && m.event_id <= lastEvent) return; // seen before a reconnect
-      lastEvent = m.event_id;
-    }
-    const invoice = m.invoice && typeof m.invoice === 'object' ? m.invoice : {};
-    const payment = invoice.payment || {};
-    // An 'open' snapshot changes nothing: it must not undo an expiry seen by the clock.
-    const next = m.type === 'invoice_state' ? FROM_STATUS[invoice.status] : FROM_EVENT[m.type];
-    if (!next) return;
-    // Money received is the last word, unless the network later rejects the payment.
-    if (state !== 'paid' || next === 'paid' || next === 'invalid') {
-      show(next, m.txid || payment.txid, m.paid_at || payment.paid_at);
-    }
-    finish();
-  }
-
-  function socketUrl() {
-    let q = '?snapshot=1';
-    if (lastEvent !== null) q += '&since=' + lastEvent;
-    return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host +
-      '/ws/jpp/invoice/' + encodeURIComponent(data.payment_id) + '/' + q;
-  }
-
-  function later() {
-    if (settled) return;
-    const wait = delay + Math.floor(Math.random() * delay / 4);
-    delay = Math.min(delay * 2, 30000);
-    live('off', 'Connection lost; trying again in ' + Math.ceil(wait / 1000) + ' s');
-    clearTimeout(retry);
-    retry = setTimeout(connect, wait);
-  }
-
-  function connect() {
-    clearTimeout(retry);
-    if (settled || (socket && socket.readyState <= 1)) return;
-    let s;
-    try { s = new WebSocket(socketUrl()); } catch (e) { later(); return; }
-    socket = s;
-    s.onmessage = (e) => {
-      if (socket !== s || typeof e.data !== 'string') return;
-      if (liveEl.className !== 'on') {
-        delay = 1000; // the server answered: the next loss starts the back-off afresh
-        live('on', 'Live: this page updates by itself');
-      }
-      handle(e.data);
-    };
-    s.onclose = () => {
-      if (socket !== s) return;
-      socket = null;
-      later();
-    };
-  }
-
-  function resume() {
-    tick();
-    if (!settled && !socket) connect();
-  }
-
-  $('copy').addEventListener('click', () => {
-    const input = $('uri'), button = $('copy');
-    const copied = () => {
-      button.textContent = 'Copied';
-      setTimeout(() => { button.textContent = 'Copy'; }, 2000);
-    };
-    const fallback = () => {
-      input.focus();
-      input.select();
-      try { if (document.execCommand('copy')) copied(); } catch (e) { /* selected: copy by hand */ }
-    };
-    if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(input.value).then(copied, fallback);
-    } else {
-      fallback();
-    }
-  });
-  $('uri').addEventListener('focus', (e) => e.target.select());
-
-  // Phones freeze background pages and drop their sockets: catch up when shown again.
-  document.addEventListener('visibilitychange', () => { if (!document.hidden) resume(); });
-  window.addEventListener('pageshow', resume);
-  window.addEventListener('online', () => { delay = 1000; resume(); });
-
-  localTimes();
-  if (settled) {
-    live('done', '');
-  } else {
-    tick();
-    connect();
-  }
-})();
-"#;
+/// The page's behaviour (`assets/checkout/checkout.js`): countdown, live status over the
+/// socket, copy button. Reads its data from the `invoice-data` JSON block; writes only through
+/// `textContent`. The CSP hash is taken over this whole constant, leading newline included,
+/// which is exactly the text between `<script>` and `</script>`.
+const SCRIPT: &str = concat!("\n", include_str!("../../assets/checkout/checkout.js"));
 
 #[cfg(test)]
 mod tests {
