@@ -14,6 +14,9 @@
 //! PostgreSQL needs CASHIER_TEST_POSTGRES_URL (a server where the user may CREATE DATABASE);
 //! `./scripts/bench` starts a throwaway one.
 
+// Test code: a panic is a failed check, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -915,8 +918,8 @@ async fn each_once(addr: &str, requests: Arc<Vec<Vec<u8>>>, connections: usize) 
 /// The dev chain's own accept + broadcast of `k` payments, in this process, with no HTTP and
 /// no invoice work: what the server's pay path is measured against.
 async fn node_baseline(db: &str, k: usize, concurrency: usize) -> Sample {
-    use cashier::chain::dev::DevChain;
     use cashier::chain::{wallet, Address, Network, Output};
+    use cashier::service::DevChain;
     use cashier::store::{DatabaseTarget, Store, StoreOptions};
     let dir = tempfile::tempdir().expect("temp dir");
     let url = match db {

@@ -9,18 +9,17 @@ use actix_web::middleware::{from_fn, DefaultHeaders, NormalizePath, TrailingSlas
 use actix_web::{web, App, HttpServer};
 
 use crate::chain::bchn::BchnClient;
-use crate::chain::dev::DevChain;
-use crate::chain::node::NodeClient;
 use crate::chain::Network;
 use crate::config::{NodeKind, Settings};
 use crate::http::limits::{read_body_in_time, PublicWrites};
 use crate::http::{routes, AppState};
-use crate::jpp::pay::Payments;
 use crate::jpp::signing::Signer;
-use crate::jpp::Invoices;
-use crate::lightning::{Funding, FundingSettings, Lightning};
-use crate::notify::{ConnectionLimit, Dispatcher, Hub};
-use crate::store::{Store, StoreError};
+use crate::lightning::{Funding, FundingSettings};
+use crate::notify::{bridge, ConnectionLimit, Dispatcher};
+use crate::service::{DevChain, Invoices, Lightning, NodeClient, Payments};
+use crate::store::{events, Store, StoreError};
+use crate::supervisor::{self, Signal, Supervisor};
+use crate::units::now_ms;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -48,7 +47,34 @@ pub struct Application {
     lightning: Lightning,
     reconcile_every: std::time::Duration,
     event_retention: std::time::Duration,
+    /// Closes the sockets (1001) when shutdown begins.
+    sockets_stop: Signal,
 }
+
+/// Stops the server in order: no new connections, sockets closed with 1001 ("going away"),
+/// requests in flight answered (for at most [`DRAIN_WITHIN`]). [`Application::run_until_stopped`]
+/// then stops the background duties and flushes the database before it returns.
+#[derive(Clone)]
+pub struct Shutdown {
+    server: ServerHandle,
+    sockets: Signal,
+}
+
+impl Shutdown {
+    /// Begins the shutdown at once; the future resolves when the HTTP server has stopped.
+    /// `graceful: false` drops requests in flight (a crash, for tests).
+    pub fn stop(&self, graceful: bool) -> impl std::future::Future<Output = ()> {
+        self.sockets.stop();
+        self.server.stop(graceful)
+    }
+}
+
+/// Longest wait for requests in flight once shutdown begins.
+pub const DRAIN_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest wait for the background duties to stop, after the HTTP server has.
+const DUTIES_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+/// Longest wait for queued writes to commit, last of all.
+const FLUSH_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How often events past their retention are deleted.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -87,14 +113,8 @@ impl Application {
         })?;
         let public_url = settings.address.base_url(local);
 
-        let dispatcher = Dispatcher::new(store.clone(), Arc::new(Hub::default()));
-        let payments = Payments::new(
-            store.clone(),
-            dispatcher.clone(),
-            node,
-            network,
-            public_url.clone(),
-        );
+        let dispatcher = Dispatcher::new(store.clone());
+        let payments = Payments::new(store.clone(), node, network, public_url.clone());
         // A crash or an unknown broadcast outcome may have left payments claimed but not
         // settled: finish them before taking new ones.
         let settled = payments
@@ -106,7 +126,6 @@ impl Application {
         }
         let invoices = Invoices::new(
             store.clone(),
-            dispatcher.clone(),
             network,
             public_url.clone(),
             settings.default_expires_in,
@@ -118,7 +137,8 @@ impl Application {
             lnbits_key: settings.lnbits_key.as_deref(),
         })
         .map_err(StartError::Config)?;
-        let lightning = Lightning::new(store.clone(), dispatcher.clone(), funding);
+        let lightning = Lightning::new(store.clone(), funding);
+        let (sockets_stop, stopping) = supervisor::signal();
         let state = web::Data::new(AppState {
             payments: payments.clone(),
             store: store.clone(),
@@ -134,6 +154,7 @@ impl Application {
             request_timeout: std::time::Duration::from_secs(settings.request_timeout),
             public_writes: Arc::new(PublicWrites::per_minute(settings.public_write_limit)),
             frame_ancestors: settings.frame_ancestors.clone(),
+            stopping,
         });
         let mut server = HttpServer::new(move || {
             App::new()
@@ -168,9 +189,10 @@ impl Application {
         })
         // Slow headers are cut by this deadline; slow bodies by `read_body_in_time`.
         .client_request_timeout(std::time::Duration::from_secs(settings.request_timeout))
-        // Signals are ours (see main): stop accepting, finish requests in flight, then exit.
+        // Signals are ours (see main and `Shutdown`): stop accepting, close sockets, finish
+        // requests in flight, then stop the duties and flush the database.
         .disable_signals()
-        .shutdown_timeout(10);
+        .shutdown_timeout(DRAIN_WITHIN.as_secs());
         if let Some(workers) = settings.workers {
             server = server.workers(workers.max(1));
         }
@@ -194,6 +216,7 @@ impl Application {
             event_retention: std::time::Duration::from_secs(
                 u64::from(settings.event_retention_days) * 86_400,
             ),
+            sockets_stop,
         })
     }
 
@@ -209,9 +232,12 @@ impl Application {
         &self.store
     }
 
-    /// A handle that stops the server gracefully.
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    /// A handle that shuts the server down (see [`Shutdown`]).
+    pub fn handle(&self) -> Shutdown {
+        Shutdown {
+            server: self.server.handle(),
+            sockets: self.sockets_stop.clone(),
+        }
     }
 
     pub fn dispatcher(&self) -> &Dispatcher {
@@ -226,55 +252,93 @@ impl Application {
         &self.payments
     }
 
-    /// Serves until stopped; the reconciler runs beside it and stops with it.
+    /// Serves until [`Shutdown::stop`]; the background duties run beside the server under one
+    /// supervisor. After the server stopped, the duties stop (newest first), then the writes
+    /// still queued are committed: every answered request is on disk when this returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let (payments, every) = (self.payments.clone(), self.reconcile_every);
-        let reconciler = tokio::spawn(async move {
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            loop {
-                tick.tick().await;
-                if let Err(e) = payments.reconcile().await {
-                    tracing::warn!(error = %e, "reconcile pass failed");
-                }
-            }
-        });
-        let dispatcher = tokio::spawn(self.dispatcher.clone().run());
-        let invoices = self.invoices.clone();
-        let sweeper = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SWEEP_EVERY);
-            loop {
-                tick.tick().await;
-                if let Err(e) = invoices.sweep_expired().await {
-                    tracing::warn!(error = %e, "expiry sweep failed");
-                }
-            }
-        });
-        let (store, retention) = (self.store.clone(), self.event_retention);
-        let pruner = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PRUNE_EVERY);
-            loop {
-                tick.tick().await;
-                let before = crate::units::now_ms() - retention.as_millis() as i64;
-                // Deleting what is already deleted does nothing, so any number of processes
-                // may prune side by side.
-                match store
-                    .write(move |c| crate::store::events::prune(c, before))
-                    .await
-                {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(pruned = n, "old events pruned"),
-                    Err(e) => tracing::warn!(error = %e, "pruning events failed"),
-                }
-            }
-        });
-        let listener = tokio::spawn(self.lightning.clone().listen_for_paid_invoices());
+        let duties = self.start_duties();
         let result = self.server.await;
-        listener.abort();
-        reconciler.abort();
-        dispatcher.abort();
-        sweeper.abort();
-        pruner.abort();
+        // Whatever ended the server, the sockets go now.
+        self.sockets_stop.stop();
+        tracing::info!("HTTP stopped; stopping background duties");
+        duties.stop(DUTIES_WITHIN).await;
+        match tokio::time::timeout(FLUSH_WITHIN, self.store.flush()).await {
+            Ok(Ok(())) => tracing::info!("database flushed; stopped"),
+            Ok(Err(e)) => tracing::error!(error = %e, "flushing the database failed"),
+            Err(_) => tracing::error!("flushing the database did not finish in time"),
+        }
         result
+    }
+
+    /// The background duties, in the order they start (and the reverse of their stop): what
+    /// feeds the outbox's readers first, then the readers.
+    fn start_duties(&self) -> Supervisor {
+        let mut duties = Supervisor::default();
+        let (store, hub) = (self.store.clone(), self.dispatcher.hub().clone());
+        duties.spawn("postgres-bridge", move |stopping| {
+            bridge::run(store.clone(), hub.clone(), stopping)
+        });
+        let dispatcher = self.dispatcher.clone();
+        duties.spawn("dispatcher", move |stopping| {
+            dispatcher.clone().run(stopping)
+        });
+        let payments = self.payments.clone();
+        duties.every(
+            "reconciler",
+            self.reconcile_every,
+            self.reconcile_every,
+            move || {
+                let payments = payments.clone();
+                async move {
+                    payments
+                        .reconcile()
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+            },
+        );
+        let invoices = self.invoices.clone();
+        duties.every(
+            "expiry-sweeper",
+            std::time::Duration::ZERO,
+            SWEEP_EVERY,
+            move || {
+                let invoices = invoices.clone();
+                async move {
+                    invoices
+                        .sweep_expired()
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+            },
+        );
+        let (store, retention) = (self.store.clone(), self.event_retention);
+        duties.every(
+            "event-pruner",
+            std::time::Duration::ZERO,
+            PRUNE_EVERY,
+            move || {
+                let store = store.clone();
+                async move {
+                    let before = now_ms() - retention.as_millis() as i64;
+                    // Deleting what is already deleted does nothing, so any number of processes
+                    // may prune side by side.
+                    match store.write(move |c| events::prune(c, before)).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(pruned = n, "old events pruned"),
+                        Err(e) => return Err(e.to_string()),
+                    }
+                    Ok(())
+                }
+            },
+        );
+        let lightning = self.lightning.clone();
+        duties.spawn("funding-listener", move |stopping| {
+            lightning.clone().listen_for_paid_invoices(stopping)
+        });
+        duties
     }
 }
 

@@ -35,5 +35,7 @@ pub mod http;
 pub mod jpp;
 pub mod lightning;
 pub mod notify;
+pub mod service;
 pub mod store;
+pub mod supervisor;
 pub mod units;

@@ -9,12 +9,11 @@ use cashier::config::{
     Cli, Command, DatabaseSettings, DevCommand, InvoiceCommand, KeyCommand, PublicAddress,
     Settings, StoreCommand, WalletCommand,
 };
-use std::sync::Arc;
 
 use cashier::auth::Scopes;
 use cashier::jpp::{InvoiceId, InvoiceView};
-use cashier::lightning::{Funding, FundingKind, Lightning};
-use cashier::notify::{Dispatcher, Hub};
+use cashier::lightning::{Funding, FundingKind};
+use cashier::service::Lightning;
 use cashier::store::{self, Store, StoreError};
 use cashier::units::{iso_millis, now_ms};
 
@@ -89,7 +88,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
     let handle = app.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutting down: finishing requests in flight");
+        tracing::info!("shutting down: closing sockets, finishing requests in flight");
         handle.stop(true).await;
     });
     app.run_until_stopped().await.map_err(|e| e.to_string())
@@ -177,9 +176,8 @@ async fn invoice_uri(
 /// server (through the shared outbox).
 async fn wallet(command: WalletCommand, database: DatabaseSettings) -> Result<(), String> {
     let store = open_store(database).await?;
-    let dispatcher = Dispatcher::new(store.clone(), Arc::new(Hub::default()));
     // Wallet management never reaches a funding source.
-    let lightning = Lightning::new(store, dispatcher, Funding::new(FundingKind::Void, ""));
+    let lightning = Lightning::new(store, Funding::new(FundingKind::Void, ""));
     match command {
         WalletCommand::Create { name } => {
             let (w, inkey, adminkey) = lightning

@@ -6,6 +6,9 @@
 //! also check what the client sent. Nothing waits on a clock: tests synchronise on the
 //! requests the stub reports.
 
+// Test code: a panic is a failed check, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -1124,8 +1127,9 @@ mod pay_flow {
 
     use cashier::chain::sighash::SignWith;
     use cashier::chain::{Address, Tx};
-    use cashier::jpp::pay::{PayError, Payments, Submission};
+    use cashier::jpp::pay::{PayError, Submission};
     use cashier::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
+    use cashier::service::Payments;
     use cashier::store::Store;
 
     /// The invoice's address (regtest).

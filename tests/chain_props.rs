@@ -2,6 +2,9 @@
 //! signature hash against the `bitcoincash` crate as an independent oracle, and signatures
 //! that verify exactly when nothing was changed.
 
+// Test code: a panic is a failed check, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use proptest::prelude::*;
 

@@ -1,6 +1,9 @@
 //! BCHN's own test vectors (tests/vectors/bchn, MIT) against the address codec, the
 //! transaction decoder, the signature hash and the signature checks.
 
+// Test code: a panic is a failed check, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use cashier::chain::{Address, Network};
 use serde_json::Value;
 

@@ -6,6 +6,10 @@ use std::future::Future;
 
 use super::{Network, OutPoint, Output, Txid};
 
+/// BCHN's default relay fee floor (`minrelaytxfee`), 1 sat/byte: a node refuses less, so an
+/// invoice asks for at least this.
+pub const RELAY_FEE_PER_KB: u64 = 1000;
+
 /// An unspent coin as the node sees it (`gettxout` with the mempool included).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Coin {
@@ -136,53 +140,4 @@ macro_rules! node_by_inherent_methods {
     };
 }
 
-node_by_inherent_methods!(super::dev::DevChain);
 node_by_inherent_methods!(super::bchn::BchnClient);
-
-/// The node Cashier talks to: the built-in dev chain or a real BCHN. An enum over the two
-/// (the set is ours), so calls stay static and need no boxing.
-#[derive(Debug, Clone)]
-pub enum NodeClient {
-    Dev(super::dev::DevChain),
-    Bchn(super::bchn::BchnClient),
-}
-
-impl Node for NodeClient {
-    async fn coins(&self, outpoints: &[OutPoint]) -> Result<Vec<Option<Coin>>, NodeError> {
-        match self {
-            NodeClient::Dev(d) => d.coins(outpoints).await,
-            NodeClient::Bchn(b) => b.coins(outpoints).await,
-        }
-    }
-
-    async fn test_accept(&self, raw: &[u8]) -> Result<Acceptance, NodeError> {
-        match self {
-            NodeClient::Dev(d) => d.test_accept(raw).await,
-            NodeClient::Bchn(b) => b.test_accept(raw).await,
-        }
-    }
-
-    async fn broadcast(&self, raw: &[u8]) -> Result<Broadcast, NodeError> {
-        match self {
-            NodeClient::Dev(d) => d.broadcast(raw).await,
-            NodeClient::Bchn(b) => b.broadcast(raw).await,
-        }
-    }
-
-    async fn tx_status(&self, txid: Txid) -> Result<TxStatus, NodeError> {
-        match self {
-            NodeClient::Dev(d) => d.tx_status(txid).await,
-            NodeClient::Bchn(b) => b.tx_status(txid).await,
-        }
-    }
-}
-
-impl NodeClient {
-    /// The dev chain, when that is the node.
-    pub fn dev(&self) -> Option<&super::dev::DevChain> {
-        match self {
-            NodeClient::Dev(d) => Some(d),
-            NodeClient::Bchn(_) => None,
-        }
-    }
-}

@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use super::body::{read_json, MAX_JSON_BODY};
 use super::{ApiError, AppState};
-use crate::chain::dev::{DevChain, FaucetError};
 use crate::jpp::{parse_create_request, CreateLimits};
+use crate::service::{DevChain, FaucetError};
 
 fn dev_chain(state: &AppState) -> Result<&DevChain, ApiError> {
     state.payments.node().dev().ok_or_else(|| {

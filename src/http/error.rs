@@ -179,7 +179,13 @@ impl From<InvoiceError> for ApiError {
                 "invoice_not_open",
                 format!("Cannot cancel: {e}."),
             ),
-            InvoiceError::Store(e) => e.into(),
+            InvoiceError::Storage(cause) => match cause.downcast::<StoreError>() {
+                Ok(store) => (*store).into(),
+                Err(other) => {
+                    tracing::error!(error = %other, "storage failed");
+                    Self::internal()
+                }
+            },
         }
     }
 }

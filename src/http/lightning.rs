@@ -35,7 +35,7 @@ fn code(e: &LnError) -> (StatusCode, &'static str) {
         LnError::Expired => (StatusCode::BAD_REQUEST, "invoice_expired"),
         LnError::PaymentFailed(_) => (failed, "payment_failed"),
         LnError::Funding(_) => (failed, "funding_source_failed"),
-        LnError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        LnError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
     }
 }
 
@@ -44,7 +44,7 @@ fn code(e: &LnError) -> (StatusCode, &'static str) {
 pub fn refusal(e: LnError) -> HttpResponse {
     let (status, code) = code(&e);
     let detail = match &e {
-        LnError::Store(cause) => {
+        LnError::Storage(cause) => {
             tracing::error!(error = %cause, "lightning: storage failed");
             "Internal error; try again shortly.".to_owned()
         }
@@ -378,9 +378,9 @@ async fn push(
             data.len()
         )));
     }
-    let topic = crate::lightning::wallet_topic(&wallet.id);
+    let topic = crate::notify::Topic::Wallet(wallet.id);
     match state.dispatcher.push(&topic, &data).await {
         Ok(()) => HttpResponse::Ok().json(json!({"sent": true, "data": data})),
-        Err(e) => refusal(LnError::Store(e)),
+        Err(e) => refusal(e.into()),
     }
 }

@@ -1,5 +1,5 @@
 //! HTTP: the route table, extractors and handlers. Handlers translate requests into calls on
-//! the areas that hold the logic (`jpp`, `store`) and their results into responses.
+//! the service layer (`service`) and the domain's views, and their results into responses.
 
 mod auth;
 mod body;
@@ -22,10 +22,10 @@ pub use error::ApiError;
 use std::sync::Arc;
 
 use crate::auth::KeyCache;
-use crate::jpp::pay::Payments;
-use crate::jpp::Invoices;
 use crate::notify::{ConnectionLimit, Dispatcher};
+use crate::service::{Invoices, Lightning, Payments};
 use crate::store::Store;
+use crate::supervisor::Stopping;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ pub struct AppState {
     pub dispatcher: Dispatcher,
     /// Open sockets per client address.
     pub sockets: Arc<ConnectionLimit>,
-    pub lightning: crate::lightning::Lightning,
+    pub lightning: Lightning,
     /// Whether `POST /api/v1/account` may create wallets.
     pub public_accounts: bool,
     /// Signs the BitPay dialects' answers, when configured.
@@ -52,6 +52,8 @@ pub struct AppState {
     pub public_writes: Arc<limits::PublicWrites>,
     /// The checkout page's CSP `frame-ancestors`.
     pub frame_ancestors: String,
+    /// Tells open sockets the server is shutting down, so they close with 1001.
+    pub stopping: Stopping,
 }
 
 /// The whole API on one screen. Paths are matched without their trailing slash (the app trims

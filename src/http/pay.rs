@@ -39,7 +39,7 @@ fn status_and_code(e: &PayError) -> (StatusCode, &'static str) {
         PayError::DoubleSpend => (StatusCode::UNPROCESSABLE_ENTITY, "double_spend"),
         PayError::NodeUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "node_unavailable"),
         PayError::Pending => (StatusCode::SERVICE_UNAVAILABLE, "payment_pending"),
-        PayError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        PayError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
     }
 }
 
@@ -73,7 +73,7 @@ pub(super) fn refusal(
     e: &PayError,
     render: impl FnOnce(HttpResponseBuilder, StatusCode, &'static str, String) -> HttpResponse,
 ) -> HttpResponse {
-    if let PayError::Store(store) = e {
+    if let PayError::Storage(store) = e {
         // Internal: logged with its cause, answered without it.
         tracing::error!(error = %store, "pay: storage failed");
         return ResponseError::error_response(&ApiError::internal());

@@ -162,7 +162,7 @@ fn signed(state: &AppState, value: &Value) -> HttpResponse {
 async fn invoice(state: &AppState, id: &str) -> Result<Invoice, PayError> {
     let id: InvoiceId = id.parse().map_err(|()| PayError::NotFound)?;
     state.invoices.get(id).await.map_err(|e| match e {
-        InvoiceError::Store(e) => PayError::Store(e),
+        InvoiceError::Storage(e) => PayError::Storage(e),
         _ => PayError::NotFound,
     })
 }

@@ -8,16 +8,14 @@
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{CloseCode, CloseReason, Item, Message, Session};
-use bytestring::ByteString;
+use actix_ws::{CloseCode, CloseReason, Item, Message as Frame, Session};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
 use crate::jpp::{InvoiceId, InvoiceStatus, InvoiceView};
-use crate::notify::message;
-use crate::notify::Slot;
-use crate::store::events;
+use crate::notify::{Message, Replay, Slot, Subscription, Topic};
+use crate::supervisor::Stopping;
 use crate::units::now_ms;
 
 /// Largest message a client may send, in one frame or spread over continuation frames;
@@ -34,6 +32,13 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 struct Options {
     since: Option<i64>,
     snapshot: bool,
+}
+
+impl Options {
+    /// What to replay: everything after `since`, else `otherwise`.
+    fn replay(&self, otherwise: Replay) -> Replay {
+        self.since.map_or(otherwise, Replay::Since)
+    }
 }
 
 fn options(query: &str) -> Options {
@@ -62,45 +67,6 @@ fn too_many_sockets() -> HttpResponse {
         }))
 }
 
-/// What a socket is subscribed to, and what it is sent before live events.
-struct Subscription {
-    live: tokio::sync::broadcast::Receiver<ByteString>,
-    first: Vec<ByteString>,
-    caught_up_to: i64,
-}
-
-impl Subscription {
-    /// Subscribes to `topic`, then reads what the client missed: every event after `since`,
-    /// or with `latest_only` the newest one. Subscribing first means nothing falls between.
-    async fn new(state: &AppState, topic: String, since: Option<i64>, latest_only: bool) -> Self {
-        let live = state.dispatcher.hub().subscribe(&topic);
-        let mut sub = Subscription {
-            live,
-            first: Vec::new(),
-            caught_up_to: 0,
-        };
-        if since.is_none() && !latest_only {
-            return sub;
-        }
-        let after = since.unwrap_or(0);
-        let past = state
-            .store
-            .read(move |c| events::for_topic_after(c, &topic, after))
-            .await
-            .unwrap_or_default();
-        let wanted = if since.is_some() {
-            &past[..]
-        } else {
-            &past[past.len().saturating_sub(1)..]
-        };
-        for (event_id, _, payload) in wanted {
-            sub.caught_up_to = sub.caught_up_to.max(*event_id);
-            sub.first.extend(message(*event_id, payload));
-        }
-        sub
-    }
-}
-
 /// Completes the handshake and serves the subscription; `None` (an unknown id or key) is
 /// closed at once with 1008, the same answer whatever was wrong.
 fn open(
@@ -116,17 +82,9 @@ fn open(
         actix_web::rt::spawn(close(session, CloseCode::Policy, "unknown id"));
         return Ok(response);
     };
-    let ping_every = state.ping_every;
+    let (ping_every, stopping) = (state.ping_every, state.stopping.clone());
     actix_web::rt::spawn(async move {
-        serve(
-            session,
-            stream,
-            sub.live,
-            sub.first,
-            sub.caught_up_to,
-            ping_every,
-        )
-        .await;
+        serve(session, stream, sub, ping_every, stopping).await;
         drop(slot);
     });
     Ok(response)
@@ -159,8 +117,15 @@ pub async fn invoice(
             | InvoiceStatus::Cancelled
     );
     // Without `since`, a finished invoice's latest event: the page needs the outcome.
-    let mut sub =
-        Subscription::new(&state, format!("invoice:{}", invoice.id), o.since, terminal).await;
+    let replay = o.replay(if terminal {
+        Replay::Latest
+    } else {
+        Replay::Nothing
+    });
+    let mut sub = state
+        .dispatcher
+        .subscribe(Topic::Invoice(invoice.id), replay)
+        .await;
     if o.snapshot {
         let view = InvoiceView::new(
             &invoice,
@@ -168,12 +133,7 @@ pub async fn invoice(
             state.invoices.public_url(),
             now_ms(),
         );
-        sub.first.insert(
-            0,
-            ByteString::from(
-                json!({"type": "invoice_state", "invoice": view.public()}).to_string(),
-            ),
-        );
+        sub.lead_with(Message::invoice_state(view));
     }
     open(&req, body, &state, slot, Some(sub))
 }
@@ -192,9 +152,11 @@ pub async fn wallet(
     let wallet = state.lightning.wallet_for_socket(&id).await.ok().flatten();
     let sub = match wallet {
         Some(w) => {
-            let since = options(req.query_string()).since;
+            let replay = options(req.query_string()).replay(Replay::Nothing);
             Some(
-                Subscription::new(&state, crate::lightning::wallet_topic(&w.id), since, false)
+                state
+                    .dispatcher
+                    .subscribe(Topic::Wallet(w.id), replay)
                     .await,
             )
         }
@@ -203,18 +165,18 @@ pub async fn wallet(
     open(&req, body, &state, slot, sub)
 }
 
-/// The socket's life: catch-up first, then events, pings, and nothing the client says.
+/// The socket's life: catch-up first, then events, pings, and nothing the client says, until
+/// the peer leaves or the server shuts down (1001, "going away").
 async fn serve(
     mut session: Session,
     mut stream: actix_ws::MessageStream,
-    mut live: tokio::sync::broadcast::Receiver<ByteString>,
-    first: Vec<ByteString>,
-    mut caught_up_to: i64,
+    mut sub: Subscription,
     ping_every: Duration,
+    mut stopping: Stopping,
 ) {
     // A peer that answered none of the last two pings (and said nothing else) is gone.
     let silent_peer = ping_every * 5 / 2;
-    for m in first {
+    for m in std::mem::take(&mut sub.first) {
         if !send(&mut session, m).await {
             return;
         }
@@ -226,7 +188,7 @@ async fn serve(
     loop {
         tokio::select! {
             inbound = stream.recv() => match inbound {
-                Some(Ok(Message::Continuation(item))) => {
+                Some(Ok(Frame::Continuation(item))) => {
                     heard = Instant::now();
                     let (bytes, last) = match item {
                         Item::FirstText(b) | Item::FirstBinary(b) => {
@@ -246,13 +208,13 @@ async fn serve(
                         (pieces_len, pieces) = (0, 0);
                     }
                 }
-                Some(Ok(Message::Ping(bytes))) => {
+                Some(Ok(Frame::Ping(bytes))) => {
                     heard = Instant::now();
                     if session.pong(&bytes).await.is_err() {
                         return;
                     }
                 }
-                Some(Ok(Message::Close(_))) | None => {
+                Some(Ok(Frame::Close(_))) | None => {
                     let _ = session.close(None).await;
                     return;
                 }
@@ -263,16 +225,12 @@ async fn serve(
                     return;
                 }
             },
-            event = live.recv() => match event {
-                Ok(bytes) => {
-                    if caught_up_to > 0 {
-                        // Already sent during the catch-up?
-                        if event_id(&bytes).is_some_and(|id| id <= caught_up_to) {
-                            continue;
-                        }
-                        caught_up_to = 0;
+            event = sub.live.recv() => match event {
+                Ok(message) => {
+                    if !sub.is_new(&message) {
+                        continue;
                     }
-                    if !send(&mut session, bytes).await {
+                    if !send(&mut session, message).await {
                         return;
                     }
                 }
@@ -282,6 +240,10 @@ async fn serve(
                 }
                 Err(RecvError::Closed) => return,
             },
+            _ = stopping.stopped() => {
+                close(session, CloseCode::Away, "the server is shutting down").await;
+                return;
+            }
             _ = ping.tick() => {
                 if heard.elapsed() > silent_peer {
                     close(session, CloseCode::Away, "no answer to pings").await;
@@ -297,19 +259,11 @@ async fn serve(
 
 /// Sends one message; false when the peer is gone or stopped reading (then the socket is
 /// dropped, which closes the connection).
-async fn send(session: &mut Session, message: ByteString) -> bool {
+async fn send(session: &mut Session, message: Message) -> bool {
     matches!(
-        tokio::time::timeout(SEND_TIMEOUT, session.text(message)).await,
+        tokio::time::timeout(SEND_TIMEOUT, session.text(message.text)).await,
         Ok(Ok(()))
     )
-}
-
-fn event_id(bytes: &str) -> Option<i64> {
-    #[derive(serde::Deserialize)]
-    struct Id {
-        event_id: i64,
-    }
-    serde_json::from_str::<Id>(bytes).ok().map(|i| i.event_id)
 }
 
 async fn close(session: Session, code: CloseCode, why: &str) {

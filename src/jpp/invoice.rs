@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use uuid::Uuid;
 
+use super::FieldError;
 use crate::chain::{Address, TokenData, Txid};
 
 /// An invoice id: a random (v4) UUID, 122 random bits, written as 32 lowercase hex digits.
@@ -232,4 +233,18 @@ mod tests {
         };
         assert_eq!(paid.status_at(5000), InvoiceStatus::Paid);
     }
+}
+
+/// Why an invoice operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InvoiceError {
+    #[error("the invoice request has {} problem(s)", .0.len())]
+    Invalid(Vec<FieldError>),
+    #[error("no invoice with this id")]
+    NotFound,
+    #[error("the invoice is {0}; only open invoices can be cancelled")]
+    NotOpen(InvoiceStatus),
+    /// The database failed.
+    #[error("storage failed: {0}")]
+    Storage(Box<dyn std::error::Error + Send + Sync>),
 }

@@ -8,11 +8,11 @@ pub mod bitpay;
 mod create;
 mod invoice;
 pub mod pay;
-mod service;
 pub mod signing;
 mod view;
 
 pub use create::{parse_create_request, CreateLimits, FieldError};
-pub use invoice::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus, NewInvoice, Payment};
-pub use service::{InvoiceError, Invoices};
+pub use invoice::{
+    Invoice, InvoiceError, InvoiceId, InvoiceOutput, InvoiceStatus, NewInvoice, Payment,
+};
 pub use view::{payment_uri, InvoiceView, OutputView};

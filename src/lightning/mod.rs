@@ -4,16 +4,15 @@
 //!
 //! Plain Rust: neither actix nor diesel is imported here.
 
+mod bolt11;
 pub mod funding;
 mod lnbits;
-mod service;
 
 use serde_json::{json, Value};
 
+pub use bolt11::{decode, decoded, is_issued, Bolt11};
 pub use funding::{Funding, FundingKind, FundingSettings};
-pub use service::{decoded, Lightning, LnError, NewInvoice};
 
-use crate::store::events::NewEvent;
 use crate::units::iso_millis;
 
 /// A wallet. Its keys are not here: only their hashes are stored.
@@ -106,31 +105,89 @@ impl LnPayment {
     }
 }
 
-/// The socket frame for a settled payment on its wallet's topic: LNbits 1.x's
-/// `{wallet_balance, payment}` plus the flat fields the seed clients read (`spec/notify.md`).
-pub fn payment_event(payment: &LnPayment, balance_msat: i64) -> NewEvent {
-    let kind = if payment.amount_msat < 0 {
-        "payment_sent"
-    } else {
-        "payment_received"
-    };
-    NewEvent {
-        topic: wallet_topic(&payment.wallet_id),
-        kind,
-        payload: json!({
-            "type": "payment",
-            "event": kind,
-            "wallet_balance": balance_msat.div_euclid(1000),
-            "payment": payment.to_json(false),
-            "payment_hash": payment.payment_hash,
-            "amount": payment.amount_msat / 1000,
-            "status": payment.status.as_str(),
-            "memo": payment.memo,
-            "timestamp": payment.updated_ms / 1000,
-        }),
+/// Largest invoice, in sats (LNbits' default limit).
+const MAX_INVOICE_SATS: u64 = 10_000_000;
+/// Longest memo (LNbits' limit).
+const MAX_MEMO: usize = 640;
+const DEFAULT_EXPIRY_SECS: u64 = 3600;
+const MAX_EXPIRY_SECS: u64 = 30 * 24 * 3600;
+
+/// Why a wallet operation was refused. The texts are LNbits' where clients match on them.
+#[derive(Debug, thiserror::Error)]
+pub enum LnError {
+    #[error("Wallet not found.")]
+    WalletNotFound,
+    #[error("Payment does not exist.")]
+    PaymentNotFound,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("Invoice (or Admin) key required.")]
+    AdminKeyRequired,
+    /// Definite failures of a payment: LNbits answers these with 520 and `status: failed`.
+    #[error("Insufficient balance.")]
+    InsufficientBalance,
+    #[error("Internal invoice already paid.")]
+    AlreadyPaid,
+    #[error("This invoice was already paid, or is being paid, from this server.")]
+    PaidBefore,
+    /// The invoice names the payment hash of an invoice a wallet here issued, but is not that
+    /// invoice (another amount, payee or description): paying it would settle ours.
+    #[error("Invoice does not match the one issued for this payment hash.")]
+    NotIssued,
+    #[error("Invoice expired.")]
+    Expired,
+    #[error("Payment failed: {0}")]
+    PaymentFailed(String),
+    #[error("{0}")]
+    Funding(String),
+    /// The database failed.
+    #[error("storage failed: {0}")]
+    Storage(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// An invoice a wallet asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewInvoice {
+    pub amount_sats: u64,
+    pub memo: Option<String>,
+    pub expiry_secs: Option<u64>,
+    pub description_hash: Option<[u8; 32]>,
+    pub extra: Option<Value>,
+    pub webhook: Option<String>,
+}
+
+impl NewInvoice {
+    /// The invoice's expiry in seconds, once its amount, memo and expiry are within LNbits'
+    /// limits.
+    pub fn checked_expiry(&self) -> Result<u64, LnError> {
+        if self.amount_sats == 0 {
+            return Err(LnError::Invalid(
+                "Amountless invoices not supported.".into(),
+            ));
+        }
+        if self.amount_sats > MAX_INVOICE_SATS {
+            return Err(LnError::Invalid(format!(
+                "Invoice amount {} sats is above the limit of {MAX_INVOICE_SATS}.",
+                self.amount_sats
+            )));
+        }
+        if self.memo.as_ref().is_some_and(|m| m.len() > MAX_MEMO) {
+            return Err(LnError::Invalid(format!(
+                "memo is longer than {MAX_MEMO} characters."
+            )));
+        }
+        let expiry = self.expiry_secs.unwrap_or(DEFAULT_EXPIRY_SECS);
+        if expiry == 0 || expiry > MAX_EXPIRY_SECS {
+            return Err(LnError::Invalid(format!(
+                "expiry must be 1 to {MAX_EXPIRY_SECS} seconds."
+            )));
+        }
+        Ok(expiry)
     }
 }
 
-pub fn wallet_topic(wallet_id: &str) -> String {
-    format!("wallet:{wallet_id}")
+pub fn sats_to_msat(sats: u64) -> Result<i64, LnError> {
+    sats.checked_mul(1000)
+        .and_then(|m| i64::try_from(m).ok())
+        .ok_or_else(|| LnError::Invalid("amount too large".into()))
 }

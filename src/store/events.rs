@@ -5,23 +5,20 @@ use diesel::prelude::*;
 use super::schema::events;
 use super::{Conn, StoreError};
 
-/// An event to record with the state change it reports.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    /// `invoice:<id>` or `wallet:<id>`.
-    pub topic: String,
-    pub kind: &'static str,
-    /// The message as sockets receive it, without its `event_id` (known only once stored).
-    pub payload: serde_json::Value,
-}
-
-/// Appends `event`; call it inside the transaction that makes the change.
-pub fn insert(conn: &mut Conn, event: &NewEvent, now_ms: i64) -> Result<(), StoreError> {
+/// Appends an event (`notify::append` is the one caller): call it inside the transaction that
+/// makes the change. The writer wakes the dispatcher once that transaction commits.
+pub fn insert(
+    conn: &mut Conn,
+    topic: &str,
+    kind: &str,
+    payload: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
     diesel::insert_into(events::table)
         .values((
-            events::topic.eq(&event.topic),
-            events::kind.eq(event.kind),
-            events::payload.eq(event.payload.to_string()),
+            events::topic.eq(topic),
+            events::kind.eq(kind),
+            events::payload.eq(payload),
             events::created_ms.eq(now_ms),
         ))
         .execute(conn)?;
@@ -29,6 +26,7 @@ pub fn insert(conn: &mut Conn, event: &NewEvent, now_ms: i64) -> Result<(), Stor
         // Delivered to every listening process when (and only if) this transaction commits.
         diesel::sql_query(format!("NOTIFY {CHANNEL}")).execute(conn)?;
     }
+    super::appended_in_this_transaction();
     Ok(())
 }
 
@@ -54,12 +52,17 @@ pub type OnPush = std::sync::Arc<dyn Fn(&str, &str) + Send + Sync>;
 /// the socket, so the listener polls; a local poll with nothing waiting is one system call.
 const LISTEN_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// Holds a `LISTEN` connection and wakes the dispatcher on every event notification (and
-/// hands pushes to `on_push`), reconnecting when the connection fails, until `wake` is gone.
-pub(super) fn listen(url: &str, wake: &std::sync::Weak<tokio::sync::Notify>, on_push: &OnPush) {
+/// Holds a `LISTEN` connection and calls `wake` on every event notification (and hands
+/// pushes to `on_push`), reconnecting when the connection fails, while `keep` can be upgraded.
+pub(super) fn listen(
+    url: &str,
+    wake: &tokio::sync::Notify,
+    on_push: &OnPush,
+    keep: &std::sync::Weak<()>,
+) {
     use diesel::connection::SimpleConnection;
     let mut retry = std::time::Duration::from_millis(100);
-    while wake.strong_count() > 0 {
+    while keep.strong_count() > 0 {
         let mut conn = match diesel::PgConnection::establish(url)
             .map_err(|e| e.to_string())
             .and_then(|mut c| {
@@ -77,11 +80,8 @@ pub(super) fn listen(url: &str, wake: &std::sync::Weak<tokio::sync::Notify>, on_
         };
         retry = std::time::Duration::from_millis(100);
         // A notification may have been missed while reconnecting: look once.
-        if let Some(w) = wake.upgrade() {
-            w.notify_one();
-        }
-        'connected: loop {
-            let Some(w) = wake.upgrade() else { return };
+        wake.notify_one();
+        'connected: while keep.strong_count() > 0 {
             let mut heard = false;
             for n in conn.notifications_iter() {
                 match n {
@@ -97,15 +97,14 @@ pub(super) fn listen(url: &str, wake: &std::sync::Weak<tokio::sync::Notify>, on_
                     Ok(_) => heard = true,
                     Err(e) => {
                         tracing::warn!(error = %e, "event listener: connection lost; reconnecting");
-                        w.notify_one();
+                        wake.notify_one();
                         break 'connected;
                     }
                 }
             }
             if heard {
-                w.notify_one();
+                wake.notify_one();
             }
-            drop(w);
             std::thread::sleep(LISTEN_POLL);
         }
     }

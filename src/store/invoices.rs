@@ -2,12 +2,12 @@
 //! with it, so they live in the row as the JSON clients read.
 
 use diesel::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::schema::invoices;
-use super::{events, payments, Conn, StoreError};
+use super::{payments, Conn, StoreError};
 use crate::chain::{Address, Network, Nft, NftCapability, TokenData};
-use crate::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus, OutputView};
+use crate::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
 
 #[derive(Insertable)]
 #[diesel(table_name = invoices)]
@@ -40,26 +40,48 @@ struct InvoiceRow {
     store_id: i64,
 }
 
-/// An output as stored: the shape [`OutputView`] writes.
-#[derive(Deserialize)]
+/// An output as stored, in the JSON the invoice's `outputs` show (rows written before this
+/// type existed were written by that view).
+#[derive(Serialize, Deserialize)]
 struct StoredOutput {
-    address: String,
     amount: u64,
+    address: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<StoredToken>,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct StoredToken {
     category: String,
     amount: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     nft: Option<StoredNft>,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct StoredNft {
     capability: String,
     commitment: String,
+}
+
+impl StoredOutput {
+    fn new(o: &InvoiceOutput) -> StoredOutput {
+        StoredOutput {
+            amount: o.amount,
+            address: o.address_string(),
+            description: o.description.clone(),
+            token: o.token.as_ref().map(|t| StoredToken {
+                category: hex::encode(t.category),
+                amount: t.amount,
+                nft: t.nft.as_ref().map(|n| StoredNft {
+                    capability: n.capability.as_str().to_owned(),
+                    commitment: hex::encode(&n.commitment),
+                }),
+            }),
+        }
+    }
 }
 
 /// Which invoices a merchant lists (always one store's); `after` is the cursor of the previous
@@ -83,7 +105,7 @@ pub fn insert(
     invoice: &Invoice,
     api_key_id: Option<i64>,
 ) -> Result<(), StoreError> {
-    let outputs: Vec<OutputView> = invoice.outputs.iter().map(OutputView::new).collect();
+    let outputs: Vec<StoredOutput> = invoice.outputs.iter().map(StoredOutput::new).collect();
     diesel::insert_into(invoices::table)
         .values(NewInvoiceRow {
             id: &invoice.id.to_string(),
@@ -170,8 +192,7 @@ pub fn list(conn: &mut Conn, filter: &ListFilter, now_ms: i64) -> Result<Invoice
 }
 
 /// Moves an open invoice to `to` with one conditional UPDATE (to `Expired` only once its time
-/// is up, to anything else only while it is not) and writes the event in the same
-/// transaction. Returns the invoice as it is afterwards and whether it moved, or `None` when
+/// is up, to anything else only while it is not). Returns the invoice as it is afterwards and whether it moved, or `None` when
 /// it does not exist (or, with `store_id`, belongs to another store: the same answer, so a
 /// merchant cannot tell another store's invoice from a missing one).
 pub fn transition(
@@ -180,7 +201,6 @@ pub fn transition(
     store_id: Option<i64>,
     to: InvoiceStatus,
     now_ms: i64,
-    event: &dyn Fn(&Invoice) -> events::NewEvent,
 ) -> Result<Option<(Invoice, bool)>, StoreError> {
     if let Some(store) = store_id {
         let owned = invoices::table
@@ -209,13 +229,7 @@ pub fn transition(
             .set(set)
             .execute(conn)?
     };
-    let Some(invoice) = get(conn, id)? else {
-        return Ok(None);
-    };
-    if changed == 1 {
-        events::insert(conn, &event(&invoice), now_ms)?;
-    }
-    Ok(Some((invoice, changed == 1)))
+    Ok(get(conn, id)?.map(|invoice| (invoice, changed == 1)))
 }
 
 fn to_invoice(row: InvoiceRow) -> Result<Invoice, StoreError> {

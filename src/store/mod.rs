@@ -27,7 +27,6 @@ use diesel::r2d2::{ManageConnection, Pool};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub use api_keys::ApiKeyRow;
-pub use events::NewEvent;
 pub use invoices::{InvoicePage, ListFilter};
 pub use target::{Backend, DatabaseTarget};
 
@@ -134,6 +133,9 @@ pub struct Store {
     target: DatabaseTarget,
     readers: Pool<Manager>,
     jobs: mpsc::Sender<Box<dyn Job>>,
+    /// Signalled after every commit that appended an event (and, with PostgreSQL, when any
+    /// process commits one): the dispatcher waits on it.
+    commits: Arc<tokio::sync::Notify>,
     /// Background threads watch this and stop once every clone of the store is gone.
     _alive: Arc<()>,
 }
@@ -164,16 +166,17 @@ impl Store {
             Backend::Sqlite => 1,
             Backend::Postgres => options.postgres_writers.max(1),
         };
+        let commits = Arc::new(tokio::sync::Notify::new());
         let mut first = Some(conn);
         for n in 0..writers {
             let conn = match first.take() {
                 Some(c) => c,
                 None => manager.connect().map_err(|e| connect_error(target, e))?,
             };
-            let (queue, manager) = (queue.clone(), manager.clone());
+            let (queue, manager, commits) = (queue.clone(), manager.clone(), commits.clone());
             std::thread::Builder::new()
                 .name(format!("db-writer-{n}"))
-                .spawn(move || writer_loop(conn, manager, queue))
+                .spawn(move || writer_loop(conn, manager, queue, &commits))
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         }
         let alive = Arc::new(());
@@ -189,6 +192,7 @@ impl Store {
             target: target.clone(),
             readers,
             jobs,
+            commits,
             _alive: alive,
         })
     }
@@ -197,23 +201,42 @@ impl Store {
         self.backend
     }
 
-    /// Calls `wake` whenever any process commits an event (PostgreSQL only: with SQLite there
-    /// is one process, whose writers wake the dispatcher themselves). A thread of its own
-    /// holds a `LISTEN` connection; it stops once `wake` is dropped everywhere else.
-    pub fn listen_for_events(
-        &self,
-        wake: std::sync::Weak<tokio::sync::Notify>,
-        on_push: events::OnPush,
-    ) {
+    /// The commit signal: notified after every commit that appended an event. One waiter
+    /// (the dispatcher) is expected; a signal with nobody waiting is kept for the next wait.
+    pub fn commits(&self) -> Arc<tokio::sync::Notify> {
+        self.commits.clone()
+    }
+
+    /// Blocks on a `LISTEN` connection that signals [`Store::commits`] whenever any process
+    /// commits an event, and hands pushes to `on_push`, while `keep` can be upgraded. Returns
+    /// at once on SQLite, where there is one process and its writers signal commits themselves.
+    pub fn listen(&self, on_push: &events::OnPush, keep: &std::sync::Weak<()>) {
         if let DatabaseTarget::Postgres { url } = &self.target {
-            let url = url.clone();
-            let spawned = std::thread::Builder::new()
-                .name("db-listen".into())
-                .spawn(move || events::listen(&url, &wake, &on_push));
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start the event listener; other processes' events arrive by polling");
-            }
+            events::listen(url, &self.commits, on_push, keep);
         }
+    }
+
+    /// Returns once every write queued before the call has committed (or failed): what was
+    /// accepted before shutdown is on disk. With SQLite it then folds the WAL into the
+    /// database file, so the file alone holds everything.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.write(|_| Ok(())).await?;
+        if self.backend == Backend::Sqlite {
+            // Outside the writer: a checkpoint cannot run inside its open transaction.
+            let manager = Manager {
+                target: self.target.clone(),
+            };
+            tokio::task::spawn_blocking(move || {
+                let mut conn = manager
+                    .connect()
+                    .map_err(|e| connect_error(&manager.target, e))?;
+                conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);")?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        }
+        Ok(())
     }
 
     /// Runs `f` on a pooled read-only connection.
@@ -277,8 +300,36 @@ fn connect_error(target: &DatabaseTarget, e: diesel::ConnectionError) -> StoreEr
     StoreError::Unavailable(format!("cannot open {}: {e}", target.redacted()))
 }
 
+thread_local! {
+    /// Set by `events::insert` on a writer thread: the open transaction appended an event, so
+    /// its commit must wake the dispatcher. A flag here rather than in each caller means no
+    /// caller can forget the wake-up.
+    static APPENDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn appended_in_this_transaction() {
+    APPENDED.with(|a| a.set(true));
+}
+
+/// Whether the transaction since the last call appended an event; clears the flag.
+fn take_appended() -> bool {
+    APPENDED.with(|a| a.replace(false))
+}
+
 /// Takes what is queued, runs it in one transaction, commits, then tells each job.
-fn writer_loop(mut conn: Conn, manager: Manager, queue: Arc<Mutex<mpsc::Receiver<Box<dyn Job>>>>) {
+fn writer_loop(
+    mut conn: Conn,
+    manager: Manager,
+    queue: Arc<Mutex<mpsc::Receiver<Box<dyn Job>>>>,
+    commits: &tokio::sync::Notify,
+) {
+    // Wakes the dispatcher if a committed transaction appended an event (a rolled-back one
+    // may have set the flag too: a spare wake-up costs one empty read).
+    let committed = |outcome: &Result<(), StoreError>| {
+        if take_appended() && outcome.is_ok() {
+            commits.notify_one();
+        }
+    };
     loop {
         let mut batch = {
             let Ok(queue) = queue.lock() else { return };
@@ -307,12 +358,14 @@ fn writer_loop(mut conn: Conn, manager: Manager, queue: Arc<Mutex<mpsc::Receiver
         let all_ok = batch.iter_mut().all(|job| job.run(&mut conn));
         if all_ok {
             let outcome = commit(&mut conn);
+            committed(&outcome);
             for job in batch {
                 job.finish(outcome.as_ref().map(|_| ()));
             }
             continue;
         }
         let _ = <Conn as Connection>::TransactionManager::rollback_transaction(&mut conn);
+        take_appended();
         if batch.len() == 1 {
             // Its own failure, already rolled back: the caller gets that error.
             for job in batch {
@@ -330,6 +383,7 @@ fn writer_loop(mut conn: Conn, manager: Manager, queue: Arc<Mutex<mpsc::Receiver
                         .map_err(StoreError::from)
                 }
             });
+            committed(&outcome);
             job.finish(outcome.as_ref().map(|_| ()));
         }
     }

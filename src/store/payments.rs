@@ -1,11 +1,11 @@
 //! The `payments` table and the transitions of paying: claim (open → paying, payment recorded
-//! before broadcast), settle (paying → paid, with its event) and release (paying → open, when
+//! before broadcast), settle (paying → paid) and release (paying → open, when
 //! the network definitively refused the transaction).
 
 use diesel::prelude::*;
 
 use super::schema::{invoices, payments};
-use super::{events, invoices as invoice_rows, Conn, StoreError};
+use super::{invoices as invoice_rows, Conn, StoreError};
 use crate::chain::Txid;
 use crate::jpp::{Invoice, InvoiceId, InvoiceStatus, Payment};
 
@@ -109,16 +109,14 @@ pub fn claim(conn: &mut Conn, claim: &Claim, now_ms: i64) -> Result<bool, StoreE
     Ok(true)
 }
 
-/// The broadcast succeeded: paying → paid, and the `payment_received` event, in one
-/// transaction. Settling twice is harmless (the second finds nothing to move and writes no
-/// event). Returns the invoice as it is now.
+/// The broadcast succeeded: paying → paid. Returns the invoice as it is now and whether this
+/// call moved it (settling twice finds nothing to move the second time).
 pub fn settle(
     conn: &mut Conn,
     id: InvoiceId,
     txid: Txid,
     now_ms: i64,
-    event: &dyn Fn(&Invoice) -> events::NewEvent,
-) -> Result<Option<Invoice>, StoreError> {
+) -> Result<(Option<Invoice>, bool), StoreError> {
     let key = id.to_string();
     let paid = diesel::update(
         payments::table
@@ -140,13 +138,7 @@ pub fn settle(
         ))
         .execute(conn)?;
     }
-    let invoice = invoice_rows::get(conn, id)?;
-    if paid == 1 {
-        if let Some(invoice) = &invoice {
-            events::insert(conn, &event(invoice), now_ms)?;
-        }
-    }
-    Ok(invoice)
+    Ok((invoice_rows::get(conn, id)?, paid == 1))
 }
 
 /// The network refused the transaction: forget the payment and reopen the invoice.

@@ -2,7 +2,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use actix_web::dev::ServerHandle;
 use clap::Parser;
 use diesel::{Connection, RunQueryDsl};
 use serde_json::{json, Value};
@@ -55,15 +54,15 @@ macro_rules! on_both_backends {
 
 pub struct TestApp {
     pub base: String,
-    pub payments: cashier::jpp::pay::Payments,
-    pub lightning: cashier::lightning::Lightning,
+    pub payments: cashier::service::Payments,
+    pub lightning: cashier::service::Lightning,
     pub hub: std::sync::Arc<cashier::notify::Hub>,
     pub client: reqwest::Client,
     /// A valid merchant key.
     pub key: String,
     pub store: Store,
     pub database_url: String,
-    handle: ServerHandle,
+    handle: cashier::app::Shutdown,
     _dir: tempfile::TempDir,
 }
 

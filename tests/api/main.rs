@@ -1,5 +1,8 @@
 //! Integration tests: the real server on port 0, real HTTP, SQLite and PostgreSQL.
 
+// Test code: a panic is a failed check, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod browser;
 mod helpers;
 

@@ -52,19 +52,14 @@ async fn a_failing_write_leaves_the_others_in_its_batch_intact(app: TestApp) {
 }
 
 async fn pruning_removes_only_events_past_retention(app: TestApp) {
-    use cashier::store::{events, NewEvent};
-    let event = |topic: &str| NewEvent {
-        topic: topic.into(),
-        kind: "test",
-        payload: serde_json::json!({"type": "test"}),
-    };
-    let (old, new) = (event("invoice:old"), event("invoice:new"));
+    use cashier::store::events;
+    let body = r#"{"type":"test"}"#;
     // Both well inside the server's own 7-day retention, so its pruner leaves them alone.
     let now = cashier::units::now_ms();
     app.store
         .write(move |c| {
-            events::insert(c, &old, now - 3_600_000)?;
-            events::insert(c, &new, now)
+            events::insert(c, "invoice:old", "test", body, now - 3_600_000)?;
+            events::insert(c, "invoice:new", "test", body, now)
         })
         .await
         .unwrap();

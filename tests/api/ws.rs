@@ -201,7 +201,7 @@ async fn a_slow_socket_is_dropped_and_never_slows_a_healthy_one(app: TestApp) {
     let path = format!("/ws/jpp/invoice/{id}/");
     let mut healthy = connect(&app, &path).await;
     let slow = connect(&app, &path).await; // never reads until the end
-    let topic = format!("invoice:{id}");
+    let topic = cashier::notify::Topic::parse(&format!("invoice:{id}"));
     let pad = "x".repeat(64 * 1024);
     const TOTAL: usize = 400; // 25 MiB: more than any socket buffer holds
     for batch in 0..TOTAL / 8 {
@@ -209,9 +209,9 @@ async fn a_slow_socket_is_dropped_and_never_slows_a_healthy_one(app: TestApp) {
             let n = batch * 8 + i;
             app.hub.publish(
                 &topic,
-                json!({"type": "test", "n": n, "pad": pad})
-                    .to_string()
-                    .into(),
+                cashier::notify::Message::unnumbered(
+                    json!({"type": "test", "n": n, "pad": pad}).to_string(),
+                ),
             );
         }
         // The healthy page gets every message, in order, while the slow one reads nothing.
@@ -329,15 +329,21 @@ async fn an_event_committed_before_a_crash_is_delivered_after_the_restart(app: T
         .write(move |c| {
             let now = cashier::units::now_ms();
             assert!(payments::claim(c, &claim, now)?);
-            let event = |inv: &cashier::jpp::Invoice| {
-                cashier::jpp::pay::payment_received(
-                    inv,
-                    cashier::chain::Network::Regtest,
-                    &base,
-                    now,
-                )
-            };
-            payments::settle(c, invoice_id, txid, now, &event)
+            // What the pay flow commits: the paid invoice and its event, in one transaction.
+            let (invoice, moved) = payments::settle(c, invoice_id, txid, now)?;
+            let invoice = invoice.expect("the invoice exists");
+            assert!(moved);
+            let view = cashier::jpp::InvoiceView::new(
+                &invoice,
+                cashier::chain::Network::Regtest,
+                &base,
+                now,
+            );
+            cashier::notify::append(
+                c,
+                &cashier::notify::Event::payment_received(&invoice, view),
+                now,
+            )
         })
         .await
         .unwrap();
@@ -429,8 +435,8 @@ mod keep_alive {
         // The live socket, which answers every ping (the client library does), has lived as
         // long and still gets its events.
         app.hub.publish(
-            &format!("invoice:{id}"),
-            json!({"type": "test"}).to_string().into(),
+            &cashier::notify::Topic::parse(&format!("invoice:{id}")),
+            cashier::notify::Message::unnumbered(json!({"type": "test"}).to_string()),
         );
         assert_eq!(live.await.expect("live socket")["type"], "test");
     }

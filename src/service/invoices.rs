@@ -1,33 +1,19 @@
-//! What the merchant API does with invoices: create, read, list, cancel. Each state change and
-//! its event are written in one transaction.
+//! What the merchant API does with invoices: create, read, list, cancel, and the expiry
+//! sweep. Each state change and its event are written in one transaction.
 
-use crate::units::now_ms;
-use serde_json::json;
-
-use super::{
-    parse_create_request, CreateLimits, FieldError, Invoice, InvoiceId, InvoiceStatus, InvoiceView,
-};
 use crate::chain::Network;
-use crate::notify::Dispatcher;
-use crate::store::{self, InvoicePage, ListFilter, NewEvent, Store, StoreError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum InvoiceError {
-    #[error("the invoice request has {} problem(s)", .0.len())]
-    Invalid(Vec<FieldError>),
-    #[error("no invoice with this id")]
-    NotFound,
-    #[error("the invoice is {0}; only open invoices can be cancelled")]
-    NotOpen(InvoiceStatus),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+use crate::jpp::{
+    parse_create_request, CreateLimits, Invoice, InvoiceError, InvoiceId, InvoiceStatus,
+    InvoiceView,
+};
+use crate::notify::{self, Event};
+use crate::store::{invoices, InvoicePage, ListFilter, Store};
+use crate::units::now_ms;
 
 /// Invoice operations over one store, on one network, under one public URL.
 #[derive(Debug, Clone)]
 pub struct Invoices {
     store: Store,
-    dispatcher: Dispatcher,
     network: Network,
     public_url: String,
     limits: CreateLimits,
@@ -36,14 +22,12 @@ pub struct Invoices {
 impl Invoices {
     pub fn new(
         store: Store,
-        dispatcher: Dispatcher,
         network: Network,
         public_url: String,
         default_expires_in_secs: u32,
     ) -> Self {
         Invoices {
             store,
-            dispatcher,
             network,
             public_url,
             limits: CreateLimits {
@@ -84,7 +68,7 @@ impl Invoices {
         let invoice = Invoice::new(InvoiceId::random(), new, store_id, now_ms());
         let stored = invoice.clone();
         self.store
-            .write(move |c| store::invoices::insert(c, &stored, api_key_id))
+            .write(move |c| invoices::insert(c, &stored, api_key_id))
             .await?;
         Ok(invoice)
     }
@@ -95,7 +79,7 @@ impl Invoices {
         let now = now_ms();
         let invoice = self
             .store
-            .read(move |c| store::invoices::get(c, id))
+            .read(move |c| invoices::get(c, id))
             .await?
             .ok_or(InvoiceError::NotFound)?;
         if invoice.status_at(now) == InvoiceStatus::Expired && invoice.status == InvoiceStatus::Open
@@ -112,7 +96,7 @@ impl Invoices {
         let now = now_ms();
         Ok(self
             .store
-            .read(move |c| store::invoices::list(c, &filter, now))
+            .read(move |c| invoices::list(c, &filter, now))
             .await?)
     }
 
@@ -122,7 +106,7 @@ impl Invoices {
         let now = now_ms();
         let overdue = self
             .store
-            .read(move |c| store::invoices::overdue(c, now, 500))
+            .read(move |c| invoices::overdue(c, now, 500))
             .await?;
         let mut moved = 0;
         for id in overdue {
@@ -156,27 +140,17 @@ impl Invoices {
         now: i64,
     ) -> Result<(Invoice, bool), InvoiceError> {
         let (network, public_url) = (self.network, self.public_url.clone());
-        let event = move |inv: &Invoice| {
-            let kind = match to {
-                InvoiceStatus::Expired => "invoice_expired",
-                _ => "invoice_cancelled",
-            };
-            NewEvent {
-                topic: format!("invoice:{}", inv.id),
-                kind,
-                payload: json!({
-                    "type": kind,
-                    "invoice": InvoiceView::new(inv, network, &public_url, now).public(),
-                }),
-            }
-        };
         let result = self
             .store
-            .write(move |c| store::invoices::transition(c, id, store_id, to, now, &event))
+            .write(move |c| {
+                let moved = invoices::transition(c, id, store_id, to, now)?;
+                if let Some((invoice, true)) = &moved {
+                    let view = InvoiceView::new(invoice, network, &public_url, now);
+                    notify::append(c, &Event::invoice_closed(invoice, view), now)?;
+                }
+                Ok(moved)
+            })
             .await?;
-        if matches!(result, Some((_, true))) {
-            self.dispatcher.wake();
-        }
         result.ok_or(InvoiceError::NotFound)
     }
 }

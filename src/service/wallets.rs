@@ -1,89 +1,38 @@
-//! Wallet operations over one store and one funding source. Every change of a payment's state
-//! and its socket event are written in one transaction; a wallet is debited only inside the
-//! transaction that checked its balance, so concurrent payments cannot overdraw it.
+//! Lightning wallet operations over one store and one funding source. Every change of a
+//! payment's state and its socket event are written in one transaction; a wallet is debited
+//! only inside the transaction that checked its balance, so concurrent payments cannot
+//! overdraw it.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bitcoin::hashes::Hash;
-use lightning_invoice::SignedRawBolt11Invoice;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::funding::{Funding, FundingSource, InvoiceRequest, Outcome, Settled};
-use super::{payment_event, LnPayment, PayStatus, Wallet};
 use crate::auth::key_hash;
-use crate::notify::Dispatcher;
-use crate::store::{events, lightning as db, Conn, Store, StoreError};
+use crate::lightning::funding::{Funding, FundingSource, InvoiceRequest, Outcome, Settled};
+use crate::lightning::{
+    decode, is_issued, sats_to_msat, LnError, LnPayment, NewInvoice, PayStatus, Wallet,
+};
+use crate::notify::{self, Event};
+use crate::store::{lightning as db, Conn, Store, StoreError};
+use crate::supervisor::Stopping;
 use crate::units::now_ms;
 
-/// Largest invoice, in sats (LNbits' default limit).
-const MAX_INVOICE_SATS: u64 = 10_000_000;
-/// Longest memo (LNbits' limit).
-const MAX_MEMO: usize = 640;
-const DEFAULT_EXPIRY_SECS: u64 = 3600;
-const MAX_EXPIRY_SECS: u64 = 30 * 24 * 3600;
-
-/// Why a wallet operation was refused. The texts are LNbits' where clients match on them.
-#[derive(Debug, thiserror::Error)]
-pub enum LnError {
-    #[error("Wallet not found.")]
-    WalletNotFound,
-    #[error("Payment does not exist.")]
-    PaymentNotFound,
-    #[error("{0}")]
-    Invalid(String),
-    #[error("Invoice (or Admin) key required.")]
-    AdminKeyRequired,
-    /// Definite failures of a payment: LNbits answers these with 520 and `status: failed`.
-    #[error("Insufficient balance.")]
-    InsufficientBalance,
-    #[error("Internal invoice already paid.")]
-    AlreadyPaid,
-    #[error("This invoice was already paid, or is being paid, from this server.")]
-    PaidBefore,
-    /// The invoice names the payment hash of an invoice a wallet here issued, but is not that
-    /// invoice (another amount, payee or description): paying it would settle ours.
-    #[error("Invoice does not match the one issued for this payment hash.")]
-    NotIssued,
-    #[error("Invoice expired.")]
-    Expired,
-    #[error("Payment failed: {0}")]
-    PaymentFailed(String),
-    #[error("{0}")]
-    Funding(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// An invoice a wallet asks for.
-#[derive(Debug, Clone, Default)]
-pub struct NewInvoice {
-    pub amount_sats: u64,
-    pub memo: Option<String>,
-    pub expiry_secs: Option<u64>,
-    pub description_hash: Option<[u8; 32]>,
-    pub extra: Option<Value>,
-    pub webhook: Option<String>,
+fn random_hex<const N: usize>() -> String {
+    hex::encode(rand::random::<[u8; N]>())
 }
 
 /// The Lightning wallets.
 #[derive(Debug, Clone)]
 pub struct Lightning {
     store: Store,
-    dispatcher: Dispatcher,
     funding: Arc<Funding>,
 }
 
-fn random_hex<const N: usize>() -> String {
-    hex::encode(rand::random::<[u8; N]>())
-}
-
 impl Lightning {
-    pub fn new(store: Store, dispatcher: Dispatcher, funding: Funding) -> Lightning {
+    pub fn new(store: Store, funding: Funding) -> Lightning {
         Lightning {
             store,
-            dispatcher,
             funding: Arc::new(funding),
         }
     }
@@ -183,7 +132,6 @@ impl Lightning {
         if !found {
             return Err(LnError::WalletNotFound);
         }
-        self.dispatcher.wake();
         Ok(payment)
     }
 
@@ -193,28 +141,7 @@ impl Lightning {
         wallet: &Wallet,
         new: NewInvoice,
     ) -> Result<LnPayment, LnError> {
-        if new.amount_sats == 0 {
-            return Err(LnError::Invalid(
-                "Amountless invoices not supported.".into(),
-            ));
-        }
-        if new.amount_sats > MAX_INVOICE_SATS {
-            return Err(LnError::Invalid(format!(
-                "Invoice amount {} sats is above the limit of {MAX_INVOICE_SATS}.",
-                new.amount_sats
-            )));
-        }
-        if new.memo.as_ref().is_some_and(|m| m.len() > MAX_MEMO) {
-            return Err(LnError::Invalid(format!(
-                "memo is longer than {MAX_MEMO} characters."
-            )));
-        }
-        let expiry = new.expiry_secs.unwrap_or(DEFAULT_EXPIRY_SECS);
-        if expiry == 0 || expiry > MAX_EXPIRY_SECS {
-            return Err(LnError::Invalid(format!(
-                "expiry must be 1 to {MAX_EXPIRY_SECS} seconds."
-            )));
-        }
+        let expiry = new.checked_expiry()?;
         let issued = self
             .funding
             .create_invoice(&InvoiceRequest {
@@ -341,7 +268,7 @@ impl Lightning {
                     announce(c, &out, now)?;
                 } else {
                     // The balance was read under the lock a moment ago: no second sum.
-                    events::insert(c, &payment_event(&out, before - amount), now)?;
+                    notify::append(c, &Event::wallet_payment(&out, before - amount), now)?;
                 }
                 incoming.status = PayStatus::Success;
                 incoming.updated_ms = now;
@@ -350,7 +277,6 @@ impl Lightning {
             })
             .await??;
         if internal {
-            self.dispatcher.wake();
             return Ok(outgoing);
         }
         // The debit is recorded (pending); now the funding source pays.
@@ -380,7 +306,6 @@ impl Lightning {
             })
             .await?
             .ok_or(LnError::PaymentNotFound)?;
-        self.dispatcher.wake();
         Ok(payment)
     }
 
@@ -426,10 +351,18 @@ impl Lightning {
             .await?)
     }
 
-    /// Settles incoming payments the funding source reports, each re-checked first.
-    pub async fn listen_for_paid_invoices(self) {
+    /// Settles incoming payments the funding source reports, each re-checked first, until
+    /// `stopping` (or until the source's stream ends: then the supervisor starts it again).
+    pub async fn listen_for_paid_invoices(self, mut stopping: Stopping) -> Result<(), String> {
         let mut paid = self.funding.paid_invoices_stream();
-        while let Some(checking_id) = paid.recv().await {
+        loop {
+            let checking_id = tokio::select! {
+                next = paid.recv() => match next {
+                    Some(id) => id,
+                    None => return Err("the funding source's stream of paid invoices ended".into()),
+                },
+                _ = stopping.stopped() => return Ok(()),
+            };
             if let Outcome::Success(settled) = self.funding.get_invoice_status(&checking_id).await {
                 if let Err(e) = self.settle(&checking_id, settled).await {
                     tracing::warn!(checking_id, error = %e, "lightning: settling a paid invoice failed");
@@ -439,118 +372,8 @@ impl Lightning {
     }
 }
 
-/// Writes the payment's socket event, with the wallet's balance after it.
+/// Appends the payment's socket event, with the wallet's balance after it.
 fn announce(c: &mut Conn, payment: &LnPayment, now_ms: i64) -> Result<(), StoreError> {
     let balance = db::balance_msat(c, &payment.wallet_id)?;
-    events::insert(c, &payment_event(payment, balance), now_ms)
-}
-
-fn sats_to_msat(sats: u64) -> Result<i64, LnError> {
-    sats.checked_mul(1000)
-        .and_then(|m| i64::try_from(m).ok())
-        .ok_or_else(|| LnError::Invalid("amount too large".into()))
-}
-
-/// The parts of a BOLT11 invoice this server uses. Read from the signed raw form, so that an
-/// invoice without a features field (LNbits' FakeWallet writes those) is read too; its
-/// signature is still checked.
-#[derive(Debug, Clone)]
-pub struct Bolt11 {
-    pub payment_hash: String,
-    pub amount_msat: Option<u64>,
-    pub description: Option<String>,
-    pub description_hash: Option<String>,
-    pub payee: String,
-    /// Unix seconds.
-    pub timestamp: u64,
-    pub expiry_secs: u64,
-    pub secret: Option<String>,
-    pub min_final_cltv_expiry: u64,
-}
-
-impl Bolt11 {
-    pub fn is_expired(&self, now_ms: i64) -> bool {
-        let ends = self.timestamp.saturating_add(self.expiry_secs);
-        u64::try_from(now_ms / 1000).is_ok_and(|now| now >= ends)
-    }
-}
-
-/// Whether `submitted` (decoded: `invoice`) is the invoice `issued` stands for. The hash alone
-/// proves nothing: anyone can sign an invoice with a hash they have seen. So it must be the
-/// very string we issued, or one the same payee signed for the same hash, amount and
-/// description (a re-encoding of it); the stored expiry and amount apply either way.
-fn is_issued(issued: &LnPayment, submitted: &str, invoice: &Bolt11) -> bool {
-    if bare(&issued.bolt11).eq_ignore_ascii_case(bare(submitted)) {
-        return true;
-    }
-    // A top-up has no invoice: nothing can match it.
-    let Ok(ours) = decode(&issued.bolt11) else {
-        return false;
-    };
-    ours.payee == invoice.payee
-        && ours.payment_hash == invoice.payment_hash
-        && ours.amount_msat == invoice.amount_msat
-        && u64::try_from(issued.amount_msat).ok() == invoice.amount_msat
-        && ours.description_hash == invoice.description_hash
-        && ours.description == invoice.description
-}
-
-/// The invoice text without blanks around it or its `lightning:` prefix (in any case).
-fn bare(bolt11: &str) -> &str {
-    let text = bolt11.trim();
-    match text.get(..10) {
-        Some(prefix) if prefix.eq_ignore_ascii_case("lightning:") => &text[10..],
-        _ => text,
-    }
-}
-
-/// Parses a BOLT11 invoice, with or without its `lightning:` prefix.
-pub fn decode(bolt11: &str) -> Result<Bolt11, LnError> {
-    let text = bare(bolt11);
-    let invalid = |why: String| LnError::Invalid(format!("Invalid BOLT11 invoice: {why}"));
-    let signed = SignedRawBolt11Invoice::from_str(text).map_err(|e| invalid(e.to_string()))?;
-    if !signed.check_signature() {
-        return Err(invalid("its signature does not verify".into()));
-    }
-    let payee = signed
-        .recover_payee_pub_key()
-        .map_err(|e| invalid(e.to_string()))?
-        .0
-        .to_string();
-    let raw = signed.raw_invoice();
-    let payment_hash = raw
-        .payment_hash()
-        .map(|h| hex::encode(h.0.as_byte_array()))
-        .ok_or_else(|| invalid("it has no payment hash".into()))?;
-    Ok(Bolt11 {
-        payment_hash,
-        // The amount is written in pico-BTC: ten per msat.
-        amount_msat: raw.amount_pico_btc().map(|p| p / 10),
-        description: raw.description().map(|d| d.to_string()),
-        description_hash: raw
-            .description_hash()
-            .map(|h| hex::encode(h.0.as_byte_array())),
-        payee,
-        timestamp: raw.data.timestamp.as_unix_timestamp(),
-        // BOLT11's defaults when the fields are absent.
-        expiry_secs: raw.expiry_time().map_or(3600, |e| e.as_seconds()),
-        secret: raw.payment_secret().map(|s| hex::encode(s.0)),
-        min_final_cltv_expiry: raw.min_final_cltv_expiry_delta().map_or(18, |m| m.0),
-    })
-}
-
-/// `POST /api/v1/payments/decode`: the invoice's fields, as LNbits names them.
-pub fn decoded(bolt11: &str) -> Result<Value, LnError> {
-    let invoice = decode(bolt11)?;
-    Ok(json!({
-        "payment_hash": invoice.payment_hash,
-        "amount_msat": invoice.amount_msat,
-        "description": invoice.description,
-        "description_hash": invoice.description_hash,
-        "payee": invoice.payee,
-        "date": invoice.timestamp,
-        "expiry": invoice.expiry_secs,
-        "secret": invoice.secret,
-        "min_final_cltv_expiry": invoice.min_final_cltv_expiry,
-    }))
+    notify::append(c, &Event::wallet_payment(payment, balance), now_ms)
 }

@@ -1,0 +1,182 @@
+//! The events of the notification core: every kind, its topic and its JSON, built here and
+//! nowhere else (`spec/notify.md`).
+//!
+//! An [`Event`] is serialised once, when it is made. [`append`] writes it to the outbox inside
+//! the transaction that makes the change it reports; the outbox numbers it, and the
+//! [`Message`] subscribers receive is that text with its `event_id` spliced in, never parsed
+//! again on its way to a socket.
+
+use bytestring::ByteString;
+use serde_json::json;
+
+use super::Topic;
+use crate::jpp::{Invoice, InvoiceStatus, InvoiceView};
+use crate::lightning::LnPayment;
+use crate::store::{events, Conn, StoreError};
+use crate::units::iso_millis;
+
+/// What happened, as the outbox's `kind` column and the message's `type`/`event` field say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A BCH invoice was paid, or a Lightning wallet received a payment.
+    PaymentReceived,
+    /// A Lightning wallet paid.
+    PaymentSent,
+    InvoiceExpired,
+    InvoiceCancelled,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::PaymentReceived => "payment_received",
+            Kind::PaymentSent => "payment_sent",
+            Kind::InvoiceExpired => "invoice_expired",
+            Kind::InvoiceCancelled => "invoice_cancelled",
+        }
+    }
+}
+
+/// An event on its way into the outbox: its topic, its kind, and its message without the
+/// `event_id` (known only once stored).
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub topic: Topic,
+    pub kind: Kind,
+    body: String,
+}
+
+impl Event {
+    fn new(topic: Topic, kind: Kind, body: serde_json::Value) -> Event {
+        Event {
+            topic,
+            kind,
+            body: body.to_string(),
+        }
+    }
+
+    /// The message as subscribers will read it, without its `event_id`.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// `payment_received` on an invoice's topic: the public invoice, txid, time, memo.
+    pub fn payment_received(invoice: &Invoice, view: InvoiceView<'_>) -> Event {
+        let payment = invoice.payment.as_ref();
+        Event::new(
+            Topic::Invoice(invoice.id),
+            Kind::PaymentReceived,
+            json!({
+                "type": Kind::PaymentReceived.as_str(),
+                "invoice": view.public(),
+                "txid": payment.map(|p| p.txid.to_hex()),
+                "paid_at": payment.and_then(|p| p.paid_ms).map(iso_millis),
+                "memo": payment.and_then(|p| p.memo.clone()).or_else(|| invoice.memo.clone()),
+            }),
+        )
+    }
+
+    /// `invoice_expired` or `invoice_cancelled`, as the invoice's status says, with the public
+    /// invoice.
+    pub fn invoice_closed(invoice: &Invoice, view: InvoiceView<'_>) -> Event {
+        let kind = match invoice.status {
+            InvoiceStatus::Expired => Kind::InvoiceExpired,
+            _ => Kind::InvoiceCancelled,
+        };
+        Event::new(
+            Topic::Invoice(invoice.id),
+            kind,
+            json!({"type": kind.as_str(), "invoice": view.public()}),
+        )
+    }
+
+    /// A settled Lightning payment on its wallet's topic: LNbits 1.x's `{wallet_balance,
+    /// payment}` plus the flat fields the seed clients read.
+    pub fn wallet_payment(payment: &LnPayment, balance_msat: i64) -> Event {
+        let kind = if payment.amount_msat < 0 {
+            Kind::PaymentSent
+        } else {
+            Kind::PaymentReceived
+        };
+        Event::new(
+            Topic::Wallet(payment.wallet_id.clone()),
+            kind,
+            json!({
+                "type": "payment",
+                "event": kind.as_str(),
+                "wallet_balance": balance_msat.div_euclid(1000),
+                "payment": payment.to_json(false),
+                "payment_hash": payment.payment_hash,
+                "amount": payment.amount_msat / 1000,
+                "status": payment.status.as_str(),
+                "memo": payment.memo,
+                "timestamp": payment.updated_ms / 1000,
+            }),
+        )
+    }
+}
+
+/// Writes `event` to the outbox. Call it inside the store transaction that makes the change:
+/// the event exists if and only if the change committed, and the store wakes the dispatcher
+/// after that commit.
+pub fn append(conn: &mut Conn, event: &Event, now_ms: i64) -> Result<(), StoreError> {
+    events::insert(
+        conn,
+        &event.topic.to_string(),
+        event.kind.as_str(),
+        &event.body,
+        now_ms,
+    )
+}
+
+/// What a subscriber receives: the text of one frame, and the outbox id it carries (none for
+/// snapshots and pushes, which are not stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub event_id: Option<i64>,
+    pub text: ByteString,
+}
+
+impl Message {
+    /// A stored event's message: its body with `"event_id"` as the first field.
+    pub fn numbered(event_id: i64, body: &str) -> Message {
+        let rest = body.trim_start().strip_prefix('{').unwrap_or(body);
+        let separator = if rest.trim_start().starts_with('}') {
+            ""
+        } else {
+            ","
+        };
+        Message {
+            event_id: Some(event_id),
+            text: ByteString::from(format!("{{\"event_id\":{event_id}{separator}{rest}")),
+        }
+    }
+
+    /// Text handed on as it is (a push from the LNbits-style endpoints).
+    pub fn unnumbered(text: impl Into<ByteString>) -> Message {
+        Message {
+            event_id: None,
+            text: text.into(),
+        }
+    }
+
+    /// The snapshot a checkout page may ask for first (`?snapshot=1`): the public invoice.
+    pub fn invoice_state(view: InvoiceView<'_>) -> Message {
+        Message::unnumbered(json!({"type": "invoice_state", "invoice": view.public()}).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_id_is_spliced_into_the_body() {
+        let m = Message::numbered(7, r#"{"type":"x","n":1}"#);
+        assert_eq!(m.event_id, Some(7));
+        let v: serde_json::Value = serde_json::from_str(&m.text).unwrap();
+        assert_eq!(v, json!({"event_id": 7, "type": "x", "n": 1}));
+        let empty = Message::numbered(8, "{}");
+        assert_eq!(&*empty.text, r#"{"event_id":8}"#);
+    }
+}
