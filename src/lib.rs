@@ -9,12 +9,17 @@
 //! - [`app`]: builds the server from the settings; [`http`] holds the one route table, the
 //!   handlers and the per-client limits.
 //! - [`auth`]: merchant keys, their stores and scopes.
-//! - [`jpp`]: BCH invoices (model, validation, views, the wallet dialects, the pay flow).
+//! - [`service`]: what holds a store, a node or a funding source: invoices, the pay flow and
+//!   its reconciler, the Lightning wallets, the dev chain's state.
+//! - [`jpp`]: BCH invoices (model, validation, views, the wallet dialects, the rules a payment
+//!   is judged by). Pure, like `chain` and `lightning`.
 //! - [`chain`]: Bitcoin Cash itself (networks, addresses, CashTokens, transactions,
-//!   signatures) and the nodes: the built-in dev chain and the BCHN client.
-//! - [`lightning`]: the LNbits-compatible wallets and their funding sources.
-//! - [`notify`]: the outbox dispatcher and the socket fan-out both paths share.
+//!   signatures), the `Node` trait, the BCHN client and the dev chain's rules.
+//! - [`lightning`]: the LNbits-compatible wallet model, BOLT11, and the funding sources.
+//! - [`notify`]: the notification core: typed topics and events, the outbox dispatcher, the
+//!   socket hub and catch-up, the PostgreSQL bridge.
 //! - [`store`]: diesel, one code path for SQLite and PostgreSQL.
+//! - [`supervisor`]: the background duties, restarted on failure and stopped in order.
 //! - [`dev_pay`]: `cashier dev pay`, a wallet for the dev chain.
 //! - [`units`]: time and money as every layer writes them.
 //!
@@ -22,9 +27,11 @@
 //!
 //! ## Errors, by layer
 //!
-//! Domain code returns its own error enums ([`chain::AddressError`], [`jpp::InvoiceError`]),
-//! storage returns [`store::StoreError`], and only [`http::ApiError`] knows statuses and the
-//! stable `code` strings clients see. Each layer converts the one below with `From`.
+//! Domain code returns its own error enums ([`chain::AddressError`], [`jpp::InvoiceError`],
+//! [`jpp::pay::PayError`], [`lightning::LnError`]), storage returns [`store::StoreError`]
+//! (which reaches the domain errors as an opaque cause, converted in [`service`]), and only
+//! `http/error.rs` knows statuses and the stable `code` strings clients see, one mapping per
+//! dialect family.
 
 pub mod app;
 pub mod auth;

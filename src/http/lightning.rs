@@ -4,12 +4,12 @@
 
 use std::collections::HashMap;
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use sha2::Digest as _;
 
 use super::body::read_limited;
+use super::error::lnbits_refusal;
 use super::AppState;
 use crate::lightning::decoded;
 use crate::lightning::{LnError, NewInvoice, Wallet};
@@ -19,43 +19,6 @@ const MAX_BODY: usize = 64 * 1024;
 const MAX_PUSH: usize = 4 * 1024;
 const DEFAULT_PAGE: i64 = 20;
 const MAX_PAGE: i64 = 200;
-
-fn code(e: &LnError) -> (StatusCode, &'static str) {
-    // LNbits answers failed payments with 520; its clients look for it.
-    let failed = StatusCode::from_u16(520).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    match e {
-        LnError::WalletNotFound => (StatusCode::NOT_FOUND, "wallet_not_found"),
-        LnError::PaymentNotFound => (StatusCode::NOT_FOUND, "payment_not_found"),
-        LnError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
-        LnError::AdminKeyRequired => (StatusCode::FORBIDDEN, "admin_key_required"),
-        LnError::InsufficientBalance => (failed, "insufficient_balance"),
-        LnError::AlreadyPaid | LnError::PaidBefore => (failed, "already_paid"),
-        // LNbits refuses such an invoice as a failed payment ("Bolt11 changed."), 520.
-        LnError::NotIssued => (failed, "invoice_mismatch"),
-        LnError::Expired => (StatusCode::BAD_REQUEST, "invoice_expired"),
-        LnError::PaymentFailed(_) => (failed, "payment_failed"),
-        LnError::Funding(_) => (failed, "funding_source_failed"),
-        LnError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
-    }
-}
-
-/// An error as LNbits writes it (`detail`), with our stable `code`, and `status` for the
-/// payment failures LNbits' clients classify by it.
-pub fn refusal(e: LnError) -> HttpResponse {
-    let (status, code) = code(&e);
-    let detail = match &e {
-        LnError::Storage(cause) => {
-            tracing::error!(error = %cause, "lightning: storage failed");
-            "Internal error; try again shortly.".to_owned()
-        }
-        other => other.to_string(),
-    };
-    let mut body = json!({"detail": detail, "code": code});
-    if status.as_u16() == 520 {
-        body["status"] = json!("failed");
-    }
-    HttpResponse::build(status).json(body)
-}
 
 /// The key a request carries, from the header or the query string.
 pub fn api_key(req: &HttpRequest) -> Option<String> {
@@ -78,7 +41,11 @@ async fn wallet(req: &HttpRequest, state: &AppState) -> Result<(Wallet, bool), H
         return Err(HttpResponse::Unauthorized().json(json!({
             "detail": "No Api Key provided.", "code": "missing_api_key"})));
     };
-    state.lightning.wallet_for_key(&key).await.map_err(refusal)
+    state
+        .lightning
+        .wallet_for_key(&key)
+        .await
+        .map_err(lnbits_refusal)
 }
 
 /// The body as JSON, whatever the Content-Type says; an empty body is `{}`.
@@ -92,7 +59,7 @@ async fn lenient_json(req: &HttpRequest, payload: web::Payload) -> Result<Value,
     serde_json::from_slice::<Value>(&bytes)
         .ok()
         .filter(Value::is_object)
-        .ok_or_else(|| refusal(LnError::Invalid("The body must be a JSON object.".into())))
+        .ok_or_else(|| lnbits_refusal(LnError::Invalid("The body must be a JSON object.".into())))
 }
 
 /// `GET /api/v1/wallet`: `{id?, name, balance}`, the balance in msat; the id only for the
@@ -110,7 +77,7 @@ pub async fn get_wallet(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
             }
             HttpResponse::Ok().json(body)
         }
-        Err(e) => refusal(e),
+        Err(e) => lnbits_refusal(e),
     }
 }
 
@@ -139,7 +106,7 @@ pub async fn create_account(
             "id": wallet.id, "name": wallet.name, "user": wallet.id,
             "inkey": inkey, "adminkey": adminkey, "balance_msat": 0, "currency": null,
         })),
-        Err(e) => refusal(e),
+        Err(e) => lnbits_refusal(e),
     }
 }
 
@@ -177,7 +144,7 @@ pub async fn create_payment(
     match result {
         // The creator of an invoice sees its preimage (LNbits' clients read it).
         Ok(payment) => HttpResponse::Created().json(payment.to_json(!outgoing)),
-        Err(e) => refusal(e),
+        Err(e) => lnbits_refusal(e),
     }
 }
 
@@ -272,7 +239,7 @@ pub async fn get_payment(
             }
             HttpResponse::Ok().json(body)
         }
-        Err(e) => refusal(e),
+        Err(e) => lnbits_refusal(e),
     }
 }
 
@@ -295,13 +262,13 @@ pub async fn list_payments(req: HttpRequest, state: web::Data<AppState>) -> Http
     };
     let (limit, offset) = match (number("limit", DEFAULT_PAGE), number("offset", 0)) {
         (Ok(l), Ok(o)) => (l.clamp(1, MAX_PAGE), o),
-        (Err(e), _) | (_, Err(e)) => return refusal(e),
+        (Err(e), _) | (_, Err(e)) => return lnbits_refusal(e),
     };
     match state.lightning.payments(&wallet, limit, offset).await {
         Ok(list) => {
             HttpResponse::Ok().json(list.iter().map(|p| p.to_json(false)).collect::<Vec<_>>())
         }
-        Err(e) => refusal(e),
+        Err(e) => lnbits_refusal(e),
     }
 }
 
@@ -313,8 +280,8 @@ pub async fn decode(req: HttpRequest, payload: web::Payload) -> HttpResponse {
     };
     match body["data"].as_str().map(decoded) {
         Some(Ok(v)) => HttpResponse::Ok().json(v),
-        Some(Err(e)) => refusal(e),
-        None => refusal(LnError::Invalid(
+        Some(Err(e)) => lnbits_refusal(e),
+        None => lnbits_refusal(LnError::Invalid(
             "data (a BOLT11 invoice) is required".into(),
         )),
     }
@@ -355,7 +322,7 @@ async fn push(
     };
     let named = match state.lightning.wallet_for_socket(&target).await {
         Ok(w) => w,
-        Err(e) => return refusal(e),
+        Err(e) => return lnbits_refusal(e),
     };
     if !admin || named.as_ref().map(|w| &w.id) != Some(&wallet.id) {
         return HttpResponse::Unauthorized().json(json!({
@@ -373,7 +340,7 @@ async fn push(
         },
     };
     if data.len() > MAX_PUSH {
-        return refusal(LnError::Invalid(format!(
+        return lnbits_refusal(LnError::Invalid(format!(
             "data is {} bytes; a push carries at most {MAX_PUSH}",
             data.len()
         )));
@@ -381,6 +348,6 @@ async fn push(
     let topic = crate::notify::Topic::Wallet(wallet.id);
     match state.dispatcher.push(&topic, &data).await {
         Ok(()) => HttpResponse::Ok().json(json!({"sent": true, "data": data})),
-        Err(e) => refusal(e.into()),
+        Err(e) => lnbits_refusal(e.into()),
     }
 }

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use super::auth::{presented_merchant, require};
 use super::body::{media_type, read_limited};
 use super::checkout;
-use super::pay::{refusal, MAX_PAY_BODY};
+use super::error::jpp_refusal;
+use super::pay::MAX_PAY_BODY;
 use super::{ApiError, AppState};
 use crate::auth::Scope;
 use crate::jpp::pay::{PayError, Submission};
@@ -102,7 +103,7 @@ fn offer(req: &HttpRequest) -> Option<Offer> {
 }
 
 fn refuse(reader: Reader, e: &PayError) -> HttpResponse {
-    refusal(e, |response, status, code, message| {
+    jpp_refusal(e, |response, status, code, message| {
         written_for(reader, response, status, code, message)
     })
 }

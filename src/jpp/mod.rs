@@ -1,7 +1,8 @@
 //! BCH invoices over the JSON Payment Protocol family: the invoice model and its states, the
 //! create request and its validation, and the JSON views wallets and merchants read.
 //!
-//! Plain Rust: neither actix nor diesel is imported here.
+//! Pure domain code: nothing here imports the store, a service, the notification core, HTTP,
+//! diesel or actix (`scripts/check-layers`). The stateful halves live in `service`.
 
 pub mod bip70;
 pub mod bitpay;

@@ -2,7 +2,8 @@
 //! an admin key, payments in msat, funding sources behind one trait, and a socket frame per
 //! settled payment on the same notification core as the BCH invoices.
 //!
-//! Plain Rust: neither actix nor diesel is imported here.
+//! Pure domain code: nothing here imports the store, a service, the notification core, HTTP,
+//! diesel or actix (`scripts/check-layers`). The wallets themselves are `service::Lightning`.
 
 mod bolt11;
 pub mod funding;
