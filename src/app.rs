@@ -17,7 +17,7 @@ use crate::jpp::signing::Signer;
 use crate::lightning::{Funding, FundingSettings};
 use crate::notify::{bridge, ConnectionLimit, Dispatcher};
 use crate::service::{DevChain, Invoices, Lightning, NodeClient, Payments};
-use crate::store::{events, Store, StoreError};
+use crate::store::{events, Backend, Store, StoreError};
 use crate::supervisor::{self, Signal, Supervisor};
 use crate::units::now_ms;
 
@@ -274,10 +274,12 @@ impl Application {
     /// feeds the outbox's readers first, then the readers.
     fn start_duties(&self) -> Supervisor {
         let mut duties = Supervisor::default();
-        let (store, hub) = (self.store.clone(), self.dispatcher.hub().clone());
-        duties.spawn("postgres-bridge", move |stopping| {
-            bridge::run(store.clone(), hub.clone(), stopping)
-        });
+        if self.store.backend() == Backend::Postgres {
+            let (store, hub) = (self.store.clone(), self.dispatcher.hub().clone());
+            duties.spawn("postgres-bridge", move |stopping| {
+                bridge::run(store.clone(), hub.clone(), stopping)
+            });
+        }
         let dispatcher = self.dispatcher.clone();
         duties.spawn("dispatcher", move |stopping| {
             dispatcher.clone().run(stopping)

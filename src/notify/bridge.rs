@@ -8,11 +8,12 @@ use super::{Hub, Message, Topic};
 use crate::store::{events, Backend, Store};
 use crate::supervisor::Stopping;
 
-/// Listens until `stopping` (at once `Ok` on SQLite). The connection lives on a thread of its
+/// Listens until `stopping` (on SQLite there is nothing to listen to: it just waits). The connection lives on a thread of its
 /// own, since diesel cannot await a socket; the thread ends once this future stops or is
 /// dropped (a thread, not a blocking task, so a runtime shutting down never waits for it).
 pub async fn run(store: Store, hub: Arc<Hub>, mut stopping: Stopping) -> Result<(), String> {
     if store.backend() != Backend::Postgres {
+        stopping.stopped().await;
         return Ok(());
     }
     let on_push: events::OnPush = Arc::new(move |topic: &str, data: &str| {

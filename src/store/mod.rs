@@ -216,9 +216,11 @@ impl Store {
         }
     }
 
-    /// Returns once every write queued before the call has committed (or failed): what was
-    /// accepted before shutdown is on disk. With SQLite it then folds the WAL into the
-    /// database file, so the file alone holds everything.
+    /// The last step of a shutdown, once nobody writes any more: returns after a write queued
+    /// now has committed. SQLite's one writer takes jobs in order, so every earlier write has
+    /// committed too, and the WAL is then folded into the database file. PostgreSQL's writers
+    /// take jobs side by side; there, what matters is that every answered request and every
+    /// stopped duty awaited its own writes already.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.write(|_| Ok(())).await?;
         if self.backend == Backend::Sqlite {

@@ -19,6 +19,7 @@ mod lnbits_funding;
 mod pay;
 mod paytaca;
 mod schnorr;
+mod shutdown;
 mod store;
 mod wallets;
 mod ws;
