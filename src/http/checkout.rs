@@ -6,8 +6,9 @@
 //! No external scripts, styles, fonts or images: it works on a LAN with no internet. A
 //! `Content-Security-Policy` in the page itself allows only its own script (by hash) and style.
 //!
-//! The HTML is built here; the style and the script are `assets/checkout/checkout.css` and
-//! `assets/checkout/checkout.js`, embedded in the binary at build time and inlined in the page.
+//! The page is `assets/checkout/checkout.html` (with `{name}` where a value goes), its style
+//! `checkout.css` and its script `checkout.js`, all embedded in the binary at build time; the
+//! values are computed and escaped here, and the style and script inlined in the page.
 
 use std::sync::OnceLock;
 
@@ -136,78 +137,84 @@ pub fn page(view: &InvoiceView<'_>) -> String {
     };
     let paid_row_hidden = if paid_at.is_some() { "" } else { " hidden" };
 
-    format!(
-        r##"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex, nofollow">
-<meta name="referrer" content="no-referrer">
-<meta name="color-scheme" content="light dark">
-<meta http-equiv="Content-Security-Policy" content="{csp}">
-<link rel="icon" href="data:,">
-<title>{title}</title>
-<style>{css}</style>
-</head>
-<body>
-<main data-state="{class}">
-<section class="card">
-{memo_html}
-<p class="amount"><span id="amount">{amount}</span> <span class="unit">BCH</span></p>
-<div role="status" aria-live="polite"><div id="status" class="{class}">{status}</div></div>
-<p id="countdown">Expires at <time datetime="{expires}">{expires}</time></p>
-<p id="note">{note}</p>
-</section>
-<section id="pay" class="card">
-<div id="qr">{qr}</div>
-<a id="open-wallet" class="button" href="{uri}">Open in wallet</a>
-<label for="uri">Payment link</label>
-<div class="copy"><input id="uri" readonly value="{uri}" spellcheck="false"><button id="copy" type="button">Copy</button></div>
-</section>
-<section class="card">
-<h2>Outputs</h2>
-<ul class="outputs">{outputs}</ul>
-</section>
-<section class="card">
-<dl class="meta">
-<dt>Invoice</dt><dd class="mono">{id}</dd>
-<dt>Network</dt><dd>{network}</dd>
-<dt>Created</dt><dd><time datetime="{time}">{time}</time></dd>
-<dt>Expires</dt><dd><time datetime="{expires}">{expires}</time></dd>
-<div id="paid-row"{paid_row_hidden}><dt>Paid at</dt><dd><time id="paid-at" datetime="{paid_at}">{paid_at}</time></dd></div>
-</dl>
-</section>
-<p id="live" class="{live_class}">{live_text}</p>
-</main>
-<script type="application/json" id="invoice-data">{data}</script>
-<script>{script}</script>
-</body>
-</html>
-"##,
-        csp = esc(csp()),
-        css = CSS,
-        class = state.class(),
-        status = esc(&status_text(state, txid)),
-        note = esc(state.note()),
-        expires = esc(&view.expires),
-        time = esc(&view.time),
-        paid_at = esc(paid_at.unwrap_or("")),
-        uri = esc(&view.payment_uri),
-        id = esc(&view.payment_id),
-        network = esc(view.network),
-        live_class = if state == State::Open { "off" } else { "done" },
-        live_text = if state == State::Open {
-            "Connecting\u{2026}"
-        } else {
-            ""
-        },
-        data = script_json(&data),
-        script = SCRIPT,
-    )
+    let csp = esc(csp());
+    let class = state.class();
+    let status = esc(&status_text(state, txid));
+    let note = esc(state.note());
+    let expires = esc(&view.expires);
+    let time = esc(&view.time);
+    let paid_at = esc(paid_at.unwrap_or(""));
+    let uri = esc(&view.payment_uri);
+    let id = esc(&view.payment_id);
+    let network = esc(view.network);
+    let live_class = if state == State::Open { "off" } else { "done" };
+    let live_text = if state == State::Open {
+        "Connecting\u{2026}"
+    } else {
+        ""
+    };
+    let data = script_json(&data);
+    let values: [(&str, &str); 21] = [
+        ("csp", &csp),
+        ("css", CSS),
+        ("class", class),
+        ("status", &status),
+        ("note", &note),
+        ("expires", &expires),
+        ("time", &time),
+        ("paid_at", &paid_at),
+        ("uri", &uri),
+        ("id", &id),
+        ("network", &network),
+        ("live_class", live_class),
+        ("live_text", live_text),
+        ("data", &data),
+        ("script", SCRIPT),
+        ("amount", &amount),
+        ("memo_html", &memo_html),
+        ("outputs", &outputs),
+        ("paid_row_hidden", paid_row_hidden),
+        ("qr", &qr),
+        ("title", &title),
+    ];
+    fill(TEMPLATE, &values)
 }
 
 /// One output: address and amount, then what describes it (description, token, NFT).
+/// The page's HTML with `{name}` where a value goes (`assets/checkout/checkout.html`).
+const TEMPLATE: &str = include_str!("../../assets/checkout/checkout.html");
+
+/// `template` with each `{name}` replaced by its value, in one pass: a value (already escaped
+/// by the caller) is never read as template, and braces that name no value stay as they are.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let extra: usize = values.iter().map(|(_, v)| v.len()).sum();
+    let mut out = String::with_capacity(template.len() + extra);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let named = after.find('}').and_then(|close| {
+            let name = &after[..close];
+            values
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, value)| (*value, close))
+        });
+        match named {
+            Some((value, close)) => {
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn output_item(o: &OutputView<'_>) -> String {
     let mut item = format!(
         "<li><div class=\"row\"><span class=\"mono addr\">{}</span><span class=\"amt\">{} BCH</span></div>",
@@ -565,5 +572,26 @@ mod tests {
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn every_placeholder_of_the_template_is_filled() {
+        let html = render(&invoice(Some("two things"), &[150_000_000, 2_500]));
+        let placeholders: Vec<&str> = TEMPLATE
+            .split('{')
+            .skip(1)
+            .filter_map(|s| s.split_once('}').map(|(name, _)| name))
+            .collect();
+        assert!(placeholders.len() >= 20, "{placeholders:?}");
+        for name in placeholders {
+            assert!(
+                !html.contains(&format!("{{{name}}}")),
+                "{{{name}}} left in the page"
+            );
+        }
+        assert_eq!(
+            fill("a{x}b{y}{z}", &[("x", "{y}"), ("y", "2")]),
+            "a{y}b2{z}"
+        );
     }
 }
