@@ -311,7 +311,7 @@ fn json_body(body: &[u8]) -> Result<Value, PayError> {
 }
 
 /// The one transaction of a v1 or v2 body. A `weightedSize` beside it is not read: see
-/// [`crate::jpp::pay::Payments::verify`].
+/// [`crate::service::Payments::verify`].
 fn one_transaction(body: &Value) -> Result<Vec<u8>, PayError> {
     let txs = body["transactions"]
         .as_array()
