@@ -270,8 +270,9 @@ impl Application {
         result
     }
 
-    /// The background duties, in the order they start (and the reverse of their stop): what
-    /// feeds the outbox's readers first, then the readers.
+    /// The background duties, in the order they start. They stop in reverse, so the duties
+    /// that write events (reconciler, sweeper, funding listener) stop before the dispatcher
+    /// that delivers them, and the bridge that wakes it stops last.
     fn start_duties(&self) -> Supervisor {
         let mut duties = Supervisor::default();
         if self.store.backend() == Backend::Postgres {
