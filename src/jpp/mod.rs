@@ -1,8 +1,8 @@
 //! BCH invoices over the JSON Payment Protocol family: the invoice model and its states, the
 //! create request and its validation, and the JSON views wallets and merchants read.
 //!
-//! Pure domain code: nothing here imports the store, a service, the notification core, HTTP,
-//! diesel or actix (`scripts/check-layers`). The stateful halves live in `service`.
+//! Pure domain code: it imports no layer above the domain and no framework; the list is
+//! enforced by `scripts/check-layers`. The stateful halves live in `service`.
 
 pub mod bip70;
 pub mod bitpay;

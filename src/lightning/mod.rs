@@ -2,8 +2,8 @@
 //! an admin key, payments in msat, funding sources behind one trait, and a socket frame per
 //! settled payment on the same notification core as the BCH invoices.
 //!
-//! Pure domain code: nothing here imports the store, a service, the notification core, HTTP,
-//! diesel or actix (`scripts/check-layers`). The wallets themselves are `service::Lightning`.
+//! Pure domain code: it imports no layer above the domain and no framework; the list is
+//! enforced by `scripts/check-layers`. The wallets themselves are `service::Lightning`.
 
 mod bolt11;
 pub mod funding;

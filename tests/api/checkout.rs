@@ -143,14 +143,7 @@ async fn the_page_turns_cancelled_while_open(app: TestApp) {
         .to_owned();
     let mut page = Page::open(chromium, &page_url(&app, &id), Viewport::PHONE).await;
     page.wait_for("#live.on").await;
-    let r = app
-        .client
-        .post(app.url(&format!("/jpp/invoices/{id}/cancel/")))
-        .header("X-Api-Key", &app.key)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(app.cancel(&id).await, 200);
     assert_eq!(page.wait_for("#status.cancelled").await, "Cancelled");
     page.wait_for("#live.done").await;
 }
@@ -165,16 +158,7 @@ async fn finished_invoices_are_rendered_finished(app: TestApp) {
     );
     assert!(page.contains("<main data-state=\"expired\">"));
 
-    let cancelled = app.create_simple(1000).await["payment_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.client
-        .post(app.url(&format!("/jpp/invoices/{cancelled}/cancel/")))
-        .header("X-Api-Key", &app.key)
-        .send()
-        .await
-        .unwrap();
+    let cancelled = app.cancelled_invoice(1000).await;
     assert!(html(&app, &cancelled)
         .await
         .contains("<div id=\"status\" class=\"cancelled\">Cancelled</div>"));

@@ -456,18 +456,7 @@ async fn fetches_of_invoices_not_open_are_refused_in_words_both_clients_read(app
     let (paid, raw) = app.invoice_and_payment().await;
     app.pay(&paid, &raw).await;
     let expired = app.insert_expired_invoice(4000).await;
-    let cancelled = app.create_simple(4000).await["payment_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = app
-        .client
-        .post(app.url(&format!("/jpp/invoices/{cancelled}/cancel/")))
-        .header("X-Api-Key", &app.key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let cancelled = app.cancelled_invoice(4000).await;
 
     for (status, id) in [
         ("paid", &paid),
@@ -640,18 +629,7 @@ async fn bwc_reads_every_fetch_refusal() {
     let (paid, raw) = app.invoice_and_payment().await;
     app.pay(&paid, &raw).await;
     let expired = app.insert_expired_invoice(4000).await;
-    let cancelled = app.create_simple(4000).await["payment_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = app
-        .client
-        .post(app.url(&format!("/jpp/invoices/{cancelled}/cancel/")))
-        .header("X-Api-Key", &app.key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let cancelled = app.cancelled_invoice(4000).await;
     let unknown = "0".repeat(32);
 
     let mut cmd = std::process::Command::new("node");

@@ -91,16 +91,46 @@ impl TestApp {
         (invoice["payment_id"].as_str().unwrap().to_owned(), raw)
     }
 
-    /// Posts `raw` to the invoice's watchtower `pay/` endpoint and requires success.
-    pub async fn pay(&self, id: &str, raw: &[u8]) {
+    /// Cancels invoice `id` with the test key; the status of the answer.
+    pub async fn cancel(&self, id: &str) -> u16 {
+        self.client
+            .post(self.url(&format!("/jpp/invoices/{id}/cancel/")))
+            .header("X-Api-Key", &self.key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// A new invoice of `amount` sats, cancelled: its id.
+    pub async fn cancelled_invoice(&self, amount: u64) -> String {
+        let id = self.create_simple(amount).await["payment_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(self.cancel(&id).await, 200);
+        id
+    }
+
+    /// Posts `raw` to the invoice's watchtower `step` endpoint (`pay` or `verify`): the status
+    /// and the JSON answer.
+    pub async fn post_tx(&self, id: &str, step: &str, raw: &[u8]) -> (u16, Value) {
         let r = self
             .client
-            .post(self.url(&format!("/jpp/invoices/{id}/pay/")))
+            .post(self.url(&format!("/api/jpp/invoices/{id}/{step}/")))
             .json(&json!({"raw_tx_hex": hex::encode(raw)}))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    /// Posts `raw` to the invoice's watchtower `pay/` endpoint and requires success.
+    pub async fn pay(&self, id: &str, raw: &[u8]) {
+        let (status, answer) = self.post_tx(id, "pay", raw).await;
+        assert_eq!(status, 200, "{answer}");
     }
 
     /// Stops the HTTP server (and with it the dispatcher); the store stays usable.
@@ -264,8 +294,22 @@ impl TestApp {
     /// An open invoice for `amount` sats at ADDR that expires `ms` from now (negative: ago),
     /// below the create API's 60-second floor. Returns its id.
     pub async fn insert_invoice_expiring_in(&self, amount: u64, ms: i64) -> String {
-        use cashier::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
         let now = cashier::units::now_ms();
+        self.insert_invoice(amount, 1000, now - 61_000, now + ms)
+            .await
+    }
+
+    /// An open invoice for `amount` sats at ADDR asking `fee_per_kb`, created and expiring at
+    /// the given times, written directly so a test can place it anywhere in time. Returns its
+    /// id.
+    pub async fn insert_invoice(
+        &self,
+        amount: u64,
+        fee_per_kb: u64,
+        created_ms: i64,
+        expires_ms: i64,
+    ) -> String {
+        use cashier::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
         let invoice = Invoice {
             id: InvoiceId::random(),
             status: InvoiceStatus::Open,
@@ -277,9 +321,9 @@ impl TestApp {
             }],
             memo: None,
             merchant_data: None,
-            created_ms: now - 61_000,
-            expires_ms: now + ms,
-            fee_per_kb: 1000,
+            created_ms,
+            expires_ms,
+            fee_per_kb,
             store_id: cashier::auth::DEFAULT_STORE_ID,
             payment: None,
         };
@@ -289,6 +333,15 @@ impl TestApp {
             .await
             .expect("insert");
         id
+    }
+
+    /// The payment row recorded for the transaction `raw`, if any.
+    pub async fn payment_of(&self, raw: &[u8]) -> Option<cashier::store::payments::PaymentRow> {
+        let txid = cashier::chain::txid_of(raw);
+        self.store
+            .read(move |c| cashier::store::payments::by_txid(c, txid))
+            .await
+            .unwrap()
     }
 
     pub async fn events(&self, topic: &str) -> Vec<(i64, String, String)> {

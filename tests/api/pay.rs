@@ -85,13 +85,7 @@ mod node_down {
         }
         let (_, now) = app.get_json(&format!("/jpp/invoices/{id}/")).await;
         assert_eq!(now["status"], "open", "the invoice stays payable");
-        let txid = txid_of(&raw);
-        assert!(app
-            .store
-            .read(move |c| cashier::store::payments::by_txid(c, txid))
-            .await
-            .unwrap()
-            .is_none());
+        assert!(app.payment_of(&raw).await.is_none());
         // Without the dev chain there is no faucet.
         let r = app
             .client
@@ -122,18 +116,6 @@ fn dev_broadcasts(app: &TestApp) -> u64 {
         .dev()
         .expect("dev chain")
         .broadcast_calls()
-}
-
-async fn post_pay(app: &TestApp, id: &str, raw: &[u8]) -> (u16, Value) {
-    let r = app
-        .client
-        .post(app.url(&format!("/api/jpp/invoices/{id}/pay/")))
-        .json(&json!({"raw_tx_hex": hex::encode(raw)}))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
 }
 
 async fn create(app: &TestApp, body: Value) -> Value {
@@ -174,7 +156,7 @@ async fn a_payment_is_accepted_broadcast_and_recorded_once(app: TestApp) {
     let raw = wallet.pay(&[bch, tokens], invoice_outputs(&invoice));
     let txid = txid_of(&raw).to_hex();
 
-    let (status, paid) = post_pay(&app, &id, &raw).await;
+    let (status, paid) = app.post_tx(&id, "pay", &raw).await;
     assert_eq!(status, 200, "{paid}");
     assert_eq!(paid["status"], "paid");
     assert_eq!(paid["payment"]["txid"], txid.as_str());
@@ -208,7 +190,7 @@ async fn a_payment_is_accepted_broadcast_and_recorded_once(app: TestApp) {
     assert!(event["invoice"].get("merchant_data").is_none());
 
     // The same transaction again: the same answer, no second broadcast, no second event.
-    let (status, again) = post_pay(&app, &id, &raw).await;
+    let (status, again) = app.post_tx(&id, "pay", &raw).await;
     assert_eq!((status, &again), (200, &paid));
     assert_eq!(dev_broadcasts(&app), 1);
     assert_eq!(app.events(&format!("invoice:{id}")).await.len(), 1);
@@ -222,7 +204,7 @@ async fn twenty_identical_posts_get_one_broadcast_and_twenty_identical_answers(a
     .await;
     let id = id_of(&invoice);
     let (_, raw) = funded_payment(&app, &invoice).await;
-    let answers = join_all((0..20).map(|_| post_pay(&app, &id, &raw))).await;
+    let answers = join_all((0..20).map(|_| app.post_tx(&id, "pay", &raw))).await;
     let first = &answers[0];
     assert_eq!(first.0, 200, "{}", first.1);
     for answer in &answers {
@@ -243,7 +225,7 @@ async fn fifty_different_payments_at_once_only_one_wins_and_only_it_is_broadcast
     for _ in 0..50 {
         txs.push(funded_payment(&app, &invoice).await.1);
     }
-    let answers = join_all(txs.iter().map(|raw| post_pay(&app, &id, raw))).await;
+    let answers = join_all(txs.iter().map(|raw| app.post_tx(&id, "pay", raw))).await;
     let winners: Vec<usize> = (0..50).filter(|&i| answers[i].0 == 200).collect();
     assert_eq!(
         winners.len(),
@@ -282,8 +264,8 @@ async fn a_transaction_that_paid_one_invoice_cannot_pay_another(app: TestApp) {
     let a = create(&app, body.clone()).await;
     let b = create(&app, body).await;
     let (_, raw) = funded_payment(&app, &a).await;
-    assert_eq!(post_pay(&app, &id_of(&a), &raw).await.0, 200);
-    let (status, refused) = post_pay(&app, &id_of(&b), &raw).await;
+    assert_eq!(app.post_tx(&id_of(&a), "pay", &raw).await.0, 200);
+    let (status, refused) = app.post_tx(&id_of(&b), "pay", &raw).await;
     assert_eq!(status, 400, "{refused}");
     assert_eq!(refused["code"], "transaction_used");
     assert_eq!(
@@ -302,7 +284,7 @@ async fn a_transaction_that_paid_one_invoice_cannot_pay_another(app: TestApp) {
     )
     .await;
     assert_eq!(
-        post_pay(&app, &id_of(&c), &raw).await.1["code"],
+        app.post_tx(&id_of(&c), "pay", &raw).await.1["code"],
         "transaction_used"
     );
 }
@@ -553,7 +535,7 @@ async fn refused_payments_say_why_and_change_nothing(app: TestApp) {
     ];
     let broadcasts_before = dev_broadcasts(&app);
     for (name, raw, status, code, says) in cases {
-        let (got, body) = post_pay(&app, &id, &raw).await;
+        let (got, body) = app.post_tx(&id, "pay", &raw).await;
         assert_eq!(got, status, "{name}: {body}");
         assert_eq!(body["code"], code, "{name}: {body}");
         let detail = body["detail"].as_str().unwrap();
@@ -562,12 +544,7 @@ async fn refused_payments_say_why_and_change_nothing(app: TestApp) {
             "{name}: {detail:?} should say {says:?}"
         );
         assert_eq!(body["non_field_errors"][0], detail, "{name}");
-        let txid = txid_of(&raw);
-        let recorded = app
-            .store
-            .read(move |c| cashier::store::payments::by_txid(c, txid))
-            .await
-            .unwrap();
+        let recorded = app.payment_of(&raw).await;
         assert!(recorded.is_none(), "{name} recorded a payment");
     }
     // Not hex at all.
@@ -596,7 +573,7 @@ async fn refused_payments_say_why_and_change_nothing(app: TestApp) {
 
     // And the invoice is still payable by a good transaction.
     let good = wallet.pay_at(&[bch[1].clone(), right], wanted, pay_fee);
-    let (status, body) = post_pay(&app, &id, &good).await;
+    let (status, body) = app.post_tx(&id, "pay", &good).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -605,10 +582,10 @@ async fn invoices_that_are_not_open_refuse_payments(app: TestApp) {
     // Paid.
     let paid = create(&app, body.clone()).await;
     let (wallet, raw) = funded_payment(&app, &paid).await;
-    assert_eq!(post_pay(&app, &id_of(&paid), &raw).await.0, 200);
+    assert_eq!(app.post_tx(&id_of(&paid), "pay", &raw).await.0, 200);
     let coin = wallet.fund(&app, 20_000, None).await;
     let second = wallet.pay(&[coin], invoice_outputs(&paid));
-    let (status, refused) = post_pay(&app, &id_of(&paid), &second).await;
+    let (status, refused) = app.post_tx(&id_of(&paid), "pay", &second).await;
     assert_eq!(
         (status, refused["code"].as_str()),
         (400, Some("invoice_not_accepting"))
@@ -631,7 +608,7 @@ async fn invoices_that_are_not_open_refuse_payments(app: TestApp) {
         .unwrap();
     assert_eq!(r.status(), 200);
     let (_, raw) = funded_payment(&app, &cancelled).await;
-    let (status, refused) = post_pay(&app, &id_of(&cancelled), &raw).await;
+    let (status, refused) = app.post_tx(&id_of(&cancelled), "pay", &raw).await;
     assert_eq!(status, 400);
     assert!(
         refused["detail"]
@@ -647,7 +624,7 @@ async fn invoices_that_are_not_open_refuse_payments(app: TestApp) {
         &json!({"outputs": [{"address": ADDR, "amount": 3000}]}),
     )
     .await;
-    let (status, refused) = post_pay(&app, &expired, &raw).await;
+    let (status, refused) = app.post_tx(&expired, "pay", &raw).await;
     assert_eq!(status, 400);
     assert!(
         refused["detail"]
@@ -657,7 +634,9 @@ async fn invoices_that_are_not_open_refuse_payments(app: TestApp) {
         "{refused}"
     );
     // Unknown invoice.
-    let (status, _) = post_pay(&app, "00000000000000000000000000000000", &raw).await;
+    let (status, _) = app
+        .post_tx("00000000000000000000000000000000", "pay", &raw)
+        .await;
     assert_eq!(status, 404);
     assert_eq!(dev_broadcasts(&app), 1);
 }
@@ -671,14 +650,8 @@ async fn verify_checks_without_writing(app: TestApp) {
     let id = id_of(&invoice);
     let (_, raw) = funded_payment(&app, &invoice).await;
     let verify = |raw: Vec<u8>| {
-        let req = app
-            .client
-            .post(app.url(&format!("/jpp/invoices/{id}/verify/")))
-            .json(&json!({"raw_tx_hex": hex::encode(raw)}));
-        async move {
-            let r = req.send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
+        let (app, id) = (&app, id.clone());
+        async move { app.post_tx(&id, "verify", &raw).await }
     };
     assert_eq!(verify(raw.clone()).await, (200, json!({"valid": true})));
     // Unsigned: the size is estimated, the signatures are not checked.
@@ -749,37 +722,16 @@ async fn a_claimed_payment_is_finished_after_a_restart(app: TestApp) {
         cashier::chain::node::TxStatus::Unknown
     ));
     // The wallet's retry now gets the paid invoice.
-    let (status, body) = post_pay(&app, &id, &raw).await;
+    let (status, body) = app.post_tx(&id, "pay", &raw).await;
     assert_eq!((status, &body), (200, &after));
 }
 
 /// An open invoice for `amount` sats at ADDR asking `fee_per_kb`, recorded as created at
 /// `created_ms` (written directly, so a test can place it at a chosen point of a second).
 async fn invoice_created_at(app: &TestApp, amount: u64, fee_per_kb: u64, created_ms: i64) -> Value {
-    use cashier::chain::{Address, Network};
-    use cashier::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
-    let invoice = Invoice {
-        id: InvoiceId::random(),
-        status: InvoiceStatus::Open,
-        outputs: vec![InvoiceOutput {
-            address: Address::parse(ADDR, Network::Regtest).unwrap(),
-            amount,
-            description: None,
-            token: None,
-        }],
-        memo: None,
-        merchant_data: None,
-        created_ms,
-        expires_ms: created_ms + 1_800_000,
-        fee_per_kb,
-        store_id: cashier::auth::DEFAULT_STORE_ID,
-        payment: None,
-    };
-    let id = invoice.id.to_string();
-    app.store
-        .write(move |c| cashier::store::invoices::insert(c, &invoice, None))
-        .await
-        .expect("insert");
+    let id = app
+        .insert_invoice(amount, fee_per_kb, created_ms, created_ms + 1_800_000)
+        .await;
     let (status, read) = app.get_json(&format!("/jpp/invoices/{id}/")).await;
     assert_eq!(status, 200, "{read}");
     read
@@ -820,25 +772,7 @@ async fn still_open(app: &TestApp, id: &str, raw: &[u8]) {
     assert_eq!(now["status"], "open", "{now}");
     assert_eq!(now["payment"], Value::Null);
     assert!(app.events(&format!("invoice:{id}")).await.is_empty());
-    let txid = txid_of(raw);
-    assert!(app
-        .store
-        .read(move |c| cashier::store::payments::by_txid(c, txid))
-        .await
-        .unwrap()
-        .is_none());
-}
-
-async fn post_verify(app: &TestApp, id: &str, raw: &[u8]) -> (u16, Value) {
-    let r = app
-        .client
-        .post(app.url(&format!("/api/jpp/invoices/{id}/verify/")))
-        .json(&json!({"raw_tx_hex": hex::encode(raw)}))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
+    assert!(app.payment_of(raw).await.is_none());
 }
 
 async fn a_wallet_that_broadcast_in_the_invoices_second_pays_above_the_floor(app: TestApp) {
@@ -852,11 +786,11 @@ async fn a_wallet_that_broadcast_in_the_invoices_second_pays_above_the_floor(app
     let invoice = invoice_created_at(&app, 8000, 2000, seen + 999).await;
     let id = id_of(&invoice);
     assert_eq!(
-        post_verify(&app, &id, &raw).await,
+        app.post_tx(&id, "verify", &raw).await,
         (200, json!({"valid": true}))
     );
     let before = dev_broadcasts(&app);
-    let (status, body) = post_pay(&app, &id, &raw).await;
+    let (status, body) = app.post_tx(&id, "pay", &raw).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "paid");
     assert_eq!(body["payment"]["txid"], txid_of(&raw).to_hex());
@@ -864,7 +798,7 @@ async fn a_wallet_that_broadcast_in_the_invoices_second_pays_above_the_floor(app
     // The broadcast the flow makes finds the transaction already there.
     assert_eq!(dev_broadcasts(&app), before + 1);
     // And posted again: the same answer.
-    assert_eq!(post_pay(&app, &id, &raw).await, (200, body));
+    assert_eq!(app.post_tx(&id, "pay", &raw).await, (200, body));
 }
 
 async fn a_broadcast_transaction_below_the_invoices_rate_is_refused(app: TestApp) {
@@ -873,13 +807,13 @@ async fn a_broadcast_transaction_below_the_invoices_rate_is_refused(app: TestApp
     let invoice = invoice_created_at(&app, 8000, 2000, seen + 999).await;
     let id = id_of(&invoice);
     let before = dev_broadcasts(&app);
-    let (status, body) = post_verify(&app, &id, &raw).await;
+    let (status, body) = app.post_tx(&id, "verify", &raw).await;
     assert_eq!(
         (status, &body["code"]),
         (400, &json!("fee_too_low")),
         "{body}"
     );
-    let (status, body) = post_pay(&app, &id, &raw).await;
+    let (status, body) = app.post_tx(&id, "pay", &raw).await;
     assert_eq!(
         (status, &body["code"]),
         (400, &json!("fee_too_low")),
@@ -904,8 +838,8 @@ async fn a_transaction_the_node_saw_before_the_invoices_second_is_a_replay(app: 
     let id = id_of(&invoice);
     let before = dev_broadcasts(&app);
     for (status, body) in [
-        post_verify(&app, &id, &raw).await,
-        post_pay(&app, &id, &raw).await,
+        app.post_tx(&id, "verify", &raw).await,
+        app.post_tx(&id, "pay", &raw).await,
     ] {
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["code"], "transaction_replayed", "{body}");
@@ -921,7 +855,7 @@ async fn a_transaction_the_node_saw_before_the_invoices_second_is_a_replay(app: 
         json!({"outputs": [{"address": ADDR, "amount": 8000}]}),
     )
     .await;
-    let (status, body) = post_pay(&app, &id_of(&later), &raw).await;
+    let (status, body) = app.post_tx(&id_of(&later), "pay", &raw).await;
     assert_eq!(
         (status, &body["code"]),
         (400, &json!("transaction_replayed")),
@@ -961,10 +895,10 @@ async fn a_double_spend_is_named_as_one_and_changes_nothing(app: TestApp) {
     for (what, (status, body)) in [
         (
             "verify, unsigned",
-            post_verify(&app, &id, &unsigned.serialize()).await,
+            app.post_tx(&id, "verify", &unsigned.serialize()).await,
         ),
-        ("verify, signed", post_verify(&app, &id, &raw).await),
-        ("pay", post_pay(&app, &id, &raw).await),
+        ("verify, signed", app.post_tx(&id, "verify", &raw).await),
+        ("pay", app.post_tx(&id, "pay", &raw).await),
     ] {
         assert_eq!(status, 422, "{what}: {body}");
         assert_eq!(body["code"], "double_spend", "{what}: {body}");

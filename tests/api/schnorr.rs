@@ -268,12 +268,7 @@ async fn forged_schnorr_signatures_are_refused_and_change_nothing(app: TestApp) 
             for dialect in DIALECTS {
                 let answer = post(&app, id, dialect, &raw).await;
                 assert_node_refusal(dialect, &answer, &what);
-                let txid = txid_of(&raw);
-                let recorded = app
-                    .store
-                    .read(move |c| cashier::store::payments::by_txid(c, txid))
-                    .await
-                    .unwrap();
+                let recorded = app.payment_of(&raw).await;
                 assert!(recorded.is_none(), "{what} via {dialect:?} was recorded");
                 refused += 1;
             }

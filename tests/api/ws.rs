@@ -91,16 +91,7 @@ async fn a_late_subscriber_hears_the_outcome_at_once(app: TestApp) {
     let expired = app.insert_expired_invoice(1000).await;
     let mut socket = connect(&app, &format!("/ws/jpp/invoice/{expired}/")).await;
     assert_eq!(next_text(&mut socket).await["type"], "invoice_expired");
-    let cancelled = app.create_simple(1000).await["payment_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.client
-        .post(app.url(&format!("/jpp/invoices/{cancelled}/cancel/")))
-        .header("X-Api-Key", &app.key)
-        .send()
-        .await
-        .unwrap();
+    let cancelled = app.cancelled_invoice(1000).await;
     let mut socket = connect(&app, &format!("/ws/jpp/invoice/{cancelled}/")).await;
     assert_eq!(next_text(&mut socket).await["type"], "invoice_cancelled");
 }

@@ -176,17 +176,8 @@ async fn merchant_data_is_for_the_merchant(app: TestApp) {
     assert_eq!(status, 403);
 
     // Nor does the wallet that pays it learn the merchant's data.
-    let (status, wallet_view) = {
-        let (id, raw) = (id.to_owned(), pay_raw(&app, &created).await);
-        let r = app
-            .client
-            .post(app.url(&format!("/jpp/invoices/{id}/pay/")))
-            .json(&json!({"raw_tx_hex": hex::encode(raw)}))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json::<Value>().await.unwrap())
-    };
+    let raw = pay_raw(&app, &created).await;
+    let (status, wallet_view) = app.post_tx(id, "pay", &raw).await;
     assert_eq!(status, 200, "{wallet_view}");
     assert_eq!(wallet_view["status"], "paid");
     assert!(wallet_view.get("merchant_data").is_none(), "{wallet_view}");
