@@ -1248,6 +1248,16 @@ mod pay_flow {
         }
     }
 
+    /// A server on `stub` with `invoice` stored, ready to be paid.
+    async fn serving(
+        stub: &Stub,
+        invoice: &Invoice,
+    ) -> (cashier::app::Application, tempfile::TempDir) {
+        let (app, dir) = server(stub).await;
+        store_invoice(app.store(), invoice).await;
+        (app, dir)
+    }
+
     async fn store_invoice(store: &Store, invoice: &Invoice) {
         let row = invoice.clone();
         store
@@ -1376,8 +1386,7 @@ mod pay_flow {
             NodeHas::InMempool(entry(raw.len(), fee_of(&raw), second)),
         ))
         .await;
-        let (app, _dir) = server(&stub).await;
-        store_invoice(app.store(), &invoice).await;
+        let (app, _dir) = serving(&stub, &invoice).await;
         let payments: &Payments = app.payments();
 
         payments.verify(invoice.id, &raw).await.expect("verify");
@@ -1421,8 +1430,7 @@ mod pay_flow {
             NodeHas::InMempool(entry(raw.len(), fee_of(&raw), second)),
         ))
         .await;
-        let (app, _dir) = server(&stub).await;
-        store_invoice(app.store(), &invoice).await;
+        let (app, _dir) = serving(&stub, &invoice).await;
         for verify in [true, false] {
             let outcome = if verify {
                 app.payments().verify(invoice.id, &raw).await
@@ -1453,8 +1461,7 @@ mod pay_flow {
             NodeHas::InMempool(entry(raw.len(), fee_of(&raw), second - 1)),
         ))
         .await;
-        let (app, _dir) = server(&stub).await;
-        store_invoice(app.store(), &invoice).await;
+        let (app, _dir) = serving(&stub, &invoice).await;
         assert!(matches!(
             app.payments().verify(invoice.id, &raw).await,
             Err(PayError::Replay)
@@ -1471,8 +1478,7 @@ mod pay_flow {
         let invoice = new_invoice(cashier::units::now_ms());
         let raw = payment(&invoice, RATE_PER_KB);
         let mut stub = Stub::start(node(&raw, NodeHas::Conflicting)).await;
-        let (app, _dir) = server(&stub).await;
-        store_invoice(app.store(), &invoice).await;
+        let (app, _dir) = serving(&stub, &invoice).await;
         // Signed or not (BCHN finds the conflict before it checks a signature).
         for tx in [unsigned(&raw), raw.clone()] {
             assert!(matches!(
@@ -1502,8 +1508,7 @@ mod pay_flow {
         let invoice = new_invoice(cashier::units::now_ms());
         let raw = payment(&invoice, RATE_PER_KB);
         let mut stub = Stub::start(node(&raw, NodeHas::Nothing)).await;
-        let (app, _dir) = server(&stub).await;
-        store_invoice(app.store(), &invoice).await;
+        let (app, _dir) = serving(&stub, &invoice).await;
         assert!(matches!(
             app.payments().verify(invoice.id, &unsigned(&raw)).await,
             Err(PayError::InputsMissing)
@@ -1533,8 +1538,7 @@ mod pay_flow {
             _ => err(-32601, "Method not found"),
         })
         .await;
-        let (app, _dir) = server(&stub).await;
-        store_invoice(app.store(), &invoice).await;
+        let (app, _dir) = serving(&stub, &invoice).await;
         assert!(matches!(
             app.payments().pay(invoice.id, submission(&raw)).await,
             Err(PayError::DoubleSpend)
