@@ -117,6 +117,25 @@ async fn sigterm_during_load(backend: Backend) {
         other => panic!("expected 100 Continue, got {other:?}"),
     }
     held.tcp.write_all(first_half.as_bytes()).await.unwrap();
+    // And one that stalls: half its body, then nothing ever again. It must not hold the
+    // process past the bound, and it must not create anything.
+    let stalled_memo = "stalled mid-body at the signal";
+    let stalled_body = invoice_body(stalled_memo).to_string();
+    let mut stalled = Http::new(TcpStream::connect(&addr).await.unwrap());
+    stalled
+        .tcp
+        .write_all(create_head(&addr, &key, stalled_body.len(), true).as_bytes())
+        .await
+        .unwrap();
+    match stalled.read_response().await {
+        Reply::Complete(r) if r.status == 100 => {}
+        other => panic!("expected 100 Continue, got {other:?}"),
+    }
+    stalled
+        .tcp
+        .write_all(&stalled_body.as_bytes()[..stalled_body.len() / 2])
+        .await
+        .unwrap();
 
     for (n, socket) in sockets.iter().enumerate() {
         assert!(
@@ -181,6 +200,16 @@ async fn sigterm_during_load(backend: Backend) {
         }
     }
 
+    // The stalled request was cut (a 408, or the connection closed), never answered 201.
+    let stalled_reply = tokio::time::timeout(PATIENCE, stalled.read_response())
+        .await
+        .unwrap_or_else(|_| panic!("the stalled connection was never closed\n{log}"));
+    match &stalled_reply {
+        Reply::Nothing(_) => {}
+        Reply::Complete(r) if r.status == 408 => {}
+        other => panic!("the stalled request got {other:?}\n{log}"),
+    }
+
     // The held request got a complete 201 for its invoice.
     match held_reply {
         Reply::Complete(r) if r.status == 201 => {
@@ -229,12 +258,20 @@ async fn sigterm_during_load(backend: Backend) {
 
     // Nothing acknowledged is lost: every invoice a client was told exists is in the database,
     // as it was asked for.
-    let missing = stored_invoices_missing(&database_url, acknowledged.clone()).await;
+    let store = open_store(&database_url).await;
+    let missing = stored_invoices_missing(&store, acknowledged.clone()).await;
     assert!(
         missing.is_empty(),
         "{} of {} acknowledged invoices are not in the database: {missing:?}",
         missing.len(),
         acknowledged.len()
+    );
+    // And the stalled half-request made nothing.
+    let memos = stored_memos(&store).await;
+    assert!(memos.len() >= acknowledged.len(), "{}", memos.len());
+    assert!(
+        !memos.iter().any(|m| m == stalled_memo),
+        "the stalled request created an invoice"
     );
 }
 
@@ -607,16 +644,38 @@ impl Drop for Server {
 }
 
 /// The acknowledged invoices that are not in the database (or not as they were asked for).
-async fn stored_invoices_missing(database_url: &str, wanted: Vec<Created>) -> Vec<String> {
+async fn open_store(database_url: &str) -> Store {
     let target = DatabaseTarget::parse(database_url).unwrap();
     let options = StoreOptions {
         read_connections: 1,
         postgres_writers: 1,
     };
-    let store = tokio::task::spawn_blocking(move || Store::open(&target, &options))
+    tokio::task::spawn_blocking(move || Store::open(&target, &options))
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+}
+
+/// The memo of every invoice of the default store.
+async fn stored_memos(store: &Store) -> Vec<String> {
+    let filter = cashier::store::ListFilter {
+        store_id: cashier::auth::DEFAULT_STORE_ID,
+        status: None,
+        limit: 100_000,
+        after: None,
+    };
+    let now = cashier::units::now_ms();
+    store
+        .read(move |c| invoices::list(c, &filter, now))
+        .await
+        .unwrap()
+        .invoices
+        .into_iter()
+        .filter_map(|i| i.memo)
+        .collect()
+}
+
+async fn stored_invoices_missing(store: &Store, wanted: Vec<Created>) -> Vec<String> {
     store
         .read(move |c| {
             let mut missing = Vec::new();
