@@ -10,6 +10,7 @@ pub mod sighash;
 mod token;
 mod tx;
 pub mod wallet;
+pub mod watch;
 
 pub use address::{Address, AddressError, LockKind, Network};
 pub use token::{Nft, NftCapability, TokenData, TokenError, MAX_COMMITMENT_LEN, MAX_FT_AMOUNT};
