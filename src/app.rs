@@ -16,7 +16,7 @@ use crate::http::{routes, AppState};
 use crate::jpp::signing::Signer;
 use crate::lightning::{Funding, FundingSettings};
 use crate::notify::{bridge, ConnectionLimit, Dispatcher};
-use crate::service::{DevChain, Invoices, Lightning, NodeClient, Payments};
+use crate::service::{DevChain, Invoices, Lightning, NodeClient, Payments, Watcher};
 use crate::store::{events, Backend, Store, StoreError};
 use crate::supervisor::{self, Signal, Supervisor};
 use crate::units::now_ms;
@@ -45,6 +45,7 @@ pub struct Application {
     dispatcher: Dispatcher,
     invoices: Invoices,
     lightning: Lightning,
+    watcher: Watcher,
     reconcile_every: std::time::Duration,
     event_retention: std::time::Duration,
     /// Closes the sockets (1001) when shutdown begins.
@@ -129,6 +130,7 @@ impl Application {
             network,
             public_url.clone(),
             settings.default_expires_in,
+            settings.confirmations,
         );
         let funding = Funding::from_settings(FundingSettings {
             kind: settings.funding_source,
@@ -138,6 +140,13 @@ impl Application {
         })
         .map_err(StartError::Config)?;
         let lightning = Lightning::new(store.clone(), funding);
+        let watcher = Watcher::new(
+            store.clone(),
+            payments.node().clone(),
+            invoices.clone(),
+            settings.double_spend_policy,
+            std::time::Duration::from_secs(settings.chain_poll_every),
+        );
         let (sockets_stop, stopping) = supervisor::signal();
         let state = web::Data::new(AppState {
             payments: payments.clone(),
@@ -212,6 +221,7 @@ impl Application {
             dispatcher,
             invoices,
             lightning,
+            watcher,
             reconcile_every: std::time::Duration::from_secs(settings.reconcile_every),
             event_retention: std::time::Duration::from_secs(
                 u64::from(settings.event_retention_days) * 86_400,
@@ -271,7 +281,7 @@ impl Application {
     }
 
     /// The background duties, in the order they start. They stop in reverse, so the duties
-    /// that write events (reconciler, sweeper, funding listener) stop before the dispatcher
+    /// that write events (reconciler, chain watcher, sweeper, funding listener) stop before the dispatcher
     /// that delivers them, and the bridge that wakes it stops last.
     fn start_duties(&self) -> Supervisor {
         let mut duties = Supervisor::default();
@@ -301,6 +311,10 @@ impl Application {
                 }
             },
         );
+        let watcher = self.watcher.clone();
+        duties.spawn("chain-watcher", move |stopping| {
+            watcher.clone().run(stopping)
+        });
         let invoices = self.invoices.clone();
         duties.every(
             "expiry-sweeper",

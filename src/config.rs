@@ -317,6 +317,33 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub reconcile_every: u64,
 
+    /// Confirmations that turn a paid invoice `confirmed`, unless its store or the invoice
+    /// itself says otherwise; 0 keeps `paid` final (the chain is still watched for double
+    /// spends and reorgs).
+    #[arg(long, env = "CASHIER_CONFIRMATIONS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=144))]
+    pub confirmations: u32,
+
+    /// What a double-spend proof for a paid invoice's transaction does: invalidate (the
+    /// invoice becomes `invalid`, and `confirmed` again if the transaction is mined after
+    /// all) or flag (the invoice stays `paid`; the event and the view say so).
+    #[arg(long, env = "CASHIER_DOUBLE_SPEND_POLICY", value_enum,
+          default_value_t = DoubleSpendPolicy::Invalidate)]
+    pub double_spend_policy: DoubleSpendPolicy,
+
+    /// Seconds between the chain watcher's reconciliation passes (blocks walked by hash from
+    /// the last one processed, the mempool and double-spend proofs re-read), whatever the
+    /// node pushes.
+    #[arg(long, env = "CASHIER_CHAIN_POLL_EVERY", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub chain_poll_every: u64,
+
+    /// BCHN's ZMQ publisher (its -zmqpubhashblock, -zmqpubrawtx and -zmqpubhashds address),
+    /// e.g. tcp://127.0.0.1:28332: blocks, transactions and double spends are seen at once
+    /// instead of at the next poll.
+    #[arg(long, env = "CASHIER_NODE_ZMQ")]
+    pub node_zmq: Option<String>,
+
     /// Let anyone create invoices without a merchant API key (point-of-sale setups).
     #[arg(long, env = "CASHIER_PUBLIC_INVOICES")]
     pub public_invoices: bool,
@@ -373,6 +400,8 @@ pub struct Settings {
     #[arg(long, env = "CASHIER_LOG", default_value = "info")]
     pub log: String,
 }
+
+pub use crate::jpp::DoubleSpendPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum NodeKind {

@@ -1244,6 +1244,8 @@ mod pay_flow {
             expires_ms: created_ms + 1_800_000,
             fee_per_kb: RATE_PER_KB,
             store_id: cashier::auth::DEFAULT_STORE_ID,
+            confirmations_required: 0,
+            invalid_reason: None,
             payment: None,
         }
     }

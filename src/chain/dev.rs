@@ -213,6 +213,36 @@ pub fn faucet_tx(
 
 /// BCHN records when a transaction entered its mempool in whole seconds (`getmempoolentry`'s
 /// `time`); the dev chain answers the same, so the pay flow meets here what it meets there.
+/// The dev chain's genesis block: the tip's parent at height 1, and the tip before any block
+/// is mined.
+pub const GENESIS: [u8; 32] = [0x0d; 32];
+
+/// The conflicting transaction a double-spend rehearsal makes for `tx`, as someone who held
+/// the same keys would: the same coins (`spent`, in input order) paid elsewhere, less a fee of
+/// 1 sat/byte. The dev chain never checks its signatures: on a real network it would come from
+/// another node, and this chain only records it (or mines it, in a reorg that replaces `tx`).
+pub fn conflict_tx(tx: &Tx, spent: &[Output]) -> Option<Tx> {
+    let total: u64 = spent.iter().map(|o| o.value).sum();
+    // Sent to a script nobody can spend (OP_RETURN would be refused as an only output).
+    let elsewhere = [&[0x76, 0xa9, 0x14][..], &[0xd5; 20][..], &[0x88, 0xac][..]].concat();
+    let mut conflict = Tx {
+        version: tx.version,
+        inputs: tx.inputs.clone(),
+        outputs: vec![Output {
+            value: 0,
+            token: None,
+            locking_bytecode: elsewhere,
+        }],
+        lock_time: tx.lock_time,
+    };
+    let fee = conflict.serialize().len() as u64;
+    let value = total
+        .checked_sub(fee)
+        .filter(|v| *v >= dust_threshold(25))?;
+    conflict.outputs[0].value = value;
+    Some(conflict)
+}
+
 pub fn whole_second(ms: i64) -> i64 {
     ms - ms.rem_euclid(1000)
 }

@@ -92,8 +92,10 @@ pub trait ChainSource: Send + Sync {
         hash: BlockHash,
     ) -> impl Future<Output = Result<Option<Header>, NodeError>> + Send;
     /// A block with all its transactions (`getblock <hash> 0`); `None` when unknown.
-    fn block(&self, hash: BlockHash)
-        -> impl Future<Output = Result<Option<Block>, NodeError>> + Send;
+    fn block(
+        &self,
+        hash: BlockHash,
+    ) -> impl Future<Output = Result<Option<Block>, NodeError>> + Send;
     /// The txids in the mempool (`getrawmempool`).
     fn mempool(&self) -> impl Future<Output = Result<Vec<Txid>, NodeError>> + Send;
     /// A mempool transaction (`getrawtransaction <txid> 0`); `None` when it is not there.

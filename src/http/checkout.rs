@@ -360,6 +360,8 @@ mod tests {
             expires_ms: now + 900_000,
             fee_per_kb: 1000,
             store_id: 1,
+            confirmations_required: 0,
+            invalid_reason: None,
             payment: None,
         }
     }
@@ -478,6 +480,7 @@ mod tests {
             memo: None,
             refund_to: None,
             paid_ms: Some(paid.created_ms + 5_000),
+            chain: None,
         });
         let html = render(&paid);
         assert_eq!(

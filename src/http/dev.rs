@@ -6,8 +6,9 @@ use serde_json::{json, Value};
 
 use super::body::{read_json, MAX_JSON_BODY};
 use super::{ApiError, AppState};
+use crate::chain::Txid;
 use crate::jpp::{parse_create_request, CreateLimits};
-use crate::service::{DevChain, FaucetError};
+use crate::service::{DevChain, FaucetError, RehearsalError, MAX_REORG_DEPTH};
 
 fn dev_chain(state: &AppState) -> Result<&DevChain, ApiError> {
     state.payments.node().dev().ok_or_else(|| {
@@ -92,5 +93,92 @@ pub async fn mine(
         1
     };
     let height = chain.mine(blocks).await?;
+    Ok(HttpResponse::Ok().json(json!({"height": height})))
+}
+
+/// A txid field of a rehearsal request, if present.
+fn txid_field(body: &Value, field: &str) -> Result<Option<Txid>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_str()
+            .and_then(Txid::from_hex)
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_request",
+                    format!("{field} must be a txid: 64 hex digits."),
+                )
+            }),
+    }
+}
+
+fn rehearsal_error(e: RehearsalError) -> ApiError {
+    match e {
+        RehearsalError::Store(e) => e.into(),
+        RehearsalError::NotInMempool(_) | RehearsalError::NotReorged(_) => ApiError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "not_applicable",
+            e.to_string(),
+        ),
+        RehearsalError::Depth { .. } | RehearsalError::TooSmall(_) => {
+            ApiError::bad_request("invalid_request", e.to_string())
+        }
+    }
+}
+
+/// `POST /dev/double-spend {txid}`: a conflicting transaction for a mempool transaction
+/// arrives and is refused, and the chain makes a double-spend proof for the first, as BCHN
+/// does. Answers the proof.
+pub async fn double_spend(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let chain = dev_chain(&state)?;
+    let body = read_json(&req, payload, MAX_JSON_BODY).await?;
+    let txid = txid_field(&body, "txid")?.ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_request",
+            "txid is required: the transaction to double-spend.",
+        )
+    })?;
+    let proof = chain.double_spend(txid).await.map_err(rehearsal_error)?;
+    Ok(HttpResponse::Ok().json(json!({"proof_id": proof.id, "txid": proof.txid.to_hex()})))
+}
+
+/// `POST /dev/reorg {depth, drop?, replace?}`: the newest `depth` blocks are replaced by
+/// `depth + 1` new ones holding the same transactions in the last, except `drop` (gone) and
+/// `replace` (its double spend mined instead). Answers the new height.
+pub async fn reorg(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let chain = dev_chain(&state)?;
+    let body = read_json(&req, payload, MAX_JSON_BODY).await?;
+    let depth = match body.get("depth") {
+        None | Some(Value::Null) => 1,
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=u64::from(MAX_REORG_DEPTH)).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_request",
+                    format!("depth must be a whole number from 1 to {MAX_REORG_DEPTH}."),
+                )
+            })? as u32,
+    };
+    let (drop, replace) = (txid_field(&body, "drop")?, txid_field(&body, "replace")?);
+    if drop.is_some() && drop == replace {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "drop and replace name the same transaction: pick one.",
+        ));
+    }
+    let height = chain
+        .reorg(depth, drop, replace)
+        .await
+        .map_err(rehearsal_error)?;
     Ok(HttpResponse::Ok().json(json!({"height": height})))
 }

@@ -100,6 +100,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // The dev chain's faucet and miner (404 unless the node is the dev chain).
     cfg.service(at("/dev/faucet").post(dev::faucet));
     cfg.service(at("/dev/mine").post(dev::mine));
+    // Rehearsals of the bad days: a double spend, a reorg.
+    cfg.service(at("/dev/double-spend").post(dev::double_spend));
+    cfg.service(at("/dev/reorg").post(dev::reorg));
     cfg.default_service(web::to(not_found));
 }
 

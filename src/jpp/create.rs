@@ -18,6 +18,9 @@ pub const MAX_EXPIRES_IN_SECS: u64 = 30 * 24 * 3600;
 /// BCHN's relay floor, 1 sat/byte.
 pub const MIN_FEE_PER_KB: u64 = 1000;
 pub const MAX_FEE_PER_KB: u64 = 1_000_000;
+/// The most confirmations an invoice may wait for: a day of blocks is more than any merchant
+/// needs, and it bounds how long the watcher follows a payment.
+pub const MAX_CONFIRMATIONS: u64 = 144;
 
 /// What the server decides about every create request.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +49,7 @@ const TOP_FIELDS: &[&str] = &[
     "required_fee_per_byte",
     "network",
     "currency",
+    "confirmations",
 ];
 const OUTPUT_FIELDS: &[&str] = &["address", "amount", "description", "token"];
 const TOKEN_FIELDS: &[&str] = &["category", "amount", "nft"];
@@ -227,8 +231,17 @@ pub fn parse_create_request(
         Some(v) => fee_rate(&mut c, v),
     };
 
+    let confirmations = match map.get("confirmations") {
+        None | Some(Value::Null) => None,
+        Some(v) => c
+            .integer("confirmations", v, 0, MAX_CONFIRMATIONS, "blocks")
+            // Bounded above, so it fits.
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+    };
+
     match (expires_in_secs, fee_per_kb) {
         (Some(expires_in_secs), Some(fee_per_kb)) if c.errors.is_empty() => Ok(NewInvoice {
+            confirmations,
             outputs,
             memo,
             merchant_data,

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use uuid::Uuid;
 
 use super::FieldError;
+use crate::chain::watch::BlockHash;
 use crate::chain::{Address, TokenData, Txid};
 
 /// An invoice id: a random (v4) UUID, 122 random bits, written as 32 lowercase hex digits.
@@ -50,6 +51,56 @@ pub enum InvoiceStatus {
     Cancelled,
     /// The paid transaction was double-spent or dropped.
     Invalid,
+}
+
+/// What a double-spend proof for a paid invoice's transaction does (`--double-spend-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DoubleSpendPolicy {
+    /// The invoice becomes `invalid` (and `confirmed` should the transaction be mined after
+    /// all).
+    Invalidate,
+    /// The invoice stays `paid`; the event and the view carry the proof.
+    Flag,
+}
+
+impl DoubleSpendPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DoubleSpendPolicy::Invalidate => "invalidate",
+            DoubleSpendPolicy::Flag => "flag",
+        }
+    }
+}
+
+/// Why a paid invoice became `invalid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidReason {
+    /// The node holds a double-spend proof for the payment (and the policy is to invalidate).
+    DoubleSpendProof,
+    /// A transaction spending the same coin was mined instead.
+    DoubleSpendMined,
+    /// The transaction left the node's mempool without being mined.
+    Dropped,
+}
+
+impl InvalidReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvalidReason::DoubleSpendProof => "double_spend_proof",
+            InvalidReason::DoubleSpendMined => "double_spend_mined",
+            InvalidReason::Dropped => "dropped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<InvalidReason> {
+        [
+            InvalidReason::DoubleSpendProof,
+            InvalidReason::DoubleSpendMined,
+            InvalidReason::Dropped,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
 }
 
 impl InvoiceStatus {
@@ -122,6 +173,9 @@ pub struct NewInvoice {
     pub expires_in_secs: u32,
     /// Required fee rate in sats per 1000 bytes (1000 = 1 sat/byte), kept integral.
     pub fee_per_kb: u64,
+    /// Confirmations that make it `confirmed`, when the request says (else the store's or the
+    /// server's).
+    pub confirmations: Option<u32>,
 }
 
 /// The transaction that paid an invoice.
@@ -134,6 +188,20 @@ pub struct Payment {
     pub refund_to: Option<serde_json::Value>,
     /// When the broadcast succeeded; `None` while it is still in flight.
     pub paid_ms: Option<i64>,
+    /// What the chain says of it; `None` until the chain watcher has looked (and for payments
+    /// recorded before chain watching existed).
+    pub chain: Option<ChainStanding>,
+}
+
+/// A payment's transaction as the chain watcher last saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainStanding {
+    /// 0 while unmined; counted from the block it is in, by hash, so a reorg lowers it.
+    pub confirmations: u32,
+    /// The block it is in, with that block's height.
+    pub block: Option<(BlockHash, i64)>,
+    /// The id of a double-spend proof the node made for it.
+    pub double_spend_proof: Option<String>,
 }
 
 /// A stored invoice. Times are milliseconds since the Unix epoch.
@@ -149,12 +217,25 @@ pub struct Invoice {
     pub fee_per_kb: u64,
     /// The store (merchant) that owns it.
     pub store_id: i64,
+    /// Confirmations that make it `confirmed`; 0: `paid` is final.
+    pub confirmations_required: u32,
+    /// Why it is `invalid`, when it is.
+    pub invalid_reason: Option<InvalidReason>,
     pub payment: Option<Payment>,
 }
 
 impl Invoice {
-    pub fn new(id: InvoiceId, new: NewInvoice, store_id: i64, now_ms: i64) -> Invoice {
+    /// `confirmations_required` applies when the request names none.
+    pub fn new(
+        id: InvoiceId,
+        new: NewInvoice,
+        store_id: i64,
+        confirmations_required: u32,
+        now_ms: i64,
+    ) -> Invoice {
         Invoice {
+            confirmations_required: new.confirmations.unwrap_or(confirmations_required),
+            invalid_reason: None,
             id,
             status: InvoiceStatus::Open,
             outputs: new.outputs,
@@ -223,6 +304,8 @@ mod tests {
             expires_ms: 1000,
             fee_per_kb: 1000,
             store_id: 1,
+            confirmations_required: 0,
+            invalid_reason: None,
             payment: None,
         };
         assert_eq!(inv.status_at(999), InvoiceStatus::Open);

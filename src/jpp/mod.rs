@@ -12,8 +12,9 @@ pub mod pay;
 pub mod signing;
 mod view;
 
-pub use create::{parse_create_request, CreateLimits, FieldError};
+pub use create::{parse_create_request, CreateLimits, FieldError, MAX_CONFIRMATIONS};
 pub use invoice::{
-    Invoice, InvoiceError, InvoiceId, InvoiceOutput, InvoiceStatus, NewInvoice, Payment,
+    ChainStanding, DoubleSpendPolicy, InvalidReason, Invoice, InvoiceError, InvoiceId,
+    InvoiceOutput, InvoiceStatus, NewInvoice, Payment,
 };
 pub use view::{payment_uri, InvoiceView, OutputView};

@@ -33,6 +33,14 @@ pub struct InvoiceView<'a> {
     pub merchant_data: Option<Option<&'a serde_json::Value>>,
     pub status: &'static str,
     pub required_fee_per_byte: f64,
+    /// The payment's confirmations (0 while unmined), counted by block hash; null before a
+    /// payment, or before the chain watcher has looked at it.
+    pub confirmations: Option<u32>,
+    /// Confirmations that make the invoice `confirmed`; 0: `paid` is final.
+    pub confirmations_required: u32,
+    /// Why the invoice is `invalid`; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid_reason: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -42,6 +50,11 @@ pub struct PaymentView<'a> {
     pub paid_at: String,
     #[serde(serialize_with = "refunds")]
     pub refund_to: Option<&'a serde_json::Value>,
+    /// The block the transaction is in, while it is in one.
+    pub block_hash: Option<String>,
+    pub block_height: Option<i64>,
+    /// The id of a double-spend proof the node made for the transaction.
+    pub double_spend_proof: Option<&'a str>,
 }
 
 /// `refund_to` is always a list, empty when the wallet sent none (as watchtower writes it).
@@ -92,16 +105,30 @@ impl<'a> InvoiceView<'a> {
             expires: iso_millis(invoice.expires_ms),
             outputs: invoice.outputs.iter().map(OutputView::new).collect(),
             payment: invoice.payment.as_ref().and_then(|p| {
+                let block = p.chain.as_ref().and_then(|c| c.block);
                 Some(PaymentView {
                     txid: p.txid.to_hex(),
                     memo: p.memo.as_deref(),
                     paid_at: iso_millis(p.paid_ms?),
                     refund_to: p.refund_to.as_ref(),
+                    block_hash: block.map(|(hash, _)| hash.to_hex()),
+                    block_height: block.map(|(_, height)| height),
+                    double_spend_proof: p
+                        .chain
+                        .as_ref()
+                        .and_then(|c| c.double_spend_proof.as_deref()),
                 })
             }),
             merchant_data: Some(invoice.merchant_data.as_ref()),
             status: invoice.status_at(now_ms).as_str(),
             required_fee_per_byte: invoice.fee_per_kb as f64 / 1000.0,
+            confirmations: invoice
+                .payment
+                .as_ref()
+                .and_then(|p| p.chain.as_ref())
+                .map(|c| c.confirmations),
+            confirmations_required: invoice.confirmations_required,
+            invalid_reason: invoice.invalid_reason.map(|r| r.as_str()),
         }
     }
 

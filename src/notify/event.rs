@@ -24,6 +24,14 @@ pub enum Kind {
     PaymentSent,
     InvoiceExpired,
     InvoiceCancelled,
+    /// A paid invoice's transaction reached the confirmations it waits for.
+    PaymentConfirmed,
+    /// A reorg took a confirmed invoice's transaction out of its block (or below the count).
+    PaymentUnconfirmed,
+    /// A paid invoice's transaction was double-spent or dropped.
+    PaymentInvalidated,
+    /// The node made a double-spend proof for a paid invoice's transaction.
+    DoubleSpendDetected,
 }
 
 impl Kind {
@@ -33,6 +41,10 @@ impl Kind {
             Kind::PaymentSent => "payment_sent",
             Kind::InvoiceExpired => "invoice_expired",
             Kind::InvoiceCancelled => "invoice_cancelled",
+            Kind::PaymentConfirmed => "payment_confirmed",
+            Kind::PaymentUnconfirmed => "payment_unconfirmed",
+            Kind::PaymentInvalidated => "payment_invalidated",
+            Kind::DoubleSpendDetected => "double_spend_detected",
         }
     }
 }
@@ -88,6 +100,40 @@ impl Event {
             kind,
             json!({"type": kind.as_str(), "invoice": view.public()}),
         )
+    }
+
+    /// What the chain watcher saw happen to a paid invoice's transaction, on the invoice's
+    /// topic: the public invoice, the txid, its confirmations and block, and by kind the
+    /// invalid `reason` or the double-spend proof's id and the policy applied.
+    pub fn chain_change(
+        kind: Kind,
+        invoice: &Invoice,
+        view: InvoiceView<'_>,
+        policy: Option<crate::jpp::DoubleSpendPolicy>,
+    ) -> Event {
+        let payment = invoice.payment.as_ref();
+        let standing = payment.and_then(|p| p.chain.as_ref());
+        let block = standing.and_then(|s| s.block);
+        let mut body = json!({
+            "type": kind.as_str(),
+            "invoice": view.public(),
+            "txid": payment.map(|p| p.txid.to_hex()),
+            "confirmations": standing.map(|s| s.confirmations),
+            "block_hash": block.map(|(hash, _)| hash.to_hex()),
+            "block_height": block.map(|(_, height)| height),
+        });
+        match kind {
+            Kind::PaymentInvalidated => {
+                body["reason"] = json!(invoice.invalid_reason.map(|r| r.as_str()));
+            }
+            Kind::PaymentUnconfirmed => body["reason"] = json!("reorg"),
+            Kind::DoubleSpendDetected => {
+                body["proof_id"] = json!(standing.and_then(|s| s.double_spend_proof.clone()));
+                body["policy"] = json!(policy.map(|p| p.as_str()));
+            }
+            _ => {}
+        }
+        Event::new(Topic::Invoice(invoice.id), kind, body)
     }
 
     /// A settled Lightning payment on its wallet's topic: LNbits 1.x's `{wallet_balance,

@@ -17,6 +17,8 @@ pub struct Invoices {
     network: Network,
     public_url: String,
     limits: CreateLimits,
+    /// Confirmations an invoice waits for when neither it nor its store says (`--confirmations`).
+    confirmations: u32,
 }
 
 impl Invoices {
@@ -25,11 +27,13 @@ impl Invoices {
         network: Network,
         public_url: String,
         default_expires_in_secs: u32,
+        confirmations: u32,
     ) -> Self {
         Invoices {
             store,
             network,
             public_url,
+            confirmations,
             limits: CreateLimits {
                 network,
                 default_expires_in_secs,
@@ -65,12 +69,29 @@ impl Invoices {
         api_key_id: Option<i64>,
     ) -> Result<Invoice, InvoiceError> {
         let new = parse_create_request(body, &self.limits).map_err(InvoiceError::Invalid)?;
-        let invoice = Invoice::new(InvoiceId::random(), new, store_id, now_ms());
-        let stored = invoice.clone();
-        self.store
-            .write(move |c| invoices::insert(c, &stored, api_key_id))
-            .await?;
-        Ok(invoice)
+        let asked = new.confirmations;
+        let invoice = Invoice::new(
+            InvoiceId::random(),
+            new,
+            store_id,
+            self.confirmations,
+            now_ms(),
+        );
+        // The request's count, else the store's (read in the same transaction), else the
+        // server's.
+        Ok(self
+            .store
+            .write(move |c| {
+                let mut invoice = invoice.clone();
+                if asked.is_none() {
+                    if let Some(n) = invoices::store_confirmations(c, store_id)? {
+                        invoice.confirmations_required = n;
+                    }
+                }
+                invoices::insert(c, &invoice, api_key_id)?;
+                Ok(invoice)
+            })
+            .await?)
     }
 
     /// Reads an invoice. An open invoice found past its expiry is recorded as expired (with its

@@ -11,12 +11,14 @@ mod node;
 mod payments;
 mod reconcile;
 mod wallets;
+mod watcher;
 
-pub use dev_chain::{DevChain, FaucetError};
+pub use dev_chain::{DevChain, FaucetError, RehearsalError, MAX_REORG_DEPTH};
 pub use invoices::Invoices;
 pub use node::NodeClient;
 pub use payments::Payments;
 pub use wallets::Lightning;
+pub use watcher::{WatchError, Watcher};
 
 use crate::jpp::pay::PayError;
 use crate::jpp::InvoiceError;

@@ -3,6 +3,7 @@
 
 use crate::chain::bchn::BchnClient;
 use crate::chain::node::{Acceptance, Broadcast, Coin, Node, NodeError, TxStatus};
+use crate::chain::watch::{Block, BlockHash, ChainSource, ChainTx, DsProof, Header};
 use crate::chain::{OutPoint, Txid};
 
 use super::DevChain;
@@ -39,6 +40,56 @@ impl Node for NodeClient {
         match self {
             NodeClient::Dev(d) => d.tx_status(txid).await,
             NodeClient::Bchn(b) => b.tx_status(txid).await,
+        }
+    }
+}
+
+/// Chain watching over BCHN arrives with its ZMQ hints; until then the watcher has nothing to
+/// ask there.
+fn not_yet() -> NodeError {
+    NodeError::Unavailable("chain watching over BCHN is not available in this build".into())
+}
+
+impl ChainSource for NodeClient {
+    async fn tip(&self) -> Result<Header, NodeError> {
+        match self {
+            NodeClient::Dev(d) => d.tip().await,
+            NodeClient::Bchn(_) => Err(not_yet()),
+        }
+    }
+
+    async fn header(&self, hash: BlockHash) -> Result<Option<Header>, NodeError> {
+        match self {
+            NodeClient::Dev(d) => d.header(hash).await,
+            NodeClient::Bchn(_) => Err(not_yet()),
+        }
+    }
+
+    async fn block(&self, hash: BlockHash) -> Result<Option<Block>, NodeError> {
+        match self {
+            NodeClient::Dev(d) => d.block(hash).await,
+            NodeClient::Bchn(_) => Err(not_yet()),
+        }
+    }
+
+    async fn mempool(&self) -> Result<Vec<Txid>, NodeError> {
+        match self {
+            NodeClient::Dev(d) => d.mempool().await,
+            NodeClient::Bchn(_) => Err(not_yet()),
+        }
+    }
+
+    async fn mempool_tx(&self, txid: Txid) -> Result<Option<ChainTx>, NodeError> {
+        match self {
+            NodeClient::Dev(d) => d.mempool_tx(txid).await,
+            NodeClient::Bchn(_) => Err(not_yet()),
+        }
+    }
+
+    async fn double_spend_proof(&self, txid: Txid) -> Result<Option<DsProof>, NodeError> {
+        match self {
+            NodeClient::Dev(d) => d.double_spend_proof(txid).await,
+            NodeClient::Bchn(_) => Err(not_yet()),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{dev_blocks, dev_coins, dev_txs};
+use super::schema::{dev_blocks, dev_coins, dev_dsproofs, dev_txs};
 use super::{Conn, StoreError};
 use crate::chain::{OutPoint, Tx, Txid};
 
@@ -213,10 +213,20 @@ fn add_coins(conn: &mut Conn, txid: &str, tx: &Tx, height: Option<i64>) -> Resul
 
 /// Mines `blocks` blocks; the first takes every mempool transaction. Returns the new tip.
 pub fn mine(conn: &mut Conn, blocks: u32, now_ms: i64) -> Result<i64, StoreError> {
+    mine_with_mempool_in(conn, blocks, 0, now_ms)
+}
+
+/// Mines `blocks` blocks, the mempool going into the one at `mempool_at` (0 the first).
+fn mine_with_mempool_in(
+    conn: &mut Conn,
+    blocks: u32,
+    mempool_at: u32,
+    now_ms: i64,
+) -> Result<i64, StoreError> {
     let mut height = tip(conn)?;
     for n in 0..blocks {
         height += 1;
-        if n == 0 {
+        if n == mempool_at {
             diesel::update(dev_txs::table.filter(dev_txs::height.is_null()))
                 .set(dev_txs::height.eq(height))
                 .execute(conn)?;
@@ -227,6 +237,121 @@ pub fn mine(conn: &mut Conn, blocks: u32, now_ms: i64) -> Result<i64, StoreError
         insert_block(conn, height, now_ms)?;
     }
     Ok(height)
+}
+
+/// A reorg rehearsal: the newest `depth` blocks are replaced by `depth + 1` new ones (a longer
+/// chain wins), their transactions going back to the mempool and into the last new block. Each
+/// of `drop` leaves the chain with its descendants (as if evicted); `add` (a transaction that
+/// spends what a dropped one spent) enters in its place. Returns the new tip.
+pub fn reorg(
+    conn: &mut Conn,
+    depth: u32,
+    drop: &[Txid],
+    add: Option<(Txid, &[u8], &Tx)>,
+    now_ms: i64,
+) -> Result<i64, StoreError> {
+    let top = tip(conn)?;
+    let fork = (top - i64::from(depth)).max(0);
+    diesel::update(dev_txs::table.filter(dev_txs::height.gt(fork)))
+        .set(dev_txs::height.eq(None::<i64>))
+        .execute(conn)?;
+    diesel::update(dev_coins::table.filter(dev_coins::height.gt(fork)))
+        .set(dev_coins::height.eq(None::<i64>))
+        .execute(conn)?;
+    diesel::delete(dev_blocks::table.filter(dev_blocks::height.gt(fork))).execute(conn)?;
+    for txid in drop {
+        remove_tx(conn, &txid.to_hex())?;
+    }
+    if let Some((txid, raw, tx)) = add {
+        accept(conn, txid, raw, tx, now_ms)?;
+    }
+    let new_blocks = depth + 1;
+    mine_with_mempool_in(conn, new_blocks, new_blocks - 1, now_ms)
+}
+
+/// Takes a transaction out of the chain with every transaction that spends its outputs, and
+/// frees the coins it spent.
+fn remove_tx(conn: &mut Conn, txid: &str) -> Result<(), StoreError> {
+    let spenders: Vec<Option<String>> = dev_coins::table
+        .filter(dev_coins::txid.eq(txid))
+        .filter(dev_coins::spent_by.is_not_null())
+        .select(dev_coins::spent_by)
+        .load(conn)?;
+    for spender in spenders.into_iter().flatten() {
+        remove_tx(conn, &spender)?;
+    }
+    diesel::delete(dev_coins::table.filter(dev_coins::txid.eq(txid))).execute(conn)?;
+    diesel::update(dev_coins::table.filter(dev_coins::spent_by.eq(txid)))
+        .set(dev_coins::spent_by.eq(None::<String>))
+        .execute(conn)?;
+    diesel::delete(dev_txs::table.filter(dev_txs::txid.eq(txid))).execute(conn)?;
+    diesel::delete(dev_dsproofs::table.filter(dev_dsproofs::txid.eq(txid))).execute(conn)?;
+    Ok(())
+}
+
+/// The hash of the block at `height` (`None` above the tip; height 0 is the genesis block,
+/// which has no row).
+pub fn block_hash_at(conn: &mut Conn, height: i64) -> Result<Option<String>, StoreError> {
+    Ok(dev_blocks::table
+        .filter(dev_blocks::height.eq(height))
+        .select(dev_blocks::hash)
+        .first(conn)
+        .optional()?)
+}
+
+/// The height of the block with this hash, if it is on the chain.
+pub fn block_height_of(conn: &mut Conn, hash: &str) -> Result<Option<i64>, StoreError> {
+    Ok(dev_blocks::table
+        .filter(dev_blocks::hash.eq(hash))
+        .select(dev_blocks::height)
+        .first(conn)
+        .optional()?)
+}
+
+/// The transactions mined at `height`, in the order they entered the chain.
+pub fn block_txs(conn: &mut Conn, height: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+    Ok(dev_txs::table
+        .filter(dev_txs::height.eq(height))
+        .order(dev_txs::first_seen_ms)
+        .select(dev_txs::raw)
+        .load(conn)?)
+}
+
+/// The txids in the mempool.
+pub fn mempool(conn: &mut Conn) -> Result<Vec<String>, StoreError> {
+    Ok(dev_txs::table
+        .filter(dev_txs::height.is_null())
+        .select(dev_txs::txid)
+        .load(conn)?)
+}
+
+/// Records the double-spend proof the rehearsal made for `txid`: its id and the conflicting
+/// transaction the chain refused.
+pub fn insert_proof(
+    conn: &mut Conn,
+    txid: Txid,
+    id: &str,
+    conflict: &[u8],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    diesel::insert_into(dev_dsproofs::table)
+        .values((
+            dev_dsproofs::txid.eq(txid.to_hex()),
+            dev_dsproofs::id.eq(id),
+            dev_dsproofs::conflict.eq(conflict),
+            dev_dsproofs::created_ms.eq(now_ms),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The proof held for `txid`: `(id, conflicting transaction)`.
+pub fn proof_for(conn: &mut Conn, txid: Txid) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    Ok(dev_dsproofs::table
+        .filter(dev_dsproofs::txid.eq(txid.to_hex()))
+        .select((dev_dsproofs::id, dev_dsproofs::conflict))
+        .first(conn)
+        .optional()?)
 }
 
 /// Mines a block holding only `tx`, a coin-creating transaction from the faucet. Returns its
@@ -254,8 +379,11 @@ pub fn mine_faucet_tx(
 }
 
 fn insert_block(conn: &mut Conn, height: i64, now_ms: i64) -> Result<(), StoreError> {
-    // Blocks carry no proof of work here; the hash only has to be unique.
-    let hash = crate::chain::txid_of(&[height.to_le_bytes(), now_ms.to_le_bytes()].concat());
+    // Blocks carry no proof of work here; the hash only has to be unique, also against the
+    // block a reorg replaced at the same height in the same millisecond.
+    let salt: [u8; 16] = rand::random();
+    let hash =
+        crate::chain::txid_of(&[&height.to_le_bytes()[..], &now_ms.to_le_bytes(), &salt].concat());
     diesel::insert_into(dev_blocks::table)
         .values((
             dev_blocks::height.eq(height),

@@ -4,10 +4,10 @@
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::schema::invoices;
+use super::schema::{invoices, stores};
 use super::{payments, Conn, StoreError};
 use crate::chain::{Address, Network, Nft, NftCapability, TokenData};
-use crate::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
+use crate::jpp::{InvalidReason, Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
 
 #[derive(Insertable)]
 #[diesel(table_name = invoices)]
@@ -23,6 +23,7 @@ struct NewInvoiceRow<'a> {
     api_key_id: Option<i64>,
     updated_ms: i64,
     store_id: i64,
+    confirmations_required: i32,
 }
 
 #[derive(Queryable, Selectable)]
@@ -38,6 +39,8 @@ struct InvoiceRow {
     expires_ms: i64,
     fee_per_kb: i64,
     store_id: i64,
+    confirmations_required: i32,
+    invalid_reason: Option<String>,
 }
 
 /// An output as stored, in the JSON the invoice's `outputs` show (rows written before this
@@ -120,9 +123,21 @@ pub fn insert(
             api_key_id,
             updated_ms: invoice.created_ms,
             store_id: invoice.store_id,
+            confirmations_required: i32::try_from(invoice.confirmations_required)
+                .map_err(|_| StoreError::Corrupt("confirmations_required".into()))?,
         })
         .execute(conn)?;
     Ok(())
+}
+
+/// The confirmation count a store set for its invoices, if it set one.
+pub fn store_confirmations(conn: &mut Conn, store_id: i64) -> Result<Option<u32>, StoreError> {
+    let set: Option<Option<i32>> = stores::table
+        .filter(stores::id.eq(store_id))
+        .select(stores::confirmations)
+        .first(conn)
+        .optional()?;
+    Ok(set.flatten().and_then(|n| u32::try_from(n).ok()))
 }
 
 pub fn get(conn: &mut Conn, id: InvoiceId) -> Result<Option<Invoice>, StoreError> {
@@ -254,6 +269,12 @@ fn to_invoice(row: InvoiceRow) -> Result<Invoice, StoreError> {
         expires_ms: row.expires_ms,
         fee_per_kb: u64::try_from(row.fee_per_kb).map_err(|_| corrupt("negative fee rate"))?,
         store_id: row.store_id,
+        confirmations_required: u32::try_from(row.confirmations_required)
+            .map_err(|_| corrupt("negative confirmations"))?,
+        invalid_reason: match row.invalid_reason {
+            None => None,
+            Some(r) => Some(InvalidReason::parse(&r).ok_or_else(|| corrupt("unknown reason"))?),
+        },
         payment: None,
     })
 }

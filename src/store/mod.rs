@@ -9,6 +9,7 @@
 //! locked`); PostgreSQL gets several.
 
 pub mod api_keys;
+pub mod chain;
 pub mod dev_chain;
 pub mod events;
 pub mod invoices;
@@ -286,6 +287,53 @@ impl Store {
         rx.await.map_err(|_| {
             StoreError::Unavailable("the write transaction could not be started".into())
         })?
+    }
+
+    /// Holds the PostgreSQL session advisory lock `key` on a connection of its own, so one
+    /// process of many does a duty (the chain watcher). Blocking: run it on a thread. Calls
+    /// `taken` with whether the lock was free; if it was, holds it while `keep` can be
+    /// upgraded, then releases it. Returns an error when the connection is lost (so is the
+    /// lock: PostgreSQL releases it with the session). On SQLite, with one process, the lock
+    /// is always taken and nothing is held.
+    pub fn hold_lock(
+        &self,
+        key: i64,
+        keep: &std::sync::Weak<()>,
+        taken: impl FnOnce(bool),
+    ) -> Result<(), StoreError> {
+        #[derive(QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            locked: bool,
+        }
+        let DatabaseTarget::Postgres { url } = &self.target else {
+            taken(true);
+            return Ok(());
+        };
+        let mut conn =
+            diesel::PgConnection::establish(url).map_err(|e| connect_error(&self.target, e))?;
+        let got: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+            .bind::<diesel::sql_types::BigInt, _>(key)
+            .get_result(&mut conn)?;
+        taken(got.locked);
+        if !got.locked {
+            return Ok(());
+        }
+        let mut ticks = 0u32;
+        while keep.strong_count() > 0 {
+            std::thread::sleep(Duration::from_millis(100));
+            ticks += 1;
+            // About once a second: a connection that died took the lock with it.
+            if ticks.is_multiple_of(10) {
+                conn.batch_execute("SELECT 1").map_err(|e| {
+                    StoreError::Unavailable(format!("the connection holding a lock: {e}"))
+                })?;
+            }
+        }
+        diesel::sql_query("SELECT pg_advisory_unlock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(key)
+            .execute(&mut conn)?;
+        Ok(())
     }
 
     /// `SELECT 1` on a pooled connection.

@@ -6,11 +6,18 @@ use diesel::prelude::*;
 
 use super::schema::{invoices, payments};
 use super::{invoices as invoice_rows, Conn, StoreError};
+use crate::chain::watch::BlockHash;
 use crate::chain::Txid;
-use crate::jpp::{Invoice, InvoiceId, InvoiceStatus, Payment};
+use crate::jpp::{ChainStanding, Invoice, InvoiceId, InvoiceStatus, Payment};
 
 pub const BROADCASTING: &str = "broadcasting";
 pub const BROADCAST: &str = "broadcast";
+
+/// Where the chain watcher last saw a payment's transaction (the `chain` column).
+pub const MEMPOOL: &str = "mempool";
+pub const IN_BLOCK: &str = "block";
+pub const GONE: &str = "gone";
+pub const FINAL: &str = "final";
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = payments)]
@@ -22,6 +29,11 @@ pub struct PaymentRow {
     pub memo: Option<String>,
     pub refund_to: Option<String>,
     pub paid_ms: Option<i64>,
+    pub chain: Option<String>,
+    pub block_hash: Option<String>,
+    pub block_height: Option<i64>,
+    pub confirmations: Option<i32>,
+    pub double_spend_proof: Option<String>,
 }
 
 impl PaymentRow {
@@ -37,7 +49,27 @@ impl PaymentRow {
                 .transpose()
                 .map_err(|_| StoreError::Corrupt("refund_to is not JSON".into()))?,
             paid_ms: self.paid_ms,
+            chain: self.standing()?,
         })
+    }
+
+    fn standing(&self) -> Result<Option<ChainStanding>, StoreError> {
+        let (Some(_), Some(confirmations)) = (&self.chain, self.confirmations) else {
+            return Ok(None);
+        };
+        let block = match (&self.block_hash, self.block_height) {
+            (Some(hash), Some(height)) => Some((
+                BlockHash::from_hex(hash)
+                    .ok_or_else(|| StoreError::Corrupt(format!("block hash {hash:?}")))?,
+                height,
+            )),
+            _ => None,
+        };
+        Ok(Some(ChainStanding {
+            confirmations: u32::try_from(confirmations).unwrap_or(0),
+            block,
+            double_spend_proof: self.double_spend_proof.clone(),
+        }))
     }
 }
 
@@ -124,7 +156,13 @@ pub fn settle(
             .filter(payments::invoice_id.eq(&key))
             .filter(payments::state.eq(BROADCASTING)),
     )
-    .set((payments::state.eq(BROADCAST), payments::paid_ms.eq(now_ms)))
+    .set((
+        payments::state.eq(BROADCAST),
+        payments::paid_ms.eq(now_ms),
+        // From here the chain watcher follows it.
+        payments::chain.eq(MEMPOOL),
+        payments::confirmations.eq(0),
+    ))
     .execute(conn)?;
     if paid == 1 {
         diesel::update(

@@ -18,6 +18,7 @@ diesel::table! {
         id -> BigInt,
         name -> Text,
         created_ms -> BigInt,
+        confirmations -> Nullable<Integer>,
     }
 }
 
@@ -35,6 +36,8 @@ diesel::table! {
         api_key_id -> Nullable<BigInt>,
         updated_ms -> BigInt,
         store_id -> BigInt,
+        confirmations_required -> Integer,
+        invalid_reason -> Nullable<Text>,
     }
 }
 
@@ -59,6 +62,11 @@ diesel::table! {
         refund_to -> Nullable<Text>,
         created_ms -> BigInt,
         paid_ms -> Nullable<BigInt>,
+        chain -> Nullable<Text>,
+        block_hash -> Nullable<Text>,
+        block_height -> Nullable<BigInt>,
+        confirmations -> Nullable<Integer>,
+        double_spend_proof -> Nullable<Text>,
     }
 }
 
@@ -119,6 +127,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    chain_blocks (height) {
+        height -> BigInt,
+        hash -> Text,
+        processed_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    dev_dsproofs (txid) {
+        txid -> Text,
+        id -> Text,
+        conflict -> Binary,
+        created_ms -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     stores,
@@ -129,5 +154,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     dev_coins,
     dev_blocks,
     wallets,
-    ln_payments
+    ln_payments,
+    chain_blocks,
+    dev_dsproofs
 );

@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::Parser;
 use diesel::{Connection, RunQueryDsl};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
 
 use cashier::app::Application;
 use cashier::chain::{Address, Network, Nft, NftCapability, OutPoint, Output, TokenData, Txid};
@@ -140,12 +142,54 @@ impl TestApp {
 
     /// A second server process on this app's database, as in a scaled-out deployment.
     pub async fn another_on_the_same_database(&self) -> TestApp {
+        self.another_on_the_same_database_with(&[]).await
+    }
+
+    /// [`Self::another_on_the_same_database`] with extra `cashier serve` flags.
+    pub async fn another_on_the_same_database_with(&self, extra: &[&str]) -> TestApp {
         Self::spawn_on(
             self.database_url.clone(),
             tempfile::tempdir().expect("temp dir"),
-            &[],
+            extra,
         )
         .await
+    }
+
+    /// Posts `body` to the dev chain endpoint `path` (`/dev/mine`, `/dev/reorg`, …): the
+    /// status and the JSON answer.
+    pub async fn dev(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("dev request");
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Mines `blocks` blocks on the dev chain.
+    pub async fn mine(&self, blocks: u32) {
+        let (status, body) = self.dev("/dev/mine", json!({"blocks": blocks})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Reads invoice `id` until `done` holds for it (the chain watcher works beside the
+    /// request that moved the chain), at most 30 s; returns it.
+    pub async fn invoice_when(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let path = format!("/api/jpp/invoices/{id}");
+        tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            loop {
+                let (_, invoice) = self.get_json(&path).await;
+                if done(&invoice) {
+                    return invoice;
+                }
+                // A pause between reads, not a wait for anything: the loop ends on the state.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the invoice reached the state in time")
     }
 
     /// A server on this app's database: what a restart finds.
@@ -325,6 +369,8 @@ impl TestApp {
             expires_ms,
             fee_per_kb,
             store_id: cashier::auth::DEFAULT_STORE_ID,
+            confirmations_required: 0,
+            invalid_reason: None,
             payment: None,
         };
         let id = invoice.id.to_string();
@@ -449,6 +495,30 @@ fn fresh_postgres_database() -> String {
     let (head, tail) = admin.split_at(admin.rfind('/').expect("URL with a database"));
     let query = tail.find('?').map(|i| &tail[i..]).unwrap_or("");
     format!("{head}/{name}{query}")
+}
+
+/// A client socket to the server.
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A socket to `path` on the server.
+pub async fn connect(app: &TestApp, path: &str) -> Socket {
+    let url = format!("{}{path}", app.base.replacen("http://", "ws://", 1));
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("socket")
+        .0
+}
+
+/// The next text message (pings are answered by the client library).
+pub async fn next_text(socket: &mut Socket) -> Value {
+    loop {
+        match socket.next().await.expect("a message").expect("a frame") {
+            Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => continue,
+        }
+    }
 }
 
 /// A wallet on the dev chain: one key, coins from the faucet, payments built and signed the

@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use cashier::chain::txid_of;
 
-use crate::helpers::TestApp;
+use crate::helpers::{connect, next_text, Socket, TestApp};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -22,28 +22,6 @@ on_both_backends!(
     a_slow_socket_is_dropped_and_never_slows_a_healthy_one,
     an_event_committed_before_a_crash_is_delivered_after_the_restart,
 );
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(app: &TestApp, path: &str) -> Socket {
-    let url = format!("{}{path}", app.base.replacen("http://", "ws://", 1));
-    tokio_tungstenite::connect_async(url)
-        .await
-        .expect("socket")
-        .0
-}
-
-/// The next text message (pings are answered by the client library).
-async fn next_text(socket: &mut Socket) -> Value {
-    loop {
-        match socket.next().await.expect("a message").expect("a frame") {
-            Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
-            Message::Close(frame) => panic!("closed: {frame:?}"),
-            _ => continue,
-        }
-    }
-}
 
 /// Every text message until the server answers our close: what it sent before.
 async fn rest(mut socket: Socket) -> Vec<Value> {

@@ -1,0 +1,12 @@
+DROP TABLE dev_dsproofs;
+ALTER TABLE stores DROP COLUMN confirmations;
+ALTER TABLE invoices DROP COLUMN invalid_reason;
+ALTER TABLE invoices DROP COLUMN confirmations_required;
+DROP INDEX payments_block_hash;
+DROP INDEX payments_chain;
+ALTER TABLE payments DROP COLUMN double_spend_proof;
+ALTER TABLE payments DROP COLUMN confirmations;
+ALTER TABLE payments DROP COLUMN block_height;
+ALTER TABLE payments DROP COLUMN block_hash;
+ALTER TABLE payments DROP COLUMN chain;
+DROP TABLE chain_blocks;
