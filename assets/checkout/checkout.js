@@ -5,16 +5,21 @@
   const main = document.querySelector('main');
   const statusEl = $('status'), countdownEl = $('countdown'), noteEl = $('note'), liveEl = $('live');
   const FROM_EVENT = {
-    payment_received: 'paid', payment_confirmed: 'paid', invoice_expired: 'expired',
-    invoice_cancelled: 'cancelled', payment_invalidated: 'invalid'
+    payment_received: 'paid', payment_confirmed: 'confirmed', payment_unconfirmed: 'paid',
+    invoice_expired: 'expired', invoice_cancelled: 'cancelled', payment_invalidated: 'invalid'
   };
-  const FROM_STATUS = { paid: 'paid', confirmed: 'paid', expired: 'expired', cancelled: 'cancelled', invalid: 'invalid' };
+  const FROM_STATUS = {
+    paid: 'paid', confirmed: 'confirmed', expired: 'expired', cancelled: 'cancelled', invalid: 'invalid'
+  };
+  // The last word: no socket after these. A paid (or invalid) invoice still hears the chain.
+  const FINAL = { confirmed: true, expired: true, cancelled: true };
+  const MONEY = { paid: true, confirmed: true, invalid: true };
   const expiresAt = Date.parse(data.expires);
   // Server clock minus ours, so a phone whose clock is off still counts down right.
   const skew = Date.parse(data.now) - Date.now() || 0;
   let state = data.state, txid = data.txid;
   // True once the server has said the last word (a terminal event or state): no socket then.
-  let settled = state !== 'open';
+  let settled = FINAL[state] === true;
   let socket = null, lastEvent = null, delay = 1000, retry = null, timer = null;
 
   function localTimes() {
@@ -29,9 +34,10 @@
     state = next;
     main.dataset.state = next;
     statusEl.className = next;
-    statusEl.textContent = next === 'paid' && txid ? data.labels.paid + ': ' + txid : data.labels[next];
+    statusEl.textContent = (next === 'paid' || next === 'confirmed') && txid
+      ? data.labels[next] + ': ' + txid : data.labels[next];
     noteEl.textContent = data.notes[next] || '';
-    if (next === 'paid' && paidAt) {
+    if (MONEY[next] && next !== 'invalid' && paidAt) {
       const t = $('paid-at');
       t.dateTime = paidAt;
       t.textContent = paidAt;
@@ -91,11 +97,11 @@
     // An 'open' snapshot changes nothing: it must not undo an expiry seen by the clock.
     const next = m.type === 'invoice_state' ? FROM_STATUS[invoice.status] : FROM_EVENT[m.type];
     if (!next) return;
-    // Money received is the last word, unless the network later rejects the payment.
-    if (state !== 'paid' || next === 'paid' || next === 'invalid') {
+    // Once money arrived only the chain's word about it counts (never an expiry).
+    if (!MONEY[state] || MONEY[next]) {
       show(next, m.txid || payment.txid, m.paid_at || payment.paid_at);
     }
-    finish();
+    if (FINAL[state]) finish();
   }
 
   function socketUrl() {

@@ -22,11 +22,12 @@ use crate::jpp::{InvoiceView, OutputView};
 use crate::units::bch;
 
 /// Where the invoice is, as the page shows it. `paying` (a broadcast in flight) still reads as
-/// waiting; `confirmed` is paid.
+/// waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Open,
     Paid,
+    Confirmed,
     Expired,
     Cancelled,
     Invalid,
@@ -35,7 +36,8 @@ enum State {
 impl State {
     fn of(status: &str) -> State {
         match status {
-            "paid" | "confirmed" => State::Paid,
+            "paid" => State::Paid,
+            "confirmed" => State::Confirmed,
             "expired" => State::Expired,
             "cancelled" => State::Cancelled,
             "invalid" => State::Invalid,
@@ -48,6 +50,7 @@ impl State {
         match self {
             State::Open => "open",
             State::Paid => "paid",
+            State::Confirmed => "confirmed",
             State::Expired => "expired",
             State::Cancelled => "cancelled",
             State::Invalid => "invalid",
@@ -59,6 +62,7 @@ impl State {
         match self {
             State::Open => "Waiting for payment",
             State::Paid => "Paid",
+            State::Confirmed => "Confirmed",
             State::Expired => "Expired",
             State::Cancelled => "Cancelled",
             State::Invalid => "Payment invalid",
@@ -70,6 +74,7 @@ impl State {
         match self {
             State::Open => "",
             State::Paid => "The payment was received. You can close this page.",
+            State::Confirmed => "The payment is confirmed on the chain. You can close this page.",
             State::Expired => "This invoice can no longer be paid. Ask the merchant for a new one.",
             State::Cancelled => "The merchant cancelled this invoice. Do not pay it.",
             State::Invalid => {
@@ -78,9 +83,10 @@ impl State {
         }
     }
 
-    const ALL: [State; 5] = [
+    const ALL: [State; 6] = [
         State::Open,
         State::Paid,
+        State::Confirmed,
         State::Expired,
         State::Cancelled,
         State::Invalid,
@@ -89,7 +95,7 @@ impl State {
 
 fn status_text(state: State, txid: Option<&str>) -> String {
     match (state, txid) {
-        (State::Paid, Some(txid)) => format!("Paid: {txid}"),
+        (State::Paid | State::Confirmed, Some(txid)) => format!("{}: {txid}", state.label()),
         _ => state.label().to_owned(),
     }
 }
@@ -494,7 +500,13 @@ mod tests {
         assert!(html.contains("<div id=\"paid-row\">"));
 
         paid.status = InvoiceStatus::Confirmed;
-        assert!(status_div(&render(&paid)).starts_with("<div id=\"status\" class=\"paid\">Paid: "));
+        assert_eq!(
+            status_div(&render(&paid)),
+            format!(
+                "<div id=\"status\" class=\"confirmed\">Confirmed: {}</div>",
+                txid.to_hex()
+            )
+        );
 
         let mut expired = invoice(None, &[4000]);
         expired.expires_ms = expired.created_ms - 1; // still `open` in the store

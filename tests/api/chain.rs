@@ -278,3 +278,52 @@ async fn rehearsals_refuse_what_cannot_happen_and_change_nothing(app: TestApp) {
     assert_eq!(after["status"], before[0]["status"]);
     assert_eq!(kinds(&app, &id).await, ["payment_received"]);
 }
+
+/// Two `serve` processes on one PostgreSQL: one watches (the advisory lock), so each move of
+/// the invoice is one event, whichever process saw the block.
+mod one_watcher {
+    use super::*;
+    use crate::helpers::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_servers_make_one_event_per_transition() {
+        let fast = ["--chain-poll-every", "1"];
+        let a = TestApp::spawn_with(Backend::Postgres, &fast).await;
+        let b = a.another_on_the_same_database_with(&fast).await;
+        let (id, raw, mut socket) = paid_invoice(&a, 1).await;
+        // Blocks mined through each process in turn: whichever watches hears one at once and
+        // the other at its next poll.
+        b.mine(1).await;
+        assert_eq!(next_text(&mut socket).await["type"], "payment_confirmed");
+        let (status, body) = a
+            .dev(
+                "/dev/reorg",
+                json!({"depth": 1, "drop": txid_of(&raw).to_hex()}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(next_text(&mut socket).await["type"], "payment_invalidated");
+        // A second invoice paid through the other process, confirmed by a block mined through
+        // the first.
+        let (other, _, mut other_socket) = paid_invoice(&b, 1).await;
+        a.mine(1).await;
+        let confirmed = next_text(&mut other_socket).await;
+        assert_eq!(confirmed["type"], "payment_confirmed");
+        // A block through each more: once the view has counted both, no event came twice.
+        a.mine(1).await;
+        b.mine(1).await;
+        a.invoice_when(&other, |i| i["confirmations"] == 3).await;
+        assert_eq!(
+            kinds(&a, &id).await,
+            [
+                "payment_received",
+                "payment_confirmed",
+                "payment_invalidated"
+            ]
+        );
+        assert_eq!(
+            kinds(&b, &other).await,
+            ["payment_received", "payment_confirmed"]
+        );
+    }
+}

@@ -98,13 +98,16 @@ async fn the_page_turns_paid_while_open(app: TestApp) {
     app.pay(&id, &raw).await;
     let txid = txid_of(&raw).to_hex();
     assert_eq!(page.wait_for("#status.paid").await, format!("Paid: {txid}"));
-    // The payment part is gone and the socket closed: nothing left to pay or hear.
+    // The payment part is gone; the socket stays, for what the chain says of the payment.
     assert_eq!(
         page.eval("getComputedStyle(document.getElementById('pay')).display")
             .await,
         "none"
     );
-    page.wait_for("#live.done").await;
+    assert_eq!(
+        page.text("#live").await,
+        "Live: this page updates by itself"
+    );
     page.screenshot(&artifact(&format!("checkout-paid-{}.png", &id[..8])))
         .await;
 
@@ -112,6 +115,22 @@ async fn the_page_turns_paid_while_open(app: TestApp) {
     assert!(html(&app, &id).await.contains(&format!(
         "<div id=\"status\" class=\"paid\">Paid: {txid}</div>"
     )));
+
+    // A double spend turns it invalid; our transaction mined after all, confirmed, and then
+    // there is nothing left to hear.
+    let (status, _) = app
+        .dev("/dev/double-spend", serde_json::json!({"txid": txid}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page.wait_for("#status.invalid").await, "Payment invalid");
+    app.mine(1).await;
+    assert_eq!(
+        page.wait_for("#status.confirmed").await,
+        format!("Confirmed: {txid}")
+    );
+    page.wait_for("#live.done").await;
+    page.screenshot(&artifact(&format!("checkout-confirmed-{}.png", &id[..8])))
+        .await;
 }
 
 async fn the_page_turns_expired_at_expiry(app: TestApp) {
@@ -206,7 +225,7 @@ async fn the_page_reconnects_and_learns_what_it_missed(app: TestApp) {
     proxy.up();
     let txid = txid_of(&raw).to_hex();
     assert_eq!(page.wait_for("#status.paid").await, format!("Paid: {txid}"));
-    page.wait_for("#live.done").await;
+    page.wait_for("#live.on").await;
     // It came back on its own, asking for the state it missed.
     let sockets = proxy.socket_requests();
     assert!(sockets.len() >= 2, "{sockets:?}");
