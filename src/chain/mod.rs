@@ -5,6 +5,7 @@
 mod address;
 pub mod bchn;
 pub mod dev;
+pub mod hd;
 pub mod node;
 pub mod sighash;
 mod token;
