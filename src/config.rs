@@ -79,6 +79,47 @@ pub enum DevCommand {
         #[arg(long)]
         ecdsa: bool,
     },
+    /// Mine blocks on a running server's dev chain (the first takes the mempool).
+    Mine {
+        #[arg(long, default_value_t = 1)]
+        blocks: u32,
+        #[command(flatten)]
+        server: DevServer,
+    },
+    /// Rehearse a double spend: a conflicting transaction for TXID (unmined) is refused and
+    /// the chain makes a double-spend proof, as BCHN does. Prints the proof's id.
+    DoubleSpend {
+        txid: String,
+        #[command(flatten)]
+        server: DevServer,
+    },
+    /// Rehearse a reorg: the newest DEPTH blocks are replaced by DEPTH + 1 new ones holding
+    /// the same transactions in the last, except --drop (gone) or --replace (its double spend
+    /// mined instead). Prints the new height.
+    Reorg {
+        #[arg(long, default_value_t = 1)]
+        depth: u32,
+        /// A transaction that leaves the chain (as if evicted).
+        #[arg(long)]
+        drop: Option<String>,
+        /// A transaction whose double spend is mined in its place.
+        #[arg(long)]
+        replace: Option<String>,
+        #[command(flatten)]
+        server: DevServer,
+    },
+}
+
+/// The running server a dev command talks to.
+#[derive(Debug, Args)]
+pub struct DevServer {
+    /// The server's base URL.
+    #[arg(
+        long,
+        env = "CASHIER_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
+    pub url: String,
 }
 
 #[derive(Debug, Subcommand)]

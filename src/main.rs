@@ -10,6 +10,8 @@ use cashier::config::{
     Settings, StoreCommand, WalletCommand,
 };
 
+use serde_json::json;
+
 use cashier::auth::Scopes;
 use cashier::jpp::{InvoiceId, InvoiceView};
 use cashier::lightning::{Funding, FundingKind};
@@ -44,6 +46,40 @@ async fn main() -> ExitCode {
                 cashier::chain::sighash::SignWith::SCHNORR
             };
             dev_pay(&payment_url, memo.as_deref(), how).await
+        }
+        Command::Dev {
+            command: DevCommand::Mine { blocks, server },
+        } => {
+            dev_post(
+                &server.url,
+                "/dev/mine",
+                json!({"blocks": blocks}),
+                "height",
+            )
+            .await
+        }
+        Command::Dev {
+            command: DevCommand::DoubleSpend { txid, server },
+        } => {
+            dev_post(
+                &server.url,
+                "/dev/double-spend",
+                json!({"txid": txid}),
+                "proof_id",
+            )
+            .await
+        }
+        Command::Dev {
+            command:
+                DevCommand::Reorg {
+                    depth,
+                    drop,
+                    replace,
+                    server,
+                },
+        } => {
+            let body = json!({"depth": depth, "drop": drop, "replace": replace});
+            dev_post(&server.url, "/dev/reorg", body, "height").await
         }
     };
     match result {
@@ -123,6 +159,37 @@ async fn dev_pay(
     let paid = cashier::dev_pay::pay_with(payment_url, memo, how).await?;
     eprintln!("Paid: the invoice is {}. Transaction:", paid.status);
     println!("{}", paid.txid);
+    Ok(())
+}
+
+/// Posts a rehearsal to the server's dev chain and prints `field` of its answer (or the
+/// server's own words when it refuses).
+async fn dev_post(
+    base: &str,
+    path: &str,
+    body: serde_json::Value,
+    field: &str,
+) -> Result<(), String> {
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let answer = reqwest::Client::new()
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {url}: {e} (is `cashier serve` running there?)"))?;
+    let status = answer.status();
+    let json: serde_json::Value = answer
+        .json()
+        .await
+        .map_err(|e| format!("{url} answered {status} without JSON: {e}"))?;
+    if !status.is_success() {
+        let detail = json["detail"].as_str().unwrap_or("no detail");
+        return Err(format!("{url} refused ({status}): {detail}"));
+    }
+    match &json[field] {
+        serde_json::Value::String(text) => println!("{text}"),
+        other => println!("{other}"),
+    }
     Ok(())
 }
 

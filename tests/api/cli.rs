@@ -278,6 +278,73 @@ async fn dev_pay_pays_an_invoice_end_to_end() {
     server.wait().unwrap();
 }
 
+/// `cashier dev` rehearses each bad day against a running server: a double spend (the proof
+/// invalidates the invoice), the block that confirms our transaction after all, a reorg that
+/// mines the double spend instead; what cannot happen is refused with the server's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_rehearses_the_bad_days_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = ["--data-dir", dir.path().to_str().unwrap()];
+    let (mut server, base) = serve(&db);
+    let key = run_ok(&["key", "create"], &db);
+    let client = reqwest::Client::new();
+    let invoice: serde_json::Value = client
+        .post(format!("{base}/api/jpp/invoices/"))
+        .header("X-Api-Key", &key)
+        .json(&json!({"outputs": [{"address": ADDR, "amount": 10_000}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = invoice["payment_url"].as_str().unwrap().to_owned();
+    let txid = run_ok(&["dev", "pay", &url], &[]);
+    let status_becomes = |want: &'static str| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            tokio::time::timeout(std::time::Duration::from_secs(30), async {
+                loop {
+                    let read: serde_json::Value =
+                        client.get(&url).send().await.unwrap().json().await.unwrap();
+                    if read["status"] == want {
+                        return read;
+                    }
+                    // A pause between reads; the loop ends on the state.
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("the invoice never became {want}"))
+        }
+    };
+    let at = ["--url", base.as_str()];
+
+    let proof = run_ok(&["dev", "double-spend", &txid], &at);
+    assert_eq!(proof.len(), 64, "{proof}");
+    let invalid = status_becomes("invalid").await;
+    assert_eq!(invalid["invalid_reason"], "double_spend_proof");
+    assert_eq!(invalid["payment"]["double_spend_proof"], proof.as_str());
+
+    let height: i64 = run_ok(&["dev", "mine"], &at).parse().unwrap();
+    assert!(height > 0);
+    status_becomes("confirmed").await;
+
+    let after: i64 = run_ok(&["dev", "reorg", "--depth", "1", "--replace", &txid], &at)
+        .parse()
+        .unwrap();
+    assert_eq!(after, height + 1, "one block replaced by two");
+    let replaced = status_becomes("invalid").await;
+    assert_eq!(replaced["invalid_reason"], "double_spend_mined");
+
+    let refused = run_err(&["dev", "reorg", "--depth", "0"], &at);
+    assert!(refused.contains("depth must be"), "{refused}");
+    let refused = run_err(&["dev", "double-spend", "xyz"], &at);
+    assert!(refused.contains("txid must be"), "{refused}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
 /// The operator's wallet commands, against a running server: a top-up from the command line
 /// reaches the wallet's socket on the server (through the shared outbox).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
