@@ -158,6 +158,14 @@ pub enum StoreCommand {
     },
     /// List stores.
     List,
+    /// Set the confirmations a store's new invoices wait for (0: paid is final), or `default`
+    /// for the server's --confirmations.
+    Confirmations {
+        /// The store's name or id.
+        store: String,
+        /// A number of blocks (0 to 144), or `default`.
+        count: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

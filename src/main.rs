@@ -392,6 +392,36 @@ async fn stores(command: StoreCommand, database: DatabaseSettings) -> Result<(),
             );
             println!("{id}");
         }
+        StoreCommand::Confirmations { store: name, count } => {
+            let count = match count.trim() {
+                "default" => None,
+                n => Some(
+                    n.parse::<u32>()
+                        .ok()
+                        .filter(|n| u64::from(*n) <= cashier::jpp::MAX_CONFIRMATIONS)
+                        .ok_or_else(|| {
+                            format!(
+                                "{n:?}: give a number of blocks from 0 to {}, or `default`",
+                                cashier::jpp::MAX_CONFIRMATIONS
+                            )
+                        })?,
+                ),
+            };
+            let wanted = name.clone();
+            let set = store
+                .write(move |c| store::api_keys::set_store_confirmations(c, &wanted, count))
+                .await
+                .map_err(|e| e.to_string())?;
+            if !set {
+                return Err(format!("no store named {name:?} (`cashier store list`)"));
+            }
+            match count {
+                Some(n) => eprintln!("New invoices of {name:?} wait for {n} confirmation(s)."),
+                None => {
+                    eprintln!("New invoices of {name:?} wait for the server's --confirmations.")
+                }
+            }
+        }
         StoreCommand::List => {
             let stores = store
                 .read(store::api_keys::list_stores)

@@ -128,3 +128,23 @@ pub fn find_store(conn: &mut Conn, name_or_id: &str) -> Result<Option<StoreRow>,
         (None, Err(_)) => Ok(None),
     }
 }
+
+/// Sets (or with `None` clears) the confirmation count of the store with this name or id.
+/// Returns false when there is no such store.
+pub fn set_store_confirmations(
+    conn: &mut Conn,
+    name_or_id: &str,
+    count: Option<u32>,
+) -> Result<bool, StoreError> {
+    let Some(found) = find_store(conn, name_or_id)? else {
+        return Ok(false);
+    };
+    let count = count
+        .map(i32::try_from)
+        .transpose()
+        .map_err(|_| StoreError::Corrupt("confirmations out of range".into()))?;
+    diesel::update(stores::table.filter(stores::id.eq(found.id)))
+        .set(stores::confirmations.eq(count))
+        .execute(conn)?;
+    Ok(true)
+}

@@ -477,17 +477,56 @@ async fn stores_and_scoped_keys_from_the_command_line() {
         assert!(!listing.contains(&key[3..]), "keys are never listed");
     }
 
+    // The shop's invoices wait for 3 confirmations unless one asks otherwise; the default
+    // store's keep the server's count.
+    run_ok(&["store", "confirmations", "corner shop", "3"], &db);
+    let wrong = run_err(&["store", "confirmations", "corner shop", "145"], &db);
+    assert!(wrong.contains("from 0 to 144"), "{wrong}");
+    let nowhere = run_err(&["store", "confirmations", "no such shop", "1"], &db);
+    assert!(nowhere.contains("no store"), "{nowhere}");
+
     let client = reqwest::Client::new();
-    let invoice: serde_json::Value = client
-        .post(format!("{base}/jpp/invoices/"))
-        .header("X-Api-Key", &till)
-        .json(&json!({"outputs": [{"address": ADDR, "amount": 1000}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let create = |key: String, body: serde_json::Value| {
+        let client = client.clone();
+        let url = format!("{base}/jpp/invoices/");
+        async move {
+            client
+                .post(url)
+                .header("X-Api-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let invoice = create(
+        till.clone(),
+        json!({"outputs": [{"address": ADDR, "amount": 1000}]}),
+    )
+    .await;
+    assert_eq!(invoice["confirmations_required"], 3);
+    let asked = create(
+        till.clone(),
+        json!({"outputs": [{"address": ADDR, "amount": 1000}], "confirmations": 1}),
+    )
+    .await;
+    assert_eq!(asked["confirmations_required"], 1);
+    let elsewhere = create(
+        default_key.clone(),
+        json!({"outputs": [{"address": ADDR, "amount": 1000}]}),
+    )
+    .await;
+    assert_eq!(elsewhere["confirmations_required"], 0);
+    run_ok(&["store", "confirmations", "corner shop", "default"], &db);
+    let back = create(
+        till.clone(),
+        json!({"outputs": [{"address": ADDR, "amount": 1000}]}),
+    )
+    .await;
+    assert_eq!(back["confirmations_required"], 0);
     let list = |key: String| {
         client
             .get(format!("{base}/jpp/invoices/"))
@@ -495,13 +534,22 @@ async fn stores_and_scoped_keys_from_the_command_line() {
             .send()
     };
     assert_eq!(list(till.clone()).await.unwrap().status(), 403);
-    let owned: serde_json::Value = list(owner.clone()).await.unwrap().json().await.unwrap();
-    assert_eq!(owned["results"][0]["payment_id"], invoice["payment_id"]);
-    let other: serde_json::Value = list(default_key).await.unwrap().json().await.unwrap();
+    let ids = |listed: serde_json::Value| -> Vec<serde_json::Value> {
+        listed["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["payment_id"].clone())
+            .collect()
+    };
+    let owned = ids(list(owner.clone()).await.unwrap().json().await.unwrap());
+    assert_eq!(owned.len(), 3);
+    assert!(owned.contains(&invoice["payment_id"]));
+    let other = ids(list(default_key).await.unwrap().json().await.unwrap());
     assert_eq!(
-        other["results"],
-        json!([]),
-        "the default store sees none of it"
+        other,
+        [elsewhere["payment_id"].clone()],
+        "the default store sees none of the shop's"
     );
     server.kill().unwrap();
     server.wait().unwrap();
