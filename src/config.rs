@@ -70,8 +70,25 @@ pub enum DevCommand {
     /// Pay an open invoice on a server running the dev chain, as a wallet would: faucet coins,
     /// a signed transaction, posted to the invoice. Prints the txid.
     Pay {
-        /// The invoice's payment URL, or its bchreg:?r=… URI.
-        payment_url: String,
+        /// The invoice's payment URL, its bchreg:?r=… URI, or its plain address URI
+        /// (bchreg:<address>?amount=<BCH>), which pays the address as a wallet without the
+        /// payment protocol does.
+        #[arg(required_unless_present = "to_address")]
+        payment_url: Option<String>,
+        /// Pay this address directly instead (with --amount), as a wallet that does not speak
+        /// the payment protocol: the server's chain watcher finds the payment.
+        #[arg(long, requires = "amount", conflicts_with = "payment_url")]
+        to_address: Option<String>,
+        /// Sats to send with --to-address.
+        #[arg(long)]
+        amount: Option<u64>,
+        /// The server, for --to-address.
+        #[arg(
+            long,
+            env = "CASHIER_PUBLIC_URL",
+            default_value = "http://127.0.0.1:8000"
+        )]
+        url: String,
         /// A memo to send with the payment.
         #[arg(long)]
         memo: Option<String>,

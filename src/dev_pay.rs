@@ -113,6 +113,67 @@ pub async fn pay_with(target: &str, memo: Option<&str>, how: SignWith) -> Result
     })
 }
 
+/// Pays `amount` sats to `address` the way a wallet without the payment protocol does: a
+/// signed transaction handed to the node (`POST /dev/broadcast`), which the server's chain
+/// watcher then sees. `server` is the server's base URL. Returns the txid.
+pub async fn pay_address(server: &str, address: &str, amount: u64) -> Result<String, String> {
+    let base = server.trim_end_matches('/');
+    let to = Address::parse(address, Network::Regtest)
+        .map_err(|e| format!("{address:?} is not a dev chain (bchreg:) address: {e}"))?;
+    let http = reqwest::Client::new();
+    let secp = Secp256k1::new();
+    let key = random_key();
+    let key_hash = hash160::Hash::hash(&key.public_key(&secp).serialize()).to_byte_array();
+    let own = Address::p2pkh(Network::Regtest, key_hash).to_cashaddr(false);
+    let coin = faucet(&http, base, &own, amount.saturating_add(10_000), None).await?;
+    let output = Output {
+        value: amount,
+        token: None,
+        locking_bytecode: to.locking_bytecode(),
+    };
+    let tx = build_payment_with(
+        &secp,
+        &key,
+        &[coin],
+        vec![output],
+        1000,
+        SignWith::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    let response = http
+        .post(format!("{base}/dev/broadcast"))
+        .json(&json!({"raw_tx_hex": hex::encode(tx.serialize())}))
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {base}: {e}"))?;
+    let code = response.status();
+    let answer: Value = response
+        .json()
+        .await
+        .map_err(|e| format!("the server's answer ({code}) is not JSON: {e}"))?;
+    if !code.is_success() {
+        return Err(format!(
+            "the dev chain refused the transaction ({code}): {}",
+            answer["detail"].as_str().unwrap_or("no detail")
+        ));
+    }
+    Ok(answer["txid"].as_str().unwrap_or_default().to_owned())
+}
+
+/// The address and sats of a BIP21 `bchreg:<address>?amount=<BCH>` URI; `None` for any other
+/// target (a payment URL, or a `?r=` URI).
+pub fn address_target(target: &str) -> Option<(String, u64)> {
+    let (address, query) = target.split_once('?')?;
+    if address.ends_with(':') || query.starts_with("r=") {
+        return None;
+    }
+    let amount = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("amount="))
+        .and_then(crate::chain::bchn::sats_from_bch_text)?;
+    Some((address.to_owned(), amount))
+}
+
 /// Asks the dev faucet for a coin for `address`.
 async fn faucet(
     http: &reqwest::Client,
@@ -241,6 +302,20 @@ fn with_slash(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_address_uris() {
+        assert_eq!(
+            address_target("bchreg:qr6m7j9njldwwzlg9v7v53unlr4jkmx6eyphnpcjvs?amount=0.00004"),
+            Some((
+                "bchreg:qr6m7j9njldwwzlg9v7v53unlr4jkmx6eyphnpcjvs".into(),
+                4000
+            ))
+        );
+        assert_eq!(address_target("bchreg:?r=http%3A%2F%2Fx"), None);
+        assert_eq!(address_target("http://x/api/jpp/invoices/ab/"), None);
+        assert_eq!(address_target("bchreg:qr6m?amount=-1"), None);
+    }
 
     #[test]
     fn reads_the_url_out_of_a_payment_uri() {

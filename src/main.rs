@@ -36,6 +36,9 @@ async fn main() -> ExitCode {
             command:
                 DevCommand::Pay {
                     payment_url,
+                    to_address,
+                    amount,
+                    url,
                     memo,
                     ecdsa,
                 },
@@ -45,7 +48,16 @@ async fn main() -> ExitCode {
             } else {
                 cashier::chain::sighash::SignWith::SCHNORR
             };
-            dev_pay(&payment_url, memo.as_deref(), how).await
+            let direct = match (&to_address, amount, &payment_url) {
+                (Some(address), Some(sats), _) => Some((address.clone(), sats)),
+                (_, _, Some(target)) => cashier::dev_pay::address_target(target),
+                _ => None,
+            };
+            match (direct, payment_url) {
+                (Some((address, sats)), _) => dev_pay_address(&url, &address, sats).await,
+                (None, Some(target)) => dev_pay(&target, memo.as_deref(), how).await,
+                (None, None) => Err("give a payment URL, or --to-address with --amount".into()),
+            }
         }
         Command::Dev {
             command: DevCommand::Mine { blocks, server },
@@ -149,6 +161,13 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+async fn dev_pay_address(server: &str, address: &str, sats: u64) -> Result<(), String> {
+    let txid = cashier::dev_pay::pay_address(server, address, sats).await?;
+    eprintln!("Sent {sats} sats to {address} (the server's chain watcher finds it). Transaction:");
+    println!("{txid}");
+    Ok(())
 }
 
 async fn dev_pay(

@@ -1246,6 +1246,7 @@ mod pay_flow {
             store_id: cashier::auth::DEFAULT_STORE_ID,
             confirmations_required: 0,
             invalid_reason: None,
+            amount_paid: None,
             payment: None,
         }
     }

@@ -6,14 +6,18 @@
   const statusEl = $('status'), countdownEl = $('countdown'), noteEl = $('note'), liveEl = $('live');
   const FROM_EVENT = {
     payment_received: 'paid', payment_confirmed: 'confirmed', payment_unconfirmed: 'paid',
-    invoice_expired: 'expired', invoice_cancelled: 'cancelled', payment_invalidated: 'invalid'
+    invoice_expired: 'expired', invoice_cancelled: 'cancelled', payment_invalidated: 'invalid',
+    invoice_paid_partial: 'paid_partial', invoice_paid_late: 'paid_late'
   };
   const FROM_STATUS = {
-    paid: 'paid', confirmed: 'confirmed', expired: 'expired', cancelled: 'cancelled', invalid: 'invalid'
+    paid: 'paid', confirmed: 'confirmed', expired: 'expired', cancelled: 'cancelled', invalid: 'invalid',
+    paid_partial: 'paid_partial', paid_late: 'paid_late'
   };
   // The last word: no socket after these. A paid (or invalid) invoice still hears the chain.
-  const FINAL = { confirmed: true, expired: true, cancelled: true };
-  const MONEY = { paid: true, confirmed: true, invalid: true };
+  const FINAL = { confirmed: true, expired: true, cancelled: true, paid_late: true };
+  const MONEY = { paid: true, confirmed: true, invalid: true, paid_late: true };
+  // Still waiting for (the rest of) the money: the countdown runs.
+  const WAITING = { open: true, paid_partial: true };
   const expiresAt = Date.parse(data.expires);
   // Server clock minus ours, so a phone whose clock is off still counts down right.
   const skew = Date.parse(data.now) - Date.now() || 0;
@@ -59,7 +63,7 @@
 
   function tick() {
     clearTimeout(timer);
-    if (state !== 'open' || isNaN(expiresAt)) return;
+    if (!WAITING[state] || isNaN(expiresAt)) return;
     const left = expiresAt - (Date.now() + skew);
     if (left <= 0) {
       // Expired by the clock. The socket stays open for the server's word: a payment that

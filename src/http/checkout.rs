@@ -26,7 +26,9 @@ use crate::units::bch;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Open,
+    PaidPartial,
     Paid,
+    PaidLate,
     Confirmed,
     Expired,
     Cancelled,
@@ -37,6 +39,8 @@ impl State {
     fn of(status: &str) -> State {
         match status {
             "paid" => State::Paid,
+            "paid_partial" => State::PaidPartial,
+            "paid_late" => State::PaidLate,
             "confirmed" => State::Confirmed,
             "expired" => State::Expired,
             "cancelled" => State::Cancelled,
@@ -50,6 +54,8 @@ impl State {
         match self {
             State::Open => "open",
             State::Paid => "paid",
+            State::PaidPartial => "paid_partial",
+            State::PaidLate => "paid_late",
             State::Confirmed => "confirmed",
             State::Expired => "expired",
             State::Cancelled => "cancelled",
@@ -62,6 +68,8 @@ impl State {
         match self {
             State::Open => "Waiting for payment",
             State::Paid => "Paid",
+            State::PaidPartial => "Partly paid",
+            State::PaidLate => "Paid after expiry",
             State::Confirmed => "Confirmed",
             State::Expired => "Expired",
             State::Cancelled => "Cancelled",
@@ -75,6 +83,10 @@ impl State {
             State::Open => "",
             State::Paid => "The payment was received. You can close this page.",
             State::Confirmed => "The payment is confirmed on the chain. You can close this page.",
+            State::PaidPartial => {
+                "Part of the amount arrived. Send the rest before the invoice expires."
+            }
+            State::PaidLate => "The money arrived after the invoice expired. Contact the merchant.",
             State::Expired => "This invoice can no longer be paid. Ask the merchant for a new one.",
             State::Cancelled => "The merchant cancelled this invoice. Do not pay it.",
             State::Invalid => {
@@ -83,9 +95,19 @@ impl State {
         }
     }
 
-    const ALL: [State; 6] = [
+    /// Nothing more can happen that the page would show: no socket.
+    fn is_final(self) -> bool {
+        matches!(
+            self,
+            State::Confirmed | State::Expired | State::Cancelled | State::PaidLate
+        )
+    }
+
+    const ALL: [State; 8] = [
         State::Open,
+        State::PaidPartial,
         State::Paid,
+        State::PaidLate,
         State::Confirmed,
         State::Expired,
         State::Cancelled,
@@ -142,6 +164,15 @@ pub fn page(view: &InvoiceView<'_>) -> String {
         None => format!("Pay {amount} BCH"),
     };
     let paid_row_hidden = if paid_at.is_some() { "" } else { " hidden" };
+    // Wallets without the payment protocol pay the address (BIP21), where one output can say
+    // it all.
+    let address_html = match &view.address_uri {
+        Some(uri) => format!(
+            "<p class=\"alt\">Wallet without payment requests? <a id=\"address-uri\" href=\"{0}\">Pay the address</a></p>",
+            esc(uri)
+        ),
+        None => String::new(),
+    };
 
     let csp = esc(csp());
     let class = state.class();
@@ -153,14 +184,16 @@ pub fn page(view: &InvoiceView<'_>) -> String {
     let uri = esc(&view.payment_uri);
     let id = esc(&view.payment_id);
     let network = esc(view.network);
-    let live_class = if state == State::Open { "off" } else { "done" };
-    let live_text = if state == State::Open {
+    // The script keeps a socket until the state is final; until it connects, it says so.
+    let live_class = if state.is_final() { "done" } else { "off" };
+    let live_text = if !state.is_final() {
         "Connecting\u{2026}"
     } else {
         ""
     };
     let data = script_json(&data);
-    let values: [(&str, &str); 21] = [
+    let values: [(&str, &str); 22] = [
+        ("address_html", &address_html),
         ("csp", &csp),
         ("css", CSS),
         ("class", class),
@@ -368,6 +401,7 @@ mod tests {
             store_id: 1,
             confirmations_required: 0,
             invalid_reason: None,
+            amount_paid: None,
             payment: None,
         }
     }
@@ -487,6 +521,7 @@ mod tests {
             refund_to: None,
             paid_ms: Some(paid.created_ms + 5_000),
             chain: None,
+            via: crate::jpp::Via::Jpp,
         });
         let html = render(&paid);
         assert_eq!(
@@ -560,16 +595,24 @@ mod tests {
         ] {
             assert!(!html.contains(bad), "{bad} in the page");
         }
-        // Every link is the payment URI, or the empty icon that stops a favicon request.
+        // Every link is the payment URI, the address URI (a wallet's scheme, never a fetch),
+        // or the empty icon that stops a favicon request.
         let uri = esc(&crate::jpp::payment_uri(
             Network::Regtest,
             &format!("https://pay.example/api/jpp/invoices/{}/", inv.id),
         ));
+        let address_uri = format!("{ADDR}?amount=0.00000001");
+        let mut links = Vec::new();
         for (i, _) in html.match_indices("href=\"") {
             let value = &html[i + 6..];
             let value = &value[..value.find('"').expect("closed")];
-            assert!(value == "data:," || value == uri, "{value}");
+            assert!(
+                value == "data:," || value == uri || value == address_uri,
+                "{value}"
+            );
+            links.push(value);
         }
+        assert!(links.contains(&address_uri.as_str()), "{links:?}");
     }
 
     #[test]

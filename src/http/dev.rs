@@ -182,3 +182,48 @@ pub async fn reorg(
         .map_err(rehearsal_error)?;
     Ok(HttpResponse::Ok().json(json!({"height": height})))
 }
+
+/// `POST /dev/broadcast {raw_tx_hex}`: hands a transaction to the dev chain as
+/// `sendrawtransaction` does, outside any invoice (a wallet paying an address directly).
+/// Answers the txid, or BCHN's reason for refusing it (422).
+pub async fn broadcast(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    use crate::chain::node::Broadcast;
+    use crate::jpp::pay::Submission;
+    let chain = dev_chain(&state)?;
+    let body = read_json(&req, payload, MAX_JSON_BODY).await?;
+    let hex = body
+        .get("raw_tx_hex")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_request",
+                "raw_tx_hex is required: the transaction in hex.",
+            )
+        })?;
+    let raw = Submission::from_hex(hex)
+        .map_err(|e| ApiError::bad_request("invalid_transaction", e.to_string()))?;
+    match chain.broadcast(&raw).await {
+        Ok(Broadcast::Accepted) => {
+            Ok(HttpResponse::Ok().json(json!({"txid": crate::chain::txid_of(&raw).to_hex()})))
+        }
+        Ok(Broadcast::AlreadyConfirmed) => Err(ApiError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "already_confirmed",
+            "transaction already in block chain",
+        )),
+        Ok(Broadcast::Rejected(r)) => Err(ApiError::new(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "rejected",
+            format!("the dev chain refused the transaction: {}", r.reason),
+        )),
+        Err(e) => Err(ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "node_unavailable",
+            e.to_string(),
+        )),
+    }
+}

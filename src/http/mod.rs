@@ -103,6 +103,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // Rehearsals of the bad days: a double spend, a reorg.
     cfg.service(at("/dev/double-spend").post(dev::double_spend));
     cfg.service(at("/dev/reorg").post(dev::reorg));
+    // A transaction outside any invoice: a wallet paying an address directly.
+    cfg.service(at("/dev/broadcast").post(dev::broadcast));
     cfg.default_service(web::to(not_found));
 }
 

@@ -51,6 +51,10 @@ pub enum InvoiceStatus {
     Cancelled,
     /// The paid transaction was double-spent or dropped.
     Invalid,
+    /// Paid in part, on the chain (to the address, not through the payment protocol).
+    PaidPartial,
+    /// Money arrived after the invoice expired (or was cancelled): recorded, never lost.
+    PaidLate,
 }
 
 /// What a double-spend proof for a paid invoice's transaction does (`--double-spend-policy`).
@@ -104,7 +108,7 @@ impl InvalidReason {
 }
 
 impl InvoiceStatus {
-    pub const ALL: [InvoiceStatus; 7] = [
+    pub const ALL: [InvoiceStatus; 9] = [
         InvoiceStatus::Open,
         InvoiceStatus::Paying,
         InvoiceStatus::Paid,
@@ -112,6 +116,8 @@ impl InvoiceStatus {
         InvoiceStatus::Expired,
         InvoiceStatus::Cancelled,
         InvoiceStatus::Invalid,
+        InvoiceStatus::PaidPartial,
+        InvoiceStatus::PaidLate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -123,6 +129,8 @@ impl InvoiceStatus {
             InvoiceStatus::Expired => "expired",
             InvoiceStatus::Cancelled => "cancelled",
             InvoiceStatus::Invalid => "invalid",
+            InvoiceStatus::PaidPartial => "paid_partial",
+            InvoiceStatus::PaidLate => "paid_late",
         }
     }
 
@@ -191,6 +199,26 @@ pub struct Payment {
     /// What the chain says of it; `None` until the chain watcher has looked (and for payments
     /// recorded before chain watching existed).
     pub chain: Option<ChainStanding>,
+    /// How it arrived.
+    pub via: Via,
+}
+
+/// How a payment arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Posted by a wallet through the payment protocol.
+    Jpp,
+    /// Seen on the chain: a wallet paid the address.
+    Chain,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Jpp => "jpp",
+            Via::Chain => "chain",
+        }
+    }
 }
 
 /// A payment's transaction as the chain watcher last saw it.
@@ -221,6 +249,9 @@ pub struct Invoice {
     pub confirmations_required: u32,
     /// Why it is `invalid`, when it is.
     pub invalid_reason: Option<InvalidReason>,
+    /// Sats received on the chain (payments to the address); `None` when none came that way.
+    pub amount_paid: Option<u64>,
+    /// The latest payment.
     pub payment: Option<Payment>,
 }
 
@@ -236,6 +267,7 @@ impl Invoice {
         Invoice {
             confirmations_required: new.confirmations.unwrap_or(confirmations_required),
             invalid_reason: None,
+            amount_paid: None,
             id,
             status: InvoiceStatus::Open,
             outputs: new.outputs,
@@ -246,6 +278,21 @@ impl Invoice {
             fee_per_kb: new.fee_per_kb,
             store_id,
             payment: None,
+        }
+    }
+
+    /// Sats the outputs ask for in all.
+    pub fn total(&self) -> u64 {
+        self.outputs.iter().map(|o| o.amount).sum()
+    }
+
+    /// Sats received so far: what arrived on the chain, or (paid through the payment
+    /// protocol) the whole amount.
+    pub fn received(&self) -> u64 {
+        match (self.amount_paid, &self.payment) {
+            (Some(paid), _) => paid,
+            (None, Some(p)) if p.paid_ms.is_some() => self.total(),
+            _ => 0,
         }
     }
 
@@ -306,6 +353,7 @@ mod tests {
             store_id: 1,
             confirmations_required: 0,
             invalid_reason: None,
+            amount_paid: None,
             payment: None,
         };
         assert_eq!(inv.status_at(999), InvoiceStatus::Open);

@@ -7,6 +7,7 @@
 pub mod bip70;
 pub mod bitpay;
 mod create;
+pub mod direct;
 mod invoice;
 pub mod pay;
 pub mod signing;
@@ -15,6 +16,6 @@ mod view;
 pub use create::{parse_create_request, CreateLimits, FieldError, MAX_CONFIRMATIONS};
 pub use invoice::{
     ChainStanding, DoubleSpendPolicy, InvalidReason, Invoice, InvoiceError, InvoiceId,
-    InvoiceOutput, InvoiceStatus, NewInvoice, Payment,
+    InvoiceOutput, InvoiceStatus, NewInvoice, Payment, Via,
 };
 pub use view::{payment_uri, InvoiceView, OutputView};

@@ -41,6 +41,14 @@ pub struct InvoiceView<'a> {
     /// Why the invoice is `invalid`; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invalid_reason: Option<&'static str>,
+    /// Sats asked, received (through either road: more than asked is an overpayment) and
+    /// still due.
+    pub amount: u64,
+    pub amount_paid: u64,
+    pub amount_due: u64,
+    /// `bitcoincash:<address>?amount=<BCH>`, for wallets that do not speak the payment
+    /// protocol: only for one plain (token-free) output, which such a URI can ask for.
+    pub address_uri: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -55,6 +63,8 @@ pub struct PaymentView<'a> {
     pub block_height: Option<i64>,
     /// The id of a double-spend proof the node made for the transaction.
     pub double_spend_proof: Option<&'a str>,
+    /// `jpp` (posted by a wallet) or `chain` (a wallet paid the address).
+    pub via: &'static str,
 }
 
 /// `refund_to` is always a list, empty when the wallet sent none (as watchtower writes it).
@@ -117,6 +127,7 @@ impl<'a> InvoiceView<'a> {
                         .chain
                         .as_ref()
                         .and_then(|c| c.double_spend_proof.as_deref()),
+                    via: p.via.as_str(),
                 })
             }),
             merchant_data: Some(invoice.merchant_data.as_ref()),
@@ -129,6 +140,10 @@ impl<'a> InvoiceView<'a> {
                 .map(|c| c.confirmations),
             confirmations_required: invoice.confirmations_required,
             invalid_reason: invoice.invalid_reason.map(|r| r.as_str()),
+            amount: invoice.total(),
+            amount_paid: invoice.received(),
+            amount_due: invoice.total().saturating_sub(invoice.received()),
+            address_uri: address_uri(invoice),
         }
     }
 
@@ -156,6 +171,24 @@ impl<'a> OutputView<'a> {
                 }),
             }),
         }
+    }
+}
+
+/// BIP21's `bitcoincash:<address>?amount=<BCH>` for an invoice of one plain output, asking
+/// for what is still due once part of it arrived.
+fn address_uri(invoice: &Invoice) -> Option<String> {
+    match invoice.outputs.as_slice() {
+        [only] if only.token.is_none() => {
+            let due = only.amount.saturating_sub(invoice.amount_paid.unwrap_or(0));
+            let amount = crate::units::bch(u128::from(if due > 0 { due } else { only.amount }));
+            // BIP21 amounts are plain decimals: no trailing zeros needed.
+            let amount = amount.trim_end_matches('0').trim_end_matches('.');
+            Some(format!(
+                "{}?amount={amount}",
+                only.address.to_cashaddr(false)
+            ))
+        }
+        _ => None,
     }
 }
 
@@ -189,5 +222,44 @@ mod tests {
             "bitcoincash:?r=https%3A%2F%2Fpay.example%2Fapi%2Fjpp%2Finvoices%2Fab%2F"
         );
         assert!(payment_uri(Network::Regtest, "x").starts_with("bchreg:?r="));
+    }
+
+    #[test]
+    fn address_uris_ask_for_what_is_due_in_bch() {
+        let address = crate::chain::Address::parse(
+            "bchreg:qr6m7j9njldwwzlg9v7v53unlr4jkmx6eyphnpcjvs",
+            Network::Regtest,
+        )
+        .unwrap();
+        let output = |amount| super::super::InvoiceOutput {
+            address: address.clone(),
+            amount,
+            description: None,
+            token: None,
+        };
+        let mut invoice = Invoice {
+            id: super::super::InvoiceId::random(),
+            status: super::super::InvoiceStatus::Open,
+            outputs: vec![output(150_000_000)],
+            memo: None,
+            merchant_data: None,
+            created_ms: 0,
+            expires_ms: 1,
+            fee_per_kb: 1000,
+            store_id: 1,
+            confirmations_required: 0,
+            invalid_reason: None,
+            amount_paid: None,
+            payment: None,
+        };
+        let uri = |i: &Invoice| address_uri(i).unwrap();
+        assert_eq!(
+            uri(&invoice),
+            "bchreg:qr6m7j9njldwwzlg9v7v53unlr4jkmx6eyphnpcjvs?amount=1.5"
+        );
+        invoice.amount_paid = Some(149_999_000);
+        assert!(uri(&invoice).ends_with("?amount=0.00001"));
+        invoice.outputs = vec![output(1), output(2)];
+        assert_eq!(address_uri(&invoice), None, "two outputs: no plain URI");
     }
 }

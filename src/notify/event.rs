@@ -32,6 +32,10 @@ pub enum Kind {
     PaymentInvalidated,
     /// The node made a double-spend proof for a paid invoice's transaction.
     DoubleSpendDetected,
+    /// Part of an invoice's amount arrived on the chain.
+    InvoicePaidPartial,
+    /// Money for an invoice arrived after it expired or was cancelled.
+    InvoicePaidLate,
 }
 
 impl Kind {
@@ -45,6 +49,8 @@ impl Kind {
             Kind::PaymentUnconfirmed => "payment_unconfirmed",
             Kind::PaymentInvalidated => "payment_invalidated",
             Kind::DoubleSpendDetected => "double_spend_detected",
+            Kind::InvoicePaidPartial => "invoice_paid_partial",
+            Kind::InvoicePaidLate => "invoice_paid_late",
         }
     }
 }
@@ -134,6 +140,40 @@ impl Event {
             _ => {}
         }
         Event::new(Topic::Invoice(invoice.id), kind, body)
+    }
+
+    /// A payment seen on the chain (a wallet paid the address), on the invoice's topic, by the
+    /// status it left the invoice in: `payment_received` (paid, or more for a paid invoice),
+    /// `invoice_paid_partial` or `invoice_paid_late`; with the public invoice, the txid, what
+    /// this payment paid and what has been paid and is due in all.
+    pub fn chain_payment(
+        invoice: &Invoice,
+        view: InvoiceView<'_>,
+        txid: &str,
+        amount: u64,
+    ) -> Event {
+        let kind = match invoice.status {
+            InvoiceStatus::PaidPartial => Kind::InvoicePaidPartial,
+            InvoiceStatus::PaidLate => Kind::InvoicePaidLate,
+            _ => Kind::PaymentReceived,
+        };
+        let payment = invoice.payment.as_ref();
+        let received = invoice.received();
+        Event::new(
+            Topic::Invoice(invoice.id),
+            kind,
+            json!({
+                "type": kind.as_str(),
+                "invoice": view.public(),
+                "txid": txid,
+                "via": "chain",
+                "amount": amount,
+                "amount_paid": received,
+                "amount_due": invoice.total().saturating_sub(received),
+                "paid_at": payment.and_then(|p| p.paid_ms).map(iso_millis),
+                "memo": invoice.memo,
+            }),
+        )
     }
 
     /// A settled Lightning payment on its wallet's topic: LNbits 1.x's `{wallet_balance,

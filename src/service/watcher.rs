@@ -12,18 +12,19 @@
 //! lock and watches; the others wait for it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
 
 use crate::chain::node::{Node, NodeError, TxStatus};
-use crate::chain::watch::{ChainSource, ChainTx, DsProof, Header, Notice};
+use crate::chain::watch::{BlockHash, ChainSource, ChainTx, DsProof, Header, Notice};
 use crate::chain::{OutPoint, Tx, Txid};
+use crate::jpp::direct::{claim_order, paid_toward, receive};
 use crate::jpp::{DoubleSpendPolicy, InvalidReason, InvoiceId, InvoiceStatus, InvoiceView};
 use crate::notify::{self, Event, Kind};
-use crate::store::chain::{self as watch_rows, Watched, KEEP_BLOCKS};
-use crate::store::{invoices, Backend, Conn, Store, StoreError};
+use crate::store::chain::{self as watch_rows, ChainPayment, Watched, KEEP_BLOCKS};
+use crate::store::{invoices, payments, Backend, Conn, Store, StoreError};
 use crate::supervisor::Stopping;
 use crate::units::now_ms;
 
@@ -50,6 +51,9 @@ pub struct Watcher {
     invoices: Invoices,
     policy: DoubleSpendPolicy,
     poll_every: Duration,
+    /// Mempool transactions already looked at for payments to an address (the mempool as of
+    /// the last pass, plus those pushed since).
+    seen: Arc<Mutex<HashSet<Txid>>>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -126,6 +130,7 @@ impl Watcher {
             invoices,
             policy,
             poll_every,
+            seen: Arc::default(),
         }
     }
 
@@ -158,7 +163,14 @@ impl Watcher {
                 _ = &mut lead.lost => return Err("lost the chain watcher's lock".into()),
                 notice = hints.next() => {
                     due = match notice {
-                        Notice::Tx(_) => false,
+                        Notice::Tx(tx) => {
+                            self.remember(tx.txid);
+                            if let Err(e) = self.on_tx(&tx, None).await {
+                                tracing::warn!(error = %e, txid = %tx.txid, "chain watcher: a transaction was not judged; the next pass will");
+                                self.forget(tx.txid);
+                            }
+                            false
+                        }
                         Notice::Block(_) | Notice::DoubleSpend(_) | Notice::Lost => true,
                     };
                 }
@@ -174,12 +186,143 @@ impl Watcher {
         }
     }
 
-    /// One reconciliation: the walk to the tip, the unmined payments, the invoice moves.
+    /// One reconciliation: the walk to the tip, the mempool's new transactions, the unmined
+    /// payments, the invoice moves.
     pub async fn pass(&self) -> Result<(), WatchError> {
         let tip = self.node.tip().await?;
         self.walk_to(tip).await?;
-        self.look_at_unmined(tip).await?;
+        let mempool: HashSet<Txid> = self.node.mempool().await?.into_iter().collect();
+        self.scan_mempool(&mempool).await?;
+        self.look_at_unmined(tip, &mempool).await?;
         self.judge().await
+    }
+
+    fn remember(&self, txid: Txid) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(txid);
+        }
+    }
+
+    fn forget(&self, txid: Txid) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.remove(&txid);
+        }
+    }
+
+    /// Looks at every mempool transaction not looked at before (a hint may have been lost),
+    /// and forgets those that left the mempool.
+    async fn scan_mempool(&self, mempool: &HashSet<Txid>) -> Result<(), WatchError> {
+        let new: Vec<Txid> = match self.seen.lock() {
+            Ok(mut seen) => {
+                seen.retain(|t| mempool.contains(t));
+                mempool
+                    .iter()
+                    .filter(|t| !seen.contains(t))
+                    .copied()
+                    .collect()
+            }
+            Err(_) => mempool.iter().copied().collect(),
+        };
+        for txid in new {
+            if let Some(tx) = self.node.mempool_tx(txid).await? {
+                self.on_tx(&tx, None).await?;
+            }
+            self.remember(txid);
+        }
+        Ok(())
+    }
+
+    /// A transaction seen in the mempool or (first) in `block`: if it pays an invoice's
+    /// address, it is that invoice's payment (`via: chain`), recorded with its event in one
+    /// transaction. A transaction already recorded (a payment posted through the protocol)
+    /// is left alone.
+    async fn on_tx(
+        &self,
+        chain_tx: &ChainTx,
+        block: Option<(BlockHash, i64)>,
+    ) -> Result<(), WatchError> {
+        let mut scripts: Vec<String> = chain_tx
+            .tx
+            .outputs
+            .iter()
+            .map(|o| hex::encode(&o.locking_bytecode))
+            .collect();
+        scripts.sort_unstable();
+        scripts.dedup();
+        let txid = chain_tx.txid;
+        let candidates = self
+            .store
+            .read(move |c| {
+                if payments::by_txid(c, txid)?.is_some() {
+                    return Ok(Vec::new());
+                }
+                let mut found = Vec::new();
+                for id in invoices::paying_to(c, &scripts)? {
+                    if let Some(invoice) = invoices::get(c, id)? {
+                        found.push(invoice);
+                    }
+                }
+                Ok(found)
+            })
+            .await?;
+        // One transaction is one payment (txids are unique): when it pays several invoices
+        // (an address shared between them), the one waiting for it in time, oldest first.
+        let now = now_ms();
+        let Some(id) = candidates
+            .into_iter()
+            .filter(|i| paid_toward(i, &chain_tx.tx).is_some())
+            .min_by_key(|i| claim_order(i, now))
+            .map(|i| i.id)
+        else {
+            return Ok(());
+        };
+        let (tx, invoices) = (chain_tx.tx.clone(), self.invoices.clone());
+        let (raw_tx, block) = (
+            chain_tx.tx.serialize(),
+            block.map(|(hash, height)| (hash.to_hex(), height)),
+        );
+        // Judged again inside the write, on the invoice as it is there: the conditional
+        // UPDATE then holds it to that.
+        let recorded = self
+            .store
+            .write(move |c| {
+                let Some(invoice) = invoices::get(c, id)? else {
+                    return Ok(None);
+                };
+                let Some(amount) = paid_toward(&invoice, &tx) else {
+                    return Ok(None);
+                };
+                let (to, received) = receive(&invoice, amount, now);
+                let payment = ChainPayment {
+                    invoice: id,
+                    txid,
+                    raw_tx: raw_tx.clone(),
+                    amount,
+                    block: block.clone(),
+                };
+                let from = (invoice.status, invoice.amount_paid);
+                if !watch_rows::record_chain_payment(c, &payment, from, (to, received), now)? {
+                    return Ok(None);
+                }
+                let Some(invoice) = invoices::get(c, payment.invoice)? else {
+                    return Err(StoreError::Corrupt("the invoice vanished".into()));
+                };
+                let view = invoices.view(&invoice, now);
+                let event = Event::chain_payment(&invoice, view, &txid.to_hex(), amount);
+                notify::append(c, &event, now)?;
+                Ok(Some((to, amount)))
+            })
+            .await;
+        match recorded {
+            Ok(Some((to, amount))) => {
+                tracing::info!(invoice = %id, %txid, amount, status = to.as_str(), "chain watcher: a payment to the address");
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            // Recorded meanwhile (posted through the protocol at the same moment).
+            Err(StoreError::Duplicate(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Brings the processed chain to `tip`: walks back by hash to the last block both share,
@@ -243,6 +386,9 @@ impl Watcher {
                 .write(move |c| watch_rows::connect(c, height, &hash, &txids, now))
                 .await?;
             self.conflicts_in(&block.txs, &mut spends).await?;
+            for tx in &block.txs {
+                self.on_tx(tx, Some((header.hash, header.height))).await?;
+            }
         }
         let tip_height = tip.height;
         self.store
@@ -294,12 +440,15 @@ impl Watcher {
 
     /// The payments not in a block: a proof for one is recorded (and acted on); one the node
     /// no longer has is gone, unless it was mined in a block processed before it was paid.
-    async fn look_at_unmined(&self, tip: Header) -> Result<(), WatchError> {
+    async fn look_at_unmined(
+        &self,
+        tip: Header,
+        mempool: &HashSet<Txid>,
+    ) -> Result<(), WatchError> {
         let unmined = self.store.read(watch_rows::unmined).await?;
         if unmined.is_empty() {
             return Ok(());
         }
-        let mempool: HashSet<Txid> = self.node.mempool().await?.into_iter().collect();
         // A block between the walk and the mempool read takes transactions out of the mempool
         // that the walk has not seen mined: judge absence only on an unchanged tip.
         let settled = self.node.tip().await?.hash == tip.hash;

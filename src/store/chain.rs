@@ -283,3 +283,72 @@ pub fn found_in_block(
     .execute(conn)?;
     Ok(moved == 1)
 }
+
+/// A payment seen on the chain (a wallet paid the address), as the watcher records it.
+#[derive(Debug, Clone)]
+pub struct ChainPayment {
+    pub invoice: InvoiceId,
+    pub txid: Txid,
+    pub raw_tx: Vec<u8>,
+    /// Sats it pays toward the invoice.
+    pub amount: u64,
+    /// The block it was first seen in, if not the mempool: `(hash, height)`.
+    pub block: Option<(String, i64)>,
+}
+
+/// Records `payment` and moves its invoice from (`from`, `paid_before`) to (`to`, `received`)
+/// with one conditional UPDATE, in the caller's transaction. Returns false, having written
+/// nothing, when the invoice is no longer as read. A txid recorded already is
+/// [`StoreError::Duplicate`].
+pub fn record_chain_payment(
+    conn: &mut Conn,
+    payment: &ChainPayment,
+    from: (InvoiceStatus, Option<u64>),
+    to: (InvoiceStatus, u64),
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let as_i64 = |v: u64| {
+        i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("{v} sats does not fit")))
+    };
+    let id = payment.invoice.to_string();
+    let target = invoices::table
+        .filter(invoices::id.eq(&id))
+        .filter(invoices::status.eq(from.0.as_str()));
+    let set = (
+        invoices::status.eq(to.0.as_str()),
+        invoices::amount_paid.eq(as_i64(to.1)?),
+        invoices::updated_ms.eq(now_ms),
+    );
+    let moved = match from.1 {
+        None => diesel::update(target.filter(invoices::amount_paid.is_null()))
+            .set(set)
+            .execute(conn)?,
+        Some(before) => diesel::update(target.filter(invoices::amount_paid.eq(as_i64(before)?)))
+            .set(set)
+            .execute(conn)?,
+    };
+    if moved != 1 {
+        return Ok(false);
+    }
+    let (chain, hash, height) = match &payment.block {
+        Some((hash, height)) => (IN_BLOCK, Some(hash.as_str()), Some(*height)),
+        None => (MEMPOOL, None, None),
+    };
+    diesel::insert_into(payments::table)
+        .values((
+            payments::invoice_id.eq(&id),
+            payments::txid.eq(payment.txid.to_hex()),
+            payments::raw_tx.eq(&payment.raw_tx),
+            payments::state.eq(super::payments::BROADCAST),
+            payments::created_ms.eq(now_ms),
+            payments::paid_ms.eq(now_ms),
+            payments::chain.eq(chain),
+            payments::block_hash.eq(hash),
+            payments::block_height.eq(height),
+            payments::confirmations.eq(0),
+            payments::via.eq(super::payments::VIA_CHAIN),
+            payments::amount.eq(as_i64(payment.amount)?),
+        ))
+        .execute(conn)?;
+    Ok(true)
+}

@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::schema::{invoices, stores};
+use super::schema::{invoice_scripts, invoices, stores};
 use super::{payments, Conn, StoreError};
 use crate::chain::{Address, Network, Nft, NftCapability, TokenData};
 use crate::jpp::{InvalidReason, Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
@@ -41,6 +41,7 @@ struct InvoiceRow {
     store_id: i64,
     confirmations_required: i32,
     invalid_reason: Option<String>,
+    amount_paid: Option<i64>,
 }
 
 /// An output as stored, in the JSON the invoice's `outputs` show (rows written before this
@@ -127,7 +128,41 @@ pub fn insert(
                 .map_err(|_| StoreError::Corrupt("confirmations_required".into()))?,
         })
         .execute(conn)?;
+    // Where its money may arrive on the chain, for the watcher to look up.
+    let mut scripts: Vec<String> = invoice
+        .outputs
+        .iter()
+        .map(|o| hex::encode(o.address.locking_bytecode()))
+        .collect();
+    scripts.sort_unstable();
+    scripts.dedup();
+    let id = invoice.id.to_string();
+    // One row at a time: the connection type both backends share has no batch insert, and
+    // most invoices have one output.
+    for script in &scripts {
+        diesel::insert_into(invoice_scripts::table)
+            .values((
+                invoice_scripts::script.eq(script),
+                invoice_scripts::invoice_id.eq(&id),
+            ))
+            .execute(conn)?;
+    }
     Ok(())
+}
+
+/// The invoices whose outputs ask for any of these locking scripts (hex).
+pub fn paying_to(conn: &mut Conn, scripts: &[String]) -> Result<Vec<InvoiceId>, StoreError> {
+    let ids: Vec<String> = invoice_scripts::table
+        .filter(invoice_scripts::script.eq_any(scripts))
+        .select(invoice_scripts::invoice_id)
+        .distinct()
+        .load(conn)?;
+    ids.iter()
+        .map(|id| {
+            id.parse()
+                .map_err(|_| StoreError::Corrupt(format!("invoice id {id:?}")))
+        })
+        .collect()
 }
 
 /// The confirmation count a store set for its invoices, if it set one.
@@ -275,6 +310,11 @@ fn to_invoice(row: InvoiceRow) -> Result<Invoice, StoreError> {
             None => None,
             Some(r) => Some(InvalidReason::parse(&r).ok_or_else(|| corrupt("unknown reason"))?),
         },
+        amount_paid: row
+            .amount_paid
+            .map(u64::try_from)
+            .transpose()
+            .map_err(|_| corrupt("negative amount paid"))?,
         payment: None,
     })
 }

@@ -8,7 +8,7 @@ use super::schema::{invoices, payments};
 use super::{invoices as invoice_rows, Conn, StoreError};
 use crate::chain::watch::BlockHash;
 use crate::chain::Txid;
-use crate::jpp::{ChainStanding, Invoice, InvoiceId, InvoiceStatus, Payment};
+use crate::jpp::{ChainStanding, Invoice, InvoiceId, InvoiceStatus, Payment, Via};
 
 pub const BROADCASTING: &str = "broadcasting";
 pub const BROADCAST: &str = "broadcast";
@@ -18,6 +18,9 @@ pub const MEMPOOL: &str = "mempool";
 pub const IN_BLOCK: &str = "block";
 pub const GONE: &str = "gone";
 pub const FINAL: &str = "final";
+
+/// A payment seen on the chain (the `via` column; the others came through the protocol).
+pub const VIA_CHAIN: &str = "chain";
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = payments)]
@@ -34,6 +37,7 @@ pub struct PaymentRow {
     pub block_height: Option<i64>,
     pub confirmations: Option<i32>,
     pub double_spend_proof: Option<String>,
+    pub via: String,
 }
 
 impl PaymentRow {
@@ -50,6 +54,11 @@ impl PaymentRow {
                 .map_err(|_| StoreError::Corrupt("refund_to is not JSON".into()))?,
             paid_ms: self.paid_ms,
             chain: self.standing()?,
+            via: if self.via == VIA_CHAIN {
+                Via::Chain
+            } else {
+                Via::Jpp
+            },
         })
     }
 
@@ -81,9 +90,11 @@ pub fn by_txid(conn: &mut Conn, txid: Txid) -> Result<Option<PaymentRow>, StoreE
         .optional()?)
 }
 
+/// The invoice's latest payment.
 pub fn for_invoice(conn: &mut Conn, id: &str) -> Result<Option<PaymentRow>, StoreError> {
     Ok(payments::table
         .filter(payments::invoice_id.eq(id))
+        .order(payments::id.desc())
         .select(PaymentRow::as_select())
         .first(conn)
         .optional()?)

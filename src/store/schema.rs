@@ -38,6 +38,7 @@ diesel::table! {
         store_id -> BigInt,
         confirmations_required -> Integer,
         invalid_reason -> Nullable<Text>,
+        amount_paid -> Nullable<BigInt>,
     }
 }
 
@@ -67,6 +68,8 @@ diesel::table! {
         block_height -> Nullable<BigInt>,
         confirmations -> Nullable<Integer>,
         double_spend_proof -> Nullable<Text>,
+        via -> Text,
+        amount -> Nullable<BigInt>,
     }
 }
 
@@ -144,6 +147,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    invoice_scripts (script, invoice_id) {
+        script -> Text,
+        invoice_id -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     stores,
@@ -156,5 +166,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     wallets,
     ln_payments,
     chain_blocks,
-    dev_dsproofs
+    dev_dsproofs,
+    invoice_scripts
 );

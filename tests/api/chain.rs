@@ -18,6 +18,11 @@ on_both_backends!(
     a_mined_double_spend_invalidates_and_nothing_else_moves,
     a_double_spend_proof_invalidates_until_ours_is_mined,
     rehearsals_refuse_what_cannot_happen_and_change_nothing,
+    a_wallet_paying_the_address_pays_the_invoice,
+    partial_payments_add_up_and_overpayment_is_recorded,
+    money_after_expiry_or_cancel_is_paid_late,
+    a_payment_first_seen_in_a_block_counts,
+    a_payment_to_another_address_or_of_the_wrong_kind_moves_nothing,
 );
 
 on_both_backends!(["--double-spend-policy", "flag"] => a_flagged_double_spend_keeps_the_invoice_paid);
@@ -41,6 +46,40 @@ async fn paid_invoice(app: &TestApp, confirmations: u32) -> (String, Vec<u8>, So
     app.pay(&id, &raw).await;
     assert_eq!(next_text(&mut socket).await["type"], "payment_received");
     (id, raw, socket)
+}
+
+/// An invoice of `amount` sats to an address of its own (as an xpub store gives), with a
+/// socket on it: (id, address, invoice JSON, socket).
+async fn fresh_invoice(
+    app: &TestApp,
+    amount: u64,
+    extra: Value,
+) -> (String, String, Value, Socket) {
+    let address = crate::helpers::TestWallet::new().address;
+    let mut body = json!({"outputs": [{"address": address, "amount": amount}]});
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let (status, invoice) = app.create(&body).await;
+    assert_eq!(status, 201, "{invoice}");
+    let id = invoice["payment_id"].as_str().unwrap().to_owned();
+    let socket = connect(app, &format!("/ws/jpp/invoice/{id}/")).await;
+    (id, address, invoice, socket)
+}
+
+/// A wallet's signed transaction paying `sats` to `address` (and change to itself), handed to
+/// the node directly: the raw transaction.
+async fn send_to(app: &TestApp, address: &str, sats: u64) -> Vec<u8> {
+    let wallet = crate::helpers::TestWallet::new();
+    let coin = wallet.fund(app, sats + 10_000, None).await;
+    let out = crate::helpers::output_of(&json!({"address": address, "amount": sats}));
+    let raw = wallet.pay(&[coin], vec![out]);
+    let (status, body) = app
+        .dev("/dev/broadcast", json!({"raw_tx_hex": hex::encode(&raw)}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["txid"], txid_of(&raw).to_hex());
+    raw
 }
 
 /// Kinds of the events stored for invoice `id`, oldest first.
@@ -326,4 +365,169 @@ mod one_watcher {
             ["payment_received", "payment_confirmed"]
         );
     }
+}
+
+async fn a_wallet_paying_the_address_pays_the_invoice(app: TestApp) {
+    let (id, address, invoice, mut socket) = fresh_invoice(&app, 4000, json!({})).await;
+    assert_eq!(
+        invoice["address_uri"],
+        format!("{address}?amount=0.00004").as_str(),
+        "a plain BIP21 URI beside the payment URI"
+    );
+    assert_eq!(invoice["amount_due"], 4000);
+    let raw = send_to(&app, &address, 4000).await;
+    let event = next_text(&mut socket).await;
+    assert_eq!(event["type"], "payment_received");
+    assert_eq!(event["via"], "chain");
+    assert_eq!(event["txid"], txid_of(&raw).to_hex());
+    assert_eq!(event["amount"], 4000);
+    assert_eq!(event["amount_due"], 0);
+    assert_eq!(event["invoice"]["status"], "paid");
+    let (_, now) = app.get_json(&format!("/api/jpp/invoices/{id}")).await;
+    assert_eq!(now["payment"]["via"], "chain");
+    assert_eq!(now["amount_paid"], 4000);
+    assert_eq!(now["confirmations"], 0);
+
+    // The same transaction posted afterwards through the protocol gets the same answer, and
+    // is not a second payment.
+    let (status, answer) = app.post_tx(&id, "pay", &raw).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "paid");
+    // The chain goes on for it as for any payment.
+    app.mine(1).await;
+    app.invoice_when(&id, |i| i["confirmations"] == 1).await;
+    assert_eq!(kinds(&app, &id).await, ["payment_received"]);
+}
+
+async fn partial_payments_add_up_and_overpayment_is_recorded(app: TestApp) {
+    let (id, address, _, mut socket) = fresh_invoice(&app, 5000, json!({})).await;
+    send_to(&app, &address, 2000).await;
+    let part = next_text(&mut socket).await;
+    assert_eq!(part["type"], "invoice_paid_partial");
+    assert_eq!(part["amount"], 2000);
+    assert_eq!(part["amount_paid"], 2000);
+    assert_eq!(part["amount_due"], 3000);
+    assert_eq!(part["invoice"]["status"], "paid_partial");
+    let (_, now) = app.get_json(&format!("/api/jpp/invoices/{id}")).await;
+    assert!(
+        now["address_uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("?amount=0.00003"),
+        "the URI asks for the rest: {now}"
+    );
+
+    send_to(&app, &address, 3000).await;
+    let rest = next_text(&mut socket).await;
+    assert_eq!(rest["type"], "payment_received");
+    assert_eq!(rest["amount_paid"], 5000);
+    assert_eq!(rest["invoice"]["status"], "paid");
+
+    // More than asked: recorded, never lost; the invoice stays paid.
+    send_to(&app, &address, 1000).await;
+    let over = next_text(&mut socket).await;
+    assert_eq!(over["type"], "payment_received");
+    assert_eq!(over["amount_paid"], 6000);
+    assert_eq!(over["amount_due"], 0);
+    let (_, now) = app.get_json(&format!("/api/jpp/invoices/{id}")).await;
+    assert_eq!(now["status"], "paid");
+    assert_eq!(now["amount_paid"], 6000);
+    assert_eq!(
+        kinds(&app, &id).await,
+        [
+            "invoice_paid_partial",
+            "payment_received",
+            "payment_received"
+        ]
+    );
+}
+
+async fn money_after_expiry_or_cancel_is_paid_late(app: TestApp) {
+    // Expired (by the clock, not yet recorded) and cancelled: the money still counts.
+    let expired = app.insert_expired_invoice(3000).await;
+    let mut socket = connect(&app, &format!("/ws/jpp/invoice/{expired}/")).await;
+    send_to(&app, crate::helpers::ADDR, 3000).await;
+    let event = loop {
+        let e = next_text(&mut socket).await;
+        if e["type"] != "invoice_expired" {
+            break e;
+        }
+    };
+    assert_eq!(event["type"], "invoice_paid_late");
+    assert_eq!(event["amount"], 3000);
+    assert_eq!(event["invoice"]["status"], "paid_late");
+
+    let (cancelled, address, _, mut socket) = fresh_invoice(&app, 2500, json!({})).await;
+    assert_eq!(app.cancel(&cancelled).await, 200);
+    assert_eq!(next_text(&mut socket).await["type"], "invoice_cancelled");
+    send_to(&app, &address, 1000).await;
+    let late = next_text(&mut socket).await;
+    assert_eq!(late["type"], "invoice_paid_late");
+    assert_eq!(late["amount_paid"], 1000);
+    let (_, now) = app
+        .get_json(&format!("/api/jpp/invoices/{cancelled}"))
+        .await;
+    assert_eq!(now["status"], "paid_late");
+    // A late invoice is not open to the payment protocol.
+    let wallet = crate::helpers::TestWallet::new();
+    let coin = wallet.fund(&app, 20_000, None).await;
+    let raw = wallet.pay(&[coin], crate::helpers::invoice_outputs(&now));
+    let (status, _) = app.post_tx(&cancelled, "pay", &raw).await;
+    assert_eq!(status, 400);
+}
+
+async fn a_payment_first_seen_in_a_block_counts(app: TestApp) {
+    let (id, address, _, mut socket) = fresh_invoice(&app, 4000, json!({"confirmations": 1})).await;
+    // The faucet's transaction is mined at once: the watcher meets it in a block.
+    let (status, coin) = app
+        .dev("/dev/faucet", json!({"address": address, "amount": 4000}))
+        .await;
+    assert_eq!(status, 201, "{coin}");
+    let event = next_text(&mut socket).await;
+    assert_eq!(event["type"], "payment_received");
+    assert_eq!(event["txid"], coin["txid"]);
+    let confirmed = next_text(&mut socket).await;
+    assert_eq!(confirmed["type"], "payment_confirmed");
+    assert_eq!(confirmed["block_height"], coin["height"]);
+    assert_eq!(
+        kinds(&app, &id).await,
+        ["payment_received", "payment_confirmed"]
+    );
+}
+
+async fn a_payment_to_another_address_or_of_the_wrong_kind_moves_nothing(app: TestApp) {
+    let (id, address, _, _socket) = fresh_invoice(&app, 4000, json!({})).await;
+    // Another address; and two outputs of an invoice that asks for two, paid only in part.
+    send_to(&app, &crate::helpers::TestWallet::new().address, 4000).await;
+    let other = crate::helpers::TestWallet::new().address;
+    let (status, two) = app
+        .create(&json!({"outputs": [
+            {"address": address, "amount": 1000},
+            {"address": other, "amount": 2000}]}))
+        .await;
+    assert_eq!(status, 201);
+    assert!(two["address_uri"].is_null(), "no plain URI for two outputs");
+    let two_id = two["payment_id"].as_str().unwrap().to_owned();
+    send_to(&app, &other, 2000).await;
+    // A control paid in the same block: once the watcher has counted its confirmation, it
+    // has looked at every transaction of that block.
+    let (control, control_address, _, _) = fresh_invoice(&app, 1000, json!({})).await;
+    send_to(&app, &control_address, 1000).await;
+    app.mine(1).await;
+    app.invoice_when(&control, |i| i["confirmations"] == 1)
+        .await;
+    for invoice in [&id, &two_id] {
+        let (_, now) = app.get_json(&format!("/api/jpp/invoices/{invoice}")).await;
+        assert_eq!(now["status"], "open", "{now}");
+        assert_eq!(now["amount_paid"], 0);
+    }
+    assert!(kinds(&app, &id).await.is_empty());
+    assert!(kinds(&app, &two_id).await.is_empty());
+    // Garbage to the broadcast endpoint is refused and changes nothing.
+    let (status, _) = app.dev("/dev/broadcast", json!({"raw_tx_hex": "zz"})).await;
+    assert_eq!(status, 400);
+    let (status, _) = app
+        .dev("/dev/broadcast", json!({"raw_tx_hex": "00".repeat(70)}))
+        .await;
+    assert_eq!(status, 422);
 }

@@ -337,6 +337,64 @@ async fn dev_rehearses_the_bad_days_from_the_command_line() {
     let replaced = status_becomes("invalid").await;
     assert_eq!(replaced["invalid_reason"], "double_spend_mined");
 
+    // A wallet without the payment protocol: `dev pay` with the plain address URI, or with
+    // --to-address, pays the address, and the watcher finds it.
+    let direct: serde_json::Value = client
+        .post(format!("{base}/api/jpp/invoices/"))
+        .header("X-Api-Key", &key)
+        .json(&json!({"outputs": [{"address": crate::helpers::TestWallet::new().address, "amount": 3000}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let direct_url = direct["payment_url"].as_str().unwrap().to_owned();
+    let address = direct["outputs"][0]["address"].as_str().unwrap().to_owned();
+    run_ok(
+        &["dev", "pay", "--to-address", &address, "--amount", "1000"],
+        &at,
+    );
+    let uri = {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let read: serde_json::Value = client
+                .get(&direct_url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if read["status"] == "paid_partial" {
+                break read["address_uri"].as_str().unwrap().to_owned();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never partly paid: {read}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    assert!(uri.ends_with("?amount=0.00002"), "{uri}");
+    run_ok(&["dev", "pay", &uri], &at);
+    loop {
+        let read: serde_json::Value = client
+            .get(&direct_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if read["status"] == "paid" {
+            assert_eq!(read["payment"]["via"], "chain");
+            assert_eq!(read["amount_paid"], 3000);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
     let refused = run_err(&["dev", "reorg", "--depth", "0"], &at);
     assert!(refused.contains("depth must be"), "{refused}");
     let refused = run_err(&["dev", "double-spend", "xyz"], &at);

@@ -371,6 +371,7 @@ impl TestApp {
             store_id: cashier::auth::DEFAULT_STORE_ID,
             confirmations_required: 0,
             invalid_reason: None,
+            amount_paid: None,
             payment: None,
         };
         let id = invoice.id.to_string();
@@ -610,7 +611,7 @@ pub fn invoice_outputs(invoice: &Value) -> Vec<Output> {
         .collect()
 }
 
-fn output_of(o: &Value) -> Output {
+pub fn output_of(o: &Value) -> Output {
     let address = Address::parse(o["address"].as_str().unwrap(), Network::Regtest).unwrap();
     Output {
         value: o["amount"].as_u64().unwrap(),
