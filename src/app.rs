@@ -146,6 +146,7 @@ impl Application {
             invoices.clone(),
             settings.double_spend_policy,
             std::time::Duration::from_secs(settings.chain_poll_every),
+            zmq_endpoint(settings)?,
         );
         let (sockets_stop, stopping) = supervisor::signal();
         let state = web::Data::new(AppState {
@@ -357,6 +358,21 @@ impl Application {
         });
         duties
     }
+}
+
+/// `--node-zmq`, checked: an endpoint BCHN's publisher can have, and only with a real node.
+fn zmq_endpoint(settings: &Settings) -> Result<Option<String>, StartError> {
+    let Some(endpoint) = &settings.node_zmq else {
+        return Ok(None);
+    };
+    if settings.node != NodeKind::Bchn {
+        return Err(StartError::Config(
+            "--node-zmq is for --node bchn; the dev chain tells its watcher itself".into(),
+        ));
+    }
+    crate::chain::bchn::ZmqHints::connect(endpoint)
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    Ok(Some(endpoint.clone()))
 }
 
 /// The node from the settings, and the network invoices are on.

@@ -19,13 +19,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
-use cashier::chain::bchn::{sats_from_bch_text, BchnClient};
+use cashier::chain::bchn::{sats_from_bch_text, BchnClient, ZmqHints};
+use cashier::chain::block::{header_hash, merkle_root_of};
 use cashier::chain::node::{
     Acceptance, Broadcast, Coin, NodeError, RejectKind, Rejection, TxStatus,
 };
+use cashier::chain::watch::{BlockHash, ChainSource, ChainTx, DsProof, Header, Notice};
 use cashier::chain::{
-    txid_of, Network, Nft, NftCapability, OutPoint, Output, TokenData, Txid, MAX_MONEY_SATS,
+    txid_of, Input, Network, Nft, NftCapability, OutPoint, Output, TokenData, Tx, Txid,
+    MAX_MONEY_SATS,
 };
+use zeromq::{PubSocket, Socket, SocketSend, ZmqMessage};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "s3cret-pw";
@@ -1635,4 +1639,808 @@ proptest! {
         prop_assert_eq!(sats_from_bch_text(&fixed), Some(sats));
         prop_assert_eq!(sats_from_bch_text(&format!("{sats}e-8")), Some(sats));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watching the chain: tip, headers, blocks, mempool, double-spend proofs
+// ---------------------------------------------------------------------------------------------
+
+fn block_hash(byte: u8) -> BlockHash {
+    BlockHash([byte; 32])
+}
+
+/// `getblockheader <hash> true` as BCHN writes it (`blockheaderToJSON`): `confirmations` is -1
+/// off the main chain, `previousblockhash` is absent for the genesis block alone.
+fn header_json(hash: BlockHash, height: i64, confirmations: i64, prev: Option<BlockHash>) -> Value {
+    let mut header = json!({
+        "hash": hash.to_hex(),
+        "confirmations": confirmations,
+        "height": height,
+        "version": 536870912,
+        "versionHex": "20000000",
+        "merkleroot": "00".repeat(32),
+        "time": 1_700_000_000,
+        "mediantime": 1_699_999_000,
+        "nonce": 42,
+        "bits": "207fffff",
+        "difficulty": 4.656542373906925e-10,
+        "chainwork": format!("{:064x}", 2 * height + 2),
+        "nTx": 3,
+    });
+    if let Some(prev) = prev {
+        header["previousblockhash"] = json!(prev.to_hex());
+    }
+    header
+}
+
+/// A coinbase, unique by `tag`.
+fn coinbase(tag: u8) -> Tx {
+    Tx {
+        version: 1,
+        inputs: vec![Input {
+            prevout: OutPoint {
+                txid: Txid([0; 32]),
+                vout: u32::MAX,
+            },
+            script_sig: vec![0x02, tag, 0x01],
+            sequence: u32::MAX,
+        }],
+        outputs: vec![Output {
+            value: 312_500_000,
+            token: None,
+            locking_bytecode: p2pkh(),
+        }],
+        lock_time: 0,
+    }
+}
+
+/// A payment signed the way wallets sign, from a fresh key.
+fn payment() -> Tx {
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let key = cashier::chain::wallet::random_key();
+    let coin = Output {
+        value: 50_000,
+        token: None,
+        locking_bytecode: cashier::chain::sighash::p2pkh_locking_bytecode(&key.public_key(&secp)),
+    };
+    let prevout = OutPoint {
+        txid: txid(0x33),
+        vout: 0,
+    };
+    let pay = Output {
+        value: 10_000,
+        token: None,
+        locking_bytecode: p2pkh(),
+    };
+    cashier::chain::wallet::build_payment(&secp, &key, &[(prevout, coin)], vec![pay], 1000)
+        .expect("a payment")
+}
+
+/// A raw block after `prev` holding `txs`, with a header that commits to them, and its hash.
+fn raw_block(prev: BlockHash, txs: &[Tx]) -> (BlockHash, Vec<u8>) {
+    let mut root = merkle_root_of(txs.iter().map(Tx::txid)).0;
+    root.reverse();
+    let mut prev_wire = prev.0;
+    prev_wire.reverse();
+    let mut raw = Vec::new();
+    raw.extend_from_slice(&0x2000_0000u32.to_le_bytes());
+    raw.extend_from_slice(&prev_wire);
+    raw.extend_from_slice(&root);
+    raw.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+    raw.extend_from_slice(&0x207f_ffffu32.to_le_bytes());
+    raw.extend_from_slice(&7u32.to_le_bytes());
+    let header: [u8; 80] = raw[..].try_into().unwrap();
+    cashier::chain::write_compact_size(&mut raw, txs.len() as u64);
+    for tx in txs {
+        raw.extend_from_slice(&tx.serialize());
+    }
+    (header_hash(&header), raw)
+}
+
+/// Each call of a batch request: (method, params).
+fn batch_calls(seen: &Seen) -> Vec<(String, Value)> {
+    seen.body
+        .as_array()
+        .expect("a batch")
+        .iter()
+        .map(|c| {
+            (
+                c["method"].as_str().unwrap().to_string(),
+                c["params"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn tip_reads_the_best_hash_then_its_header() {
+    let tip = block_hash(0xb2);
+    let mut stub = Stub::start(move |method, params| match method {
+        "getbestblockhash" => ok(json!(tip.to_hex())),
+        "getblockheader" if params[0] == json!(tip.to_hex()) => {
+            ok(header_json(tip, 812, 1, Some(block_hash(0xb1))))
+        }
+        _ => err(-32601, "Method not found"),
+    })
+    .await;
+    assert_eq!(
+        stub.client().tip().await,
+        Ok(Header {
+            hash: tip,
+            height: 812,
+            prev: Some(block_hash(0xb1)),
+        })
+    );
+    let seen = stub.drain();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].call(), ("getbestblockhash", &json!([])));
+    assert_eq!(
+        seen[1].call(),
+        ("getblockheader", &json!([tip.to_hex(), true]))
+    );
+}
+
+#[tokio::test]
+async fn tip_asks_again_when_a_reorg_replaced_it_between_the_two_calls() {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let count = asked.clone();
+    let (old, new) = (block_hash(0xc1), block_hash(0xc2));
+    let stub = Stub::start(move |method, params| match method {
+        "getbestblockhash" => {
+            let first = count.fetch_add(1, Ordering::SeqCst) == 0;
+            ok(json!(if first { old } else { new }.to_hex()))
+        }
+        // By the time its header is read, the first tip is off the main chain.
+        "getblockheader" if params[0] == json!(old.to_hex()) => {
+            ok(header_json(old, 900, -1, Some(block_hash(0xc0))))
+        }
+        "getblockheader" => ok(header_json(new, 900, 1, Some(block_hash(0xc0)))),
+        _ => err(-32601, "Method not found"),
+    })
+    .await;
+    assert_eq!(stub.client().tip().await.map(|h| h.hash), Ok(new));
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
+
+    // A tip that never holds still is not retried for ever.
+    let stub = Stub::start(move |method, _| match method {
+        "getbestblockhash" => ok(json!(old.to_hex())),
+        _ => ok(header_json(old, 900, -1, Some(block_hash(0xc0)))),
+    })
+    .await;
+    let text = unavailable(stub.client().tip().await);
+    assert!(text.contains("retry"), "{text}");
+}
+
+#[tokio::test]
+async fn headers_on_the_main_chain_off_it_and_unknown() {
+    let main = block_hash(0xd1);
+    let stale = block_hash(0xd2);
+    let genesis = block_hash(0xd0);
+    let mut stub = Stub::start(move |_, params| {
+        let asked = params[0].as_str().unwrap_or("");
+        if asked == main.to_hex() {
+            ok(header_json(main, 1, 5, Some(genesis)))
+        } else if asked == stale.to_hex() {
+            // A block the node knows that lost a reorg.
+            ok(header_json(stale, 1, -1, Some(genesis)))
+        } else if asked == genesis.to_hex() {
+            ok(header_json(genesis, 0, 6, None))
+        } else {
+            err(-5, "Block not found")
+        }
+    })
+    .await;
+    let client = stub.client();
+    assert_eq!(
+        client.header(main).await,
+        Ok(Some(Header {
+            hash: main,
+            height: 1,
+            prev: Some(genesis),
+        }))
+    );
+    assert_eq!(client.header(stale).await, Ok(None));
+    assert_eq!(
+        client.header(genesis).await,
+        Ok(Some(Header {
+            hash: genesis,
+            height: 0,
+            prev: None,
+        }))
+    );
+    assert_eq!(client.header(block_hash(0xee)).await, Ok(None));
+    assert_eq!(
+        stub.next().await.call(),
+        ("getblockheader", &json!([main.to_hex(), true]))
+    );
+}
+
+#[tokio::test]
+async fn headers_bchn_does_not_write_are_protocol_errors() {
+    let asked = block_hash(0xe1);
+    for (answer, words) in [
+        // The answer is for another block.
+        (
+            header_json(block_hash(0xe2), 5, 1, Some(block_hash(0xe0))),
+            "answered for",
+        ),
+        // Only the genesis block has no parent.
+        (header_json(asked, 5, 1, None), "genesis"),
+        (header_json(asked, 0, 1, Some(block_hash(0xe0))), "genesis"),
+        (
+            header_json(asked, 5, 0, Some(block_hash(0xe0))),
+            "confirmations",
+        ),
+        (
+            json!({"hash": asked.to_hex(), "height": 5}),
+            "getblockheader",
+        ),
+        (
+            json!({"hash": "zz", "confirmations": 1, "height": 5}),
+            "not a block hash",
+        ),
+        (json!("00"), "getblockheader"),
+    ] {
+        let stub = Stub::start(move |_, _| ok(answer.clone())).await;
+        let text = protocol(stub.client().header(asked).await);
+        assert!(text.contains(words), "{words}: {text}");
+    }
+    let stub = Stub::start(|_, _| ok(json!(42))).await;
+    let text = protocol(stub.client().tip().await);
+    assert!(text.contains("getbestblockhash"), "{text}");
+}
+
+#[tokio::test]
+async fn block_reads_its_header_and_bytes_in_one_batch() {
+    let prev = block_hash(0xa0);
+    let txs = vec![coinbase(1), payment(), payment()];
+    let (hash, raw) = raw_block(prev, &txs);
+    let hex_block = hex::encode(&raw);
+    let mut stub = Stub::start(move |method, params| {
+        if params[0] != json!(hash.to_hex()) {
+            return err(-5, "Block not found");
+        }
+        match method {
+            "getblockheader" => ok(header_json(hash, 700_001, 3, Some(prev))),
+            "getblock" => ok(json!(hex_block)),
+            _ => err(-32601, "Method not found"),
+        }
+    })
+    .await;
+    let block = stub.client().block(hash).await.unwrap().expect("the block");
+    assert_eq!(
+        block.header,
+        Header {
+            hash,
+            height: 700_001,
+            prev: Some(prev),
+        }
+    );
+    let txids: Vec<Txid> = block.txs.iter().map(|t| t.txid).collect();
+    assert_eq!(txids, txs.iter().map(Tx::txid).collect::<Vec<_>>());
+    assert_eq!(block.txs[1].tx, txs[1]);
+
+    let seen = stub.drain();
+    assert_eq!(seen.len(), 1, "one request for both calls");
+    assert_eq!(
+        batch_calls(&seen[0]),
+        vec![
+            ("getblockheader".to_string(), json!([hash.to_hex(), true])),
+            ("getblock".to_string(), json!([hash.to_hex(), 0])),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_block_unknown_or_off_the_main_chain_is_none() {
+    let (hash, raw) = raw_block(block_hash(0xa0), &[coinbase(2)]);
+    let stub = Stub::start(|_, _| err(-5, "Block not found")).await;
+    assert_eq!(stub.client().block(hash).await, Ok(None));
+
+    let hex_block = hex::encode(&raw);
+    let stub = Stub::start(move |method, _| match method {
+        "getblockheader" => ok(header_json(hash, 10, -1, Some(block_hash(0xa0)))),
+        _ => ok(json!(hex_block)),
+    })
+    .await;
+    assert_eq!(stub.client().block(hash).await, Ok(None));
+}
+
+#[tokio::test]
+async fn block_bytes_that_are_not_the_block_asked_for_are_protocol_errors() {
+    let prev = block_hash(0xa0);
+    let (hash, raw) = raw_block(prev, &[coinbase(3), payment()]);
+    let (other, other_raw) = raw_block(prev, &[coinbase(4)]);
+    let mut cut = raw.clone();
+    cut.truncate(raw.len() - 1);
+    for (bytes, words) in [
+        (json!(hex::encode(&other_raw)), "not of the block asked for"),
+        (json!(hex::encode(&cut)), "getblock"),
+        (json!("not hex"), "hex"),
+        (json!({"hash": hash.to_hex()}), "expected a hex string"),
+    ] {
+        let stub = Stub::start(move |method, _| match method {
+            "getblockheader" => ok(header_json(hash, 10, 1, Some(prev))),
+            _ => ok(bytes.clone()),
+        })
+        .await;
+        let text = protocol(stub.client().block(hash).await);
+        assert!(text.contains(words), "{words}: {text}");
+    }
+    // The header says another parent than the bytes.
+    let hex_block = hex::encode(&raw);
+    let stub = Stub::start(move |method, _| match method {
+        "getblockheader" => ok(header_json(hash, 10, 1, Some(other))),
+        _ => ok(json!(hex_block)),
+    })
+    .await;
+    protocol(stub.client().block(hash).await);
+}
+
+#[tokio::test]
+async fn a_pruned_block_is_a_protocol_error_and_one_not_downloaded_yet_is_unavailable() {
+    let hash = block_hash(0xa7);
+    for (message, pruned) in [
+        ("Block not available (pruned data)", true),
+        ("Block not found on disk", false),
+    ] {
+        let stub = Stub::start(move |method, _| match method {
+            "getblockheader" => ok(header_json(hash, 10, 1, Some(block_hash(0xa6)))),
+            _ => err(-1, message),
+        })
+        .await;
+        let result = stub.client().block(hash).await;
+        let text = if pruned {
+            protocol(result)
+        } else {
+            unavailable(result)
+        };
+        assert!(text.contains(message), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn mempool_lists_its_txids() {
+    let mut stub = Stub::start(|_, _| ok(json!([txid(1).to_hex(), txid(2).to_hex()]))).await;
+    assert_eq!(stub.client().mempool().await, Ok(vec![txid(1), txid(2)]));
+    assert_eq!(stub.next().await.call(), ("getrawmempool", &json!([false])));
+
+    let stub = Stub::start(|_, _| ok(json!([]))).await;
+    assert_eq!(stub.client().mempool().await, Ok(vec![]));
+
+    for answer in [json!([txid(1).to_hex(), "abc"]), json!({}), json!(null)] {
+        let stub = Stub::start(move |_, _| ok(answer.clone())).await;
+        let text = protocol(stub.client().mempool().await);
+        assert!(text.contains("getrawmempool"), "{text}");
+    }
+}
+
+/// `getmempoolentry`'s answer, the fields BCHN v28 writes.
+fn mempool_entry() -> Reply {
+    ok(json!({
+        "size": 219, "time": 1_700_000_123, "height": 101,
+        "fees": {"base": 0.00000219, "modified": 0.00000219},
+        "depends": [], "spentby": []
+    }))
+}
+
+#[tokio::test]
+async fn mempool_tx_asks_the_mempool_and_reads_the_bytes_in_one_batch() {
+    let tx = payment();
+    let raw = tx.serialize();
+    let id = tx.txid();
+    let hex_tx = hex::encode(&raw);
+    let mut stub = Stub::start(move |method, _| match method {
+        "getmempoolentry" => mempool_entry(),
+        "getrawtransaction" => ok(json!(hex_tx)),
+        _ => err(-32601, "Method not found"),
+    })
+    .await;
+    assert_eq!(
+        stub.client().mempool_tx(id).await,
+        Ok(Some(ChainTx {
+            txid: id,
+            tx: tx.clone(),
+        }))
+    );
+    let seen = stub.drain();
+    assert_eq!(seen.len(), 1, "one request for both calls");
+    assert_eq!(
+        batch_calls(&seen[0]),
+        vec![
+            ("getmempoolentry".to_string(), json!([id.to_hex()])),
+            ("getrawtransaction".to_string(), json!([id.to_hex(), false])),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn mempool_tx_is_none_outside_the_mempool_even_when_the_node_has_the_tx() {
+    let tx = payment();
+    let id = tx.txid();
+    // Confirmed, with -txindex: getrawtransaction finds it, the mempool does not.
+    let hex_tx = hex::encode(tx.serialize());
+    let stub = Stub::start(move |method, _| match method {
+        "getmempoolentry" => err(-5, "Transaction not in mempool"),
+        _ => ok(json!(hex_tx)),
+    })
+    .await;
+    assert_eq!(stub.client().mempool_tx(id).await, Ok(None));
+
+    // Gone between the two calls.
+    let stub = Stub::start(move |method, _| match method {
+        "getmempoolentry" => mempool_entry(),
+        _ => err(
+            -5,
+            "No such mempool transaction. Use -txindex to enable blockchain transaction \
+             queries. Use gettransaction for wallet transactions.",
+        ),
+    })
+    .await;
+    assert_eq!(stub.client().mempool_tx(id).await, Ok(None));
+}
+
+#[tokio::test]
+async fn mempool_tx_bytes_of_another_tx_or_not_a_tx_are_protocol_errors() {
+    let id = payment().txid();
+    for (bytes, words) in [
+        (
+            hex::encode(payment().serialize()),
+            "not of the transaction asked for",
+        ),
+        ("zz".to_string(), "hex"),
+    ] {
+        let stub = Stub::start(move |method, _| match method {
+            "getmempoolentry" => mempool_entry(),
+            _ => ok(json!(bytes)),
+        })
+        .await;
+        let text = protocol(stub.client().mempool_tx(id).await);
+        assert!(text.contains(words), "{words}: {text}");
+    }
+    // Bytes that hash to the txid but are no transaction.
+    let junk = vec![0xab; 80];
+    let junk_id = txid_of(&junk);
+    let hex_junk = hex::encode(&junk);
+    let stub = Stub::start(move |method, _| match method {
+        "getmempoolentry" => mempool_entry(),
+        _ => ok(json!(hex_junk)),
+    })
+    .await;
+    protocol(stub.client().mempool_tx(junk_id).await);
+}
+
+#[tokio::test]
+async fn double_spend_proofs_none_found_and_disabled() {
+    let id = txid(0x51);
+    let parent = txid(0x50);
+    let dspid = "7c1b5b2a1f0e0d0c0b0a09080706050403020100f0e0d0c0b0a0908070605040";
+    // `getdsproof <txid> 2 true` as BCHN answers it when a parent of the tx was double-spent.
+    let proof = json!({
+        "dspid": dspid,
+        "txid": parent.to_hex(),
+        "outpoint": {"txid": txid(0x4f).to_hex(), "vout": 0},
+        "descendants": [parent.to_hex(), id.to_hex()],
+        "path": [id.to_hex(), parent.to_hex()],
+    });
+    let mut stub = Stub::start(move |_, _| ok(proof.clone())).await;
+    assert_eq!(
+        stub.client().double_spend_proof(id).await,
+        Ok(Some(DsProof {
+            id: dspid.to_string(),
+            txid: parent,
+        }))
+    );
+    assert_eq!(
+        stub.next().await.call(),
+        ("getdsproof", &json!([id.to_hex(), 2, true]))
+    );
+
+    // No proof: BCHN answers null, not an error.
+    let stub = Stub::start(|_, _| ok(Value::Null)).await;
+    assert_eq!(stub.client().double_spend_proof(id).await, Ok(None));
+
+    let stub = Stub::start(|_, _| {
+        err(
+            -90,
+            "Double-spend proofs subsystem is disabled. Restart with -doublespendproof=1 to \
+             enable.",
+        )
+    })
+    .await;
+    let text = protocol(stub.client().double_spend_proof(id).await);
+    assert!(text.contains("-doublespendproof"), "{text}");
+
+    for answer in [
+        json!({"dspid": dspid, "txid": null}),
+        json!({"dspid": "xyz", "txid": id.to_hex()}),
+        json!({"txid": id.to_hex()}),
+        json!([]),
+    ] {
+        let stub = Stub::start(move |_, _| ok(answer.clone())).await;
+        let text = protocol(stub.client().double_spend_proof(id).await);
+        assert!(text.contains("getdsproof"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn watching_a_node_that_is_down_is_unavailable() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let url = format!("http://{USER}:{PASSWORD}@127.0.0.1:{port}");
+    let client = BchnClient::new(&url, 4, Duration::from_secs(30)).expect("client");
+    unavailable(client.tip().await);
+    unavailable(client.header(block_hash(1)).await);
+    unavailable(client.block(block_hash(1)).await);
+    unavailable(client.mempool().await);
+    unavailable(client.mempool_tx(txid(1)).await);
+    unavailable(client.double_spend_proof(txid(1)).await);
+}
+
+#[tokio::test]
+async fn the_client_is_a_chain_source() {
+    async fn tip_of(source: &impl ChainSource) -> Result<Header, NodeError> {
+        source.tip().await
+    }
+    let tip = block_hash(0xf1);
+    let stub = Stub::start(move |method, _| match method {
+        "getbestblockhash" => ok(json!(tip.to_hex())),
+        _ => ok(header_json(tip, 3, 1, Some(block_hash(0xf0)))),
+    })
+    .await;
+    assert_eq!(tip_of(&stub.client()).await.map(|h| h.height), Ok(3));
+}
+
+// ---------------------------------------------------------------------------------------------
+// ZMQ hints, against a real PUB socket sending what BCHN sends
+// ---------------------------------------------------------------------------------------------
+
+/// How long any one wait may take before the test fails; tests move on events, never on it.
+const GUARD: Duration = Duration::from_secs(20);
+
+/// The block hash of the probes that find out when the subscription has reached the
+/// publisher, and of the marker sent after them.
+const PROBE: BlockHash = BlockHash([0xee; 32]);
+const MARK: BlockHash = BlockHash([0xef; 32]);
+
+/// A PUB socket sending as BCHN does: `[topic, body, sequence as 4 bytes little-endian]`, each
+/// topic counting from 0 on its own.
+struct Publisher {
+    socket: PubSocket,
+    port: u16,
+    next: std::collections::HashMap<&'static str, u32>,
+}
+
+impl Publisher {
+    /// Binds `port` on 127.0.0.1 (0 for any).
+    async fn bind(port: u16) -> Publisher {
+        let mut socket = PubSocket::new();
+        let endpoint = socket
+            .bind(&format!("tcp://127.0.0.1:{port}"))
+            .await
+            .expect("bind a PUB socket");
+        let port = match endpoint {
+            zeromq::Endpoint::Tcp(_, port) => port,
+            other => panic!("bound {other}"),
+        };
+        Publisher {
+            socket,
+            port,
+            next: Default::default(),
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops listening (awaited, so the port is free again) and drops every connection.
+    async fn stop(self) {
+        let errors = self.socket.close().await;
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    /// Sends with the topic's next sequence number.
+    async fn send(&mut self, topic: &'static str, body: &[u8]) {
+        let seq = self.next.get(topic).copied().unwrap_or(0);
+        self.send_numbered(topic, body, seq).await;
+    }
+
+    /// Sends with sequence number `seq`; the topic's count goes on from it.
+    async fn send_numbered(&mut self, topic: &'static str, body: &[u8], seq: u32) {
+        self.send_frames(vec![
+            topic.as_bytes().to_vec(),
+            body.to_vec(),
+            seq.to_le_bytes().to_vec(),
+        ])
+        .await;
+        self.next.insert(topic, seq.wrapping_add(1));
+    }
+
+    async fn send_frames(&mut self, frames: Vec<Vec<u8>>) {
+        let mut message = ZmqMessage::from(frames[0].clone());
+        for frame in &frames[1..] {
+            message.push_back(frame.clone().into());
+        }
+        self.socket.send(message).await.expect("send");
+    }
+}
+
+/// The next notice, within [`GUARD`].
+async fn notice(hints: &mut ZmqHints) -> Notice {
+    tokio::time::timeout(GUARD, hints.next())
+        .await
+        .expect("a notice within the guard")
+}
+
+/// Waits for the subscriber's connection (its first notice, `Lost`), then for its
+/// subscription to reach the publisher.
+async fn join(publisher: &mut Publisher, hints: &mut ZmqHints) {
+    assert_eq!(
+        notice(hints).await,
+        Notice::Lost,
+        "a connection starts with Lost"
+    );
+    subscribed(publisher, hints).await;
+}
+
+/// Waits for the subscription of a connected subscriber to reach the publisher, which drops
+/// everything sent before that (ZeroMQ's "slow joiner"): probes are sent until one gets
+/// through, then a marker, and every notice up to the marker must be a probe. Afterwards the
+/// stream holds nothing old.
+async fn subscribed(publisher: &mut Publisher, hints: &mut ZmqHints) {
+    let deadline = tokio::time::Instant::now() + GUARD;
+    loop {
+        publisher.send("hashblock", &PROBE.0).await;
+        // Only the re-send interval: what moves the test on is a probe arriving.
+        match tokio::time::timeout(Duration::from_millis(25), hints.next()).await {
+            Ok(Notice::Block(PROBE)) => break,
+            Ok(other) => panic!("expected a probe, got {other:?}"),
+            Err(_) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "no probe got through"
+            ),
+        }
+    }
+    publisher.send("hashblock", &MARK.0).await;
+    loop {
+        match notice(hints).await {
+            Notice::Block(MARK) => break,
+            Notice::Block(PROBE) => {}
+            other => panic!("expected a probe or the marker, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn zmq_blocks_transactions_and_double_spends_arrive_as_notices() {
+    let mut publisher = Publisher::bind(0).await;
+    let mut hints = ZmqHints::connect(&publisher.endpoint()).expect("a tcp endpoint");
+    assert_eq!(hints.endpoint(), publisher.endpoint());
+    join(&mut publisher, &mut hints).await;
+
+    let tip = block_hash(0x71);
+    publisher.send("hashblock", &tip.0).await;
+    assert_eq!(notice(&mut hints).await, Notice::Block(tip));
+
+    let tx = payment();
+    publisher.send("rawtx", &tx.serialize()).await;
+    match notice(&mut hints).await {
+        Notice::Tx { tx: got, seen_ms } => {
+            assert_eq!(
+                got,
+                ChainTx {
+                    txid: tx.txid(),
+                    tx: tx.clone(),
+                }
+            );
+            assert!(seen_ms > 0);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // `hashds`: the first-seen transaction's txid, in display order.
+    publisher.send("hashds", &tx.txid().0).await;
+    assert_eq!(notice(&mut hints).await, Notice::DoubleSpend(tx.txid()));
+
+    // A topic the subscriber did not ask for never reaches it.
+    publisher.send("hashtx", &tx.txid().0).await;
+    publisher.send("hashblock", &block_hash(0x72).0).await;
+    assert_eq!(notice(&mut hints).await, Notice::Block(block_hash(0x72)));
+}
+
+#[tokio::test]
+async fn zmq_a_skipped_sequence_number_is_lost() {
+    let mut publisher = Publisher::bind(0).await;
+    let mut hints = ZmqHints::connect(&publisher.endpoint()).expect("a tcp endpoint");
+    join(&mut publisher, &mut hints).await;
+
+    let tx = payment();
+    publisher.send_numbered("rawtx", &tx.serialize(), 7).await; // the first rawtx: sets the count
+    assert!(matches!(notice(&mut hints).await, Notice::Tx { .. }));
+
+    // hashblock #n+1 never comes.
+    let due = publisher.next["hashblock"];
+    let tip = block_hash(0x73);
+    publisher.send_numbered("hashblock", &tip.0, due + 1).await;
+    assert_eq!(notice(&mut hints).await, Notice::Lost);
+    assert_eq!(notice(&mut hints).await, Notice::Block(tip));
+
+    // Counts go on from there, per topic: no more losses.
+    publisher.send("hashblock", &block_hash(0x74).0).await;
+    publisher.send("rawtx", &tx.serialize()).await;
+    assert_eq!(notice(&mut hints).await, Notice::Block(block_hash(0x74)));
+    assert!(matches!(notice(&mut hints).await, Notice::Tx { .. }));
+}
+
+#[tokio::test]
+async fn zmq_a_publisher_that_goes_away_and_comes_back_is_lost_after_reconnect() {
+    let mut publisher = Publisher::bind(0).await;
+    let port = publisher.port;
+    let mut hints = ZmqHints::connect(&publisher.endpoint()).expect("a tcp endpoint");
+    join(&mut publisher, &mut hints).await;
+    publisher.send("hashblock", &block_hash(0x75).0).await;
+    assert_eq!(notice(&mut hints).await, Notice::Block(block_hash(0x75)));
+
+    // The node restarts: same address, sequence numbers from 0 again.
+    publisher.stop().await;
+    let mut publisher = Publisher::bind(port).await;
+    join(&mut publisher, &mut hints).await;
+    publisher.send("hashblock", &block_hash(0x76).0).await;
+    assert_eq!(notice(&mut hints).await, Notice::Block(block_hash(0x76)));
+}
+
+#[tokio::test]
+async fn zmq_a_publisher_not_there_yet_is_waited_for() {
+    // A free port, with nothing listening.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let hints = ZmqHints::connect(&format!("tcp://127.0.0.1:{port}")).expect("endpoint");
+    let waiting = tokio::spawn(async move {
+        let mut hints = hints;
+        let first = hints.next().await;
+        (first, hints)
+    });
+    let mut publisher = Publisher::bind(port).await;
+    let (first, mut hints) = tokio::time::timeout(GUARD, waiting)
+        .await
+        .expect("connected within the guard")
+        .expect("the task");
+    assert_eq!(first, Notice::Lost);
+    subscribed(&mut publisher, &mut hints).await;
+    publisher.send("hashblock", &block_hash(0x7b).0).await;
+    assert_eq!(notice(&mut hints).await, Notice::Block(block_hash(0x7b)));
+}
+
+#[tokio::test]
+async fn zmq_a_malformed_message_is_skipped_and_the_stream_goes_on() {
+    let mut publisher = Publisher::bind(0).await;
+    let mut hints = ZmqHints::connect(&publisher.endpoint()).expect("a tcp endpoint");
+    join(&mut publisher, &mut hints).await;
+
+    // A hash one byte short: its hint is gone, so the watcher must reconcile.
+    publisher.send("hashblock", &[0x77; 31]).await;
+    assert_eq!(notice(&mut hints).await, Notice::Lost);
+    // A body that is not a transaction.
+    publisher.send("rawtx", b"not a transaction").await;
+    assert_eq!(notice(&mut hints).await, Notice::Lost);
+    // Two frames where BCHN sends three; and a sequence number of the wrong size.
+    publisher
+        .send_frames(vec![b"hashds".to_vec(), vec![0x78; 32]])
+        .await;
+    assert_eq!(notice(&mut hints).await, Notice::Lost);
+    publisher
+        .send_frames(vec![b"hashds".to_vec(), vec![0x78; 32], vec![0, 0]])
+        .await;
+    assert_eq!(notice(&mut hints).await, Notice::Lost);
+
+    // The stream goes on, and the malformed hashblock still counted: no gap.
+    publisher.send("hashblock", &block_hash(0x79).0).await;
+    assert_eq!(notice(&mut hints).await, Notice::Block(block_hash(0x79)));
+    publisher.send("hashds", &txid(0x7a).0).await;
+    assert_eq!(notice(&mut hints).await, Notice::DoubleSpend(txid(0x7a)));
 }

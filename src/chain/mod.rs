@@ -4,6 +4,7 @@
 
 mod address;
 pub mod bchn;
+pub mod block;
 pub mod dev;
 pub mod hd;
 pub mod node;

@@ -1,6 +1,7 @@
 //! BCH transactions: parsed from and written to the wire with `bitcoin`'s consensus encoding,
 //! viewed with each output's CashToken prefix split off.
 
+use bitcoin::consensus::encode::deserialize_partial;
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::hashes::Hash;
 
@@ -158,6 +159,24 @@ impl Tx {
     pub fn decode(raw: &[u8]) -> Result<Tx, TxError> {
         let btc: bitcoin::Transaction =
             deserialize(raw).map_err(|e| TxError::Malformed(e.to_string()))?;
+        Tx::from_wire(btc, raw)
+    }
+
+    /// Decodes the one transaction at the front of `input` (as in a block, where transactions
+    /// follow each other with no length between them) and says how many bytes it took: the
+    /// txid is the hash of exactly those bytes. No size bound applies beyond `input`'s length,
+    /// which bounds every count inside.
+    pub fn decode_prefix(input: &[u8]) -> Result<(Tx, usize), TxError> {
+        let (btc, len): (bitcoin::Transaction, usize) =
+            deserialize_partial(input).map_err(|e| TxError::Malformed(e.to_string()))?;
+        let raw = input
+            .get(..len)
+            .ok_or_else(|| TxError::Malformed("read past the end of the input".into()))?;
+        Ok((Tx::from_wire(btc, raw)?, len))
+    }
+
+    /// Our view of a decoded transaction, refused unless `raw` is exactly its encoding.
+    fn from_wire(btc: bitcoin::Transaction, raw: &[u8]) -> Result<Tx, TxError> {
         // `bitcoin` also reads the segwit layout (a zero input count then a flag); BCH has no
         // such thing, and a witness would make the txid differ from the hash of these bytes.
         if btc.input.iter().any(|i| !i.witness.is_empty()) || serialize(&btc) != raw {
@@ -290,4 +309,43 @@ pub fn txid_of(raw: &[u8]) -> Txid {
     let mut bytes = bitcoin::hashes::sha256d::Hash::hash(raw).to_byte_array();
     bytes.reverse();
     Txid(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tx(tag: u8) -> Tx {
+        Tx {
+            version: 2,
+            inputs: vec![Input {
+                prevout: OutPoint {
+                    txid: Txid([tag; 32]),
+                    vout: 1,
+                },
+                script_sig: vec![tag; 3],
+                sequence: u32::MAX,
+            }],
+            outputs: vec![Output {
+                value: 1000,
+                token: None,
+                locking_bytecode: vec![0x51],
+            }],
+            lock_time: 0,
+        }
+    }
+
+    #[test]
+    fn a_prefix_decodes_one_transaction_and_its_length() {
+        let (a, b) = (tx(1).serialize(), tx(2).serialize());
+        let both = [a.clone(), b.clone()].concat();
+        let (first, len) = Tx::decode_prefix(&both).unwrap();
+        assert_eq!((first, len), (tx(1), a.len()));
+        assert_eq!(Tx::decode_prefix(&both[len..]).unwrap(), (tx(2), b.len()));
+        // The whole-transaction decoder still refuses what follows a transaction.
+        assert!(Tx::decode(&both).is_err());
+        for cut in 0..a.len() {
+            assert!(Tx::decode_prefix(&a[..cut]).is_err(), "cut at {cut}");
+        }
+    }
 }

@@ -70,8 +70,14 @@ pub struct DsProof {
 /// decides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    /// A transaction entered the mempool (`rawtx`).
-    Tx(ChainTx),
+    /// A transaction entered the mempool (`rawtx`). BCHN publishes `rawtx` also for every
+    /// transaction of a block it connects or disconnects, so it may already be confirmed.
+    Tx {
+        tx: ChainTx,
+        /// When the hint was made (the node sent it, or the dev chain took the transaction),
+        /// in ms: a transaction's arrival known finer than the node's whole seconds.
+        seen_ms: i64,
+    },
     /// The tip moved (`hashblock`): connected, or a reorg's new tip.
     Block(BlockHash),
     /// A double-spend proof was made for this transaction (`hashds`).
@@ -91,7 +97,8 @@ pub trait ChainSource: Send + Sync {
         &self,
         hash: BlockHash,
     ) -> impl Future<Output = Result<Option<Header>, NodeError>> + Send;
-    /// A block with all its transactions (`getblock <hash> 0`); `None` when unknown.
+    /// A block with all its transactions (`getblock <hash> 0`); `None` when unknown or not
+    /// on the main chain, as for [`ChainSource::header`].
     fn block(
         &self,
         hash: BlockHash,
@@ -110,3 +117,31 @@ pub trait ChainSource: Send + Sync {
         txid: Txid,
     ) -> impl Future<Output = Result<Option<DsProof>, NodeError>> + Send;
 }
+
+/// Forwards each call of [`ChainSource`] to the inherent method of the same name.
+macro_rules! chain_source_by_inherent_methods {
+    ($type:ty) => {
+        impl ChainSource for $type {
+            async fn tip(&self) -> Result<Header, NodeError> {
+                <$type>::tip(self).await
+            }
+            async fn header(&self, hash: BlockHash) -> Result<Option<Header>, NodeError> {
+                <$type>::header(self, hash).await
+            }
+            async fn block(&self, hash: BlockHash) -> Result<Option<Block>, NodeError> {
+                <$type>::block(self, hash).await
+            }
+            async fn mempool(&self) -> Result<Vec<Txid>, NodeError> {
+                <$type>::mempool(self).await
+            }
+            async fn mempool_tx(&self, txid: Txid) -> Result<Option<ChainTx>, NodeError> {
+                <$type>::mempool_tx(self, txid).await
+            }
+            async fn double_spend_proof(&self, txid: Txid) -> Result<Option<DsProof>, NodeError> {
+                <$type>::double_spend_proof(self, txid).await
+            }
+        }
+    };
+}
+
+chain_source_by_inherent_methods!(super::bchn::BchnClient);

@@ -51,6 +51,16 @@ pub fn receive(invoice: &Invoice, amount: u64, seen_ms: i64) -> (InvoiceStatus, 
     (status, received)
 }
 
+/// Whether a transaction first seen at `first_seen_ms` can be a payment for `invoice`: only
+/// if it reached the network after the invoice was made. A transaction seen before paid
+/// something else (an address shared with older invoices), or is an old one replayed. The
+/// comparison is to the millisecond (of when the watcher had it, no earlier than its true
+/// arrival), unlike the payment protocol's whole second: a wallet paying an address has read
+/// the invoice first, so it cannot pay in the invoice's own millisecond.
+pub fn arrived_for(invoice: &Invoice, first_seen_ms: i64) -> bool {
+    first_seen_ms > invoice.created_ms
+}
+
 /// Which of several invoices a transaction is for (txids are unique: one transaction is one
 /// invoice's payment), lowest first: one waiting for money in time, then one it comes late
 /// for, then one paid already; the oldest first within each.
@@ -176,6 +186,18 @@ mod tests {
         assert_eq!(receive(&inv, 1, 20), (InvoiceStatus::Confirmed, 2001));
         inv.amount_paid = Some(u64::MAX);
         assert_eq!(receive(&inv, 5, 20).1, u64::MAX, "no overflow");
+    }
+
+    #[test]
+    fn only_transactions_seen_after_the_invoice_count() {
+        let mut inv = invoice(&[5000]);
+        inv.created_ms = 10_500;
+        assert!(!arrived_for(&inv, 10_000), "the same second, but earlier");
+        assert!(
+            !arrived_for(&inv, 10_500),
+            "not in the invoice's own millisecond"
+        );
+        assert!(arrived_for(&inv, 10_501));
     }
 
     #[test]

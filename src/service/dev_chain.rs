@@ -178,7 +178,10 @@ impl DevChain {
         {
             Ok(()) => {
                 if let Some(tx) = seen {
-                    self.notify(Notice::Tx(ChainTx { txid, tx }));
+                    self.notify(Notice::Tx {
+                        tx: ChainTx { txid, tx },
+                        seen_ms: now,
+                    });
                 }
                 Ok(Broadcast::Accepted)
             }

@@ -44,52 +44,46 @@ impl Node for NodeClient {
     }
 }
 
-/// Chain watching over BCHN arrives with its ZMQ hints; until then the watcher has nothing to
-/// ask there.
-fn not_yet() -> NodeError {
-    NodeError::Unavailable("chain watching over BCHN is not available in this build".into())
-}
-
 impl ChainSource for NodeClient {
     async fn tip(&self) -> Result<Header, NodeError> {
         match self {
             NodeClient::Dev(d) => d.tip().await,
-            NodeClient::Bchn(_) => Err(not_yet()),
+            NodeClient::Bchn(b) => b.tip().await,
         }
     }
 
     async fn header(&self, hash: BlockHash) -> Result<Option<Header>, NodeError> {
         match self {
             NodeClient::Dev(d) => d.header(hash).await,
-            NodeClient::Bchn(_) => Err(not_yet()),
+            NodeClient::Bchn(b) => b.header(hash).await,
         }
     }
 
     async fn block(&self, hash: BlockHash) -> Result<Option<Block>, NodeError> {
         match self {
             NodeClient::Dev(d) => d.block(hash).await,
-            NodeClient::Bchn(_) => Err(not_yet()),
+            NodeClient::Bchn(b) => b.block(hash).await,
         }
     }
 
     async fn mempool(&self) -> Result<Vec<Txid>, NodeError> {
         match self {
             NodeClient::Dev(d) => d.mempool().await,
-            NodeClient::Bchn(_) => Err(not_yet()),
+            NodeClient::Bchn(b) => b.mempool().await,
         }
     }
 
     async fn mempool_tx(&self, txid: Txid) -> Result<Option<ChainTx>, NodeError> {
         match self {
             NodeClient::Dev(d) => d.mempool_tx(txid).await,
-            NodeClient::Bchn(_) => Err(not_yet()),
+            NodeClient::Bchn(b) => b.mempool_tx(txid).await,
         }
     }
 
     async fn double_spend_proof(&self, txid: Txid) -> Result<Option<DsProof>, NodeError> {
         match self {
             NodeClient::Dev(d) => d.double_spend_proof(txid).await,
-            NodeClient::Bchn(_) => Err(not_yet()),
+            NodeClient::Bchn(b) => b.double_spend_proof(txid).await,
         }
     }
 }

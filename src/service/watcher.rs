@@ -17,10 +17,11 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
+use crate::chain::bchn::ZmqHints;
 use crate::chain::node::{Node, NodeError, TxStatus};
 use crate::chain::watch::{BlockHash, ChainSource, ChainTx, DsProof, Header, Notice};
 use crate::chain::{OutPoint, Tx, Txid};
-use crate::jpp::direct::{claim_order, paid_toward, receive};
+use crate::jpp::direct::{arrived_for, claim_order, paid_toward, receive};
 use crate::jpp::{DoubleSpendPolicy, InvalidReason, InvoiceId, InvoiceStatus, InvoiceView};
 use crate::notify::{self, Event, Kind};
 use crate::store::chain::{self as watch_rows, ChainPayment, Watched, KEEP_BLOCKS};
@@ -51,9 +52,12 @@ pub struct Watcher {
     invoices: Invoices,
     policy: DoubleSpendPolicy,
     poll_every: Duration,
+    /// BCHN's ZMQ publisher (`--node-zmq`), checked when the server was built.
+    zmq: Option<String>,
     /// Mempool transactions already looked at for payments to an address (the mempool as of
-    /// the last pass, plus those pushed since).
-    seen: Arc<Mutex<HashSet<Txid>>>,
+    /// the last pass, plus those pushed since), with when each was first seen: a transaction
+    /// mined later is judged by that time, which the node no longer gives once it is mined.
+    seen: Arc<Mutex<HashMap<Txid, i64>>>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -68,6 +72,8 @@ impl std::fmt::Debug for Watcher {
 pub enum Hints {
     /// The dev chain of this process.
     Dev(broadcast::Receiver<Notice>),
+    /// BCHN's ZMQ publisher.
+    Zmq(Box<ZmqHints>),
     /// Nothing pushed: the timer alone.
     None,
 }
@@ -80,6 +86,7 @@ impl Hints {
                 Err(broadcast::error::RecvError::Lagged(_)) => Notice::Lost,
                 Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
             },
+            Hints::Zmq(zmq) => zmq.next().await,
             Hints::None => std::future::pending().await,
         }
     }
@@ -123,8 +130,10 @@ impl Watcher {
         invoices: Invoices,
         policy: DoubleSpendPolicy,
         poll_every: Duration,
+        zmq: Option<String>,
     ) -> Watcher {
         Watcher {
+            zmq,
             store,
             node,
             invoices,
@@ -163,8 +172,8 @@ impl Watcher {
                 _ = &mut lead.lost => return Err("lost the chain watcher's lock".into()),
                 notice = hints.next() => {
                     due = match notice {
-                        Notice::Tx(tx) => {
-                            self.remember(tx.txid);
+                        Notice::Tx { tx, seen_ms } => {
+                            self.remember(tx.txid, seen_ms);
                             if let Err(e) = self.on_tx(&tx, None).await {
                                 tracing::warn!(error = %e, txid = %tx.txid, "chain watcher: a transaction was not judged; the next pass will");
                                 self.forget(tx.txid);
@@ -180,9 +189,16 @@ impl Watcher {
     }
 
     fn hints(&self) -> Hints {
-        match &self.node {
-            NodeClient::Dev(dev) => Hints::Dev(dev.notices()),
-            NodeClient::Bchn(_) => Hints::None,
+        match (&self.node, &self.zmq) {
+            (NodeClient::Dev(dev), _) => Hints::Dev(dev.notices()),
+            (NodeClient::Bchn(_), Some(endpoint)) => match ZmqHints::connect(endpoint) {
+                Ok(zmq) => Hints::Zmq(Box::new(zmq)),
+                Err(e) => {
+                    tracing::error!(error = %e, "chain watcher: no ZMQ hints; polling alone");
+                    Hints::None
+                }
+            },
+            (NodeClient::Bchn(_), None) => Hints::None,
         }
     }
 
@@ -197,10 +213,16 @@ impl Watcher {
         self.judge().await
     }
 
-    fn remember(&self, txid: Txid) {
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.insert(txid);
+    /// Notes when `txid` was first seen (the first time told wins); returns that time.
+    fn remember(&self, txid: Txid, at_ms: i64) -> i64 {
+        match self.seen.lock() {
+            Ok(mut seen) => *seen.entry(txid).or_insert(at_ms),
+            Err(_) => at_ms,
         }
+    }
+
+    fn first_seen(&self, txid: Txid) -> Option<i64> {
+        self.seen.lock().ok()?.get(&txid).copied()
     }
 
     fn forget(&self, txid: Txid) {
@@ -214,20 +236,24 @@ impl Watcher {
     async fn scan_mempool(&self, mempool: &HashSet<Txid>) -> Result<(), WatchError> {
         let new: Vec<Txid> = match self.seen.lock() {
             Ok(mut seen) => {
-                seen.retain(|t| mempool.contains(t));
+                // Run after the walk: what a block took out of the mempool was judged there,
+                // by the time noted here.
+                seen.retain(|t, _| mempool.contains(t));
                 mempool
                     .iter()
-                    .filter(|t| !seen.contains(t))
+                    .filter(|t| !seen.contains_key(t))
                     .copied()
                     .collect()
             }
             Err(_) => mempool.iter().copied().collect(),
         };
         for txid in new {
-            if let Some(tx) = self.node.mempool_tx(txid).await? {
-                self.on_tx(&tx, None).await?;
+            match self.node.mempool_tx(txid).await? {
+                Some(tx) => self.on_tx(&tx, None).await?,
+                None => {
+                    self.remember(txid, now_ms());
+                }
             }
-            self.remember(txid);
         }
         Ok(())
     }
@@ -250,6 +276,14 @@ impl Watcher {
         scripts.sort_unstable();
         scripts.dedup();
         let txid = chain_tx.txid;
+        let now = now_ms();
+        // When the network first had it, to the millisecond: when the node's hint was made,
+        // or when a pass first found it in the mempool (no later than the node's own whole
+        // second says); mined, what was noted while it was in the mempool, or now.
+        let noted = match block {
+            Some(_) => self.first_seen(txid).unwrap_or(now),
+            None => self.remember(txid, now),
+        };
         let candidates = self
             .store
             .read(move |c| {
@@ -265,13 +299,33 @@ impl Watcher {
                 Ok(found)
             })
             .await?;
-        // One transaction is one payment (txids are unique): when it pays several invoices
-        // (an address shared between them), the one waiting for it in time, oldest first.
-        let now = now_ms();
-        let Some(id) = candidates
+        let candidates: Vec<_> = candidates
             .into_iter()
             .filter(|i| paid_toward(i, &chain_tx.tx).is_some())
-            .min_by_key(|i| claim_order(i, now))
+            .collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let first_seen = match block {
+            Some(_) => noted,
+            None => match self.node.tx_status(txid).await? {
+                TxStatus::Mempool {
+                    first_seen_ms: Some(second),
+                    ..
+                } => noted.min(second + 999),
+                _ => noted,
+            },
+        };
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(txid, first_seen);
+        }
+        // One transaction is one payment (txids are unique): when it pays several invoices
+        // (an address shared between them), the one waiting for it in time, oldest first;
+        // never one made after the transaction was seen.
+        let Some(id) = candidates
+            .into_iter()
+            .filter(|i| arrived_for(i, first_seen))
+            .min_by_key(|i| claim_order(i, first_seen))
             .map(|i| i.id)
         else {
             return Ok(());
@@ -292,7 +346,10 @@ impl Watcher {
                 let Some(amount) = paid_toward(&invoice, &tx) else {
                     return Ok(None);
                 };
-                let (to, received) = receive(&invoice, amount, now);
+                if !arrived_for(&invoice, first_seen) {
+                    return Ok(None);
+                }
+                let (to, received) = receive(&invoice, amount, first_seen);
                 let payment = ChainPayment {
                     invoice: id,
                     txid,

@@ -512,14 +512,20 @@ pub async fn connect(app: &TestApp, path: &str) -> Socket {
 }
 
 /// The next text message (pings are answered by the client library).
+/// A message that never comes fails the test after 60 s instead of holding the suite.
 pub async fn next_text(socket: &mut Socket) -> Value {
-    loop {
-        match socket.next().await.expect("a message").expect("a frame") {
-            Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
-            Message::Close(frame) => panic!("closed: {frame:?}"),
-            _ => continue,
+    let next = async {
+        loop {
+            match socket.next().await.expect("a message").expect("a frame") {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
+                Message::Close(frame) => panic!("closed: {frame:?}"),
+                _ => continue,
+            }
         }
-    }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), next)
+        .await
+        .expect("a message within 60 s")
 }
 
 /// A wallet on the dev chain: one key, coins from the faucet, payments built and signed the

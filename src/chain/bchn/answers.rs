@@ -1,13 +1,15 @@
 //! BCHN's answers turned into our types: refusals (RPC errors and reject reasons) into
-//! [`Rejection`]s, `getmempoolentry` into a mempool entry, `gettxout` into a [`Coin`], and BCH
-//! amounts read exactly from their decimal text. Nothing here talks to the node.
+//! [`Rejection`]s, `getmempoolentry` into a mempool entry, `gettxout` into a [`Coin`], BCH
+//! amounts read exactly from their decimal text, and what watching the chain reads (block
+//! hashes, `getblockheader`, hex blobs, `getdsproof`). Nothing here talks to the node.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::rpc::{RpcError, RPC_DESERIALIZATION_ERROR, RPC_VERIFY_ERROR, RPC_VERIFY_REJECTED};
 use crate::chain::node::{Coin, NodeError, RejectKind, Rejection};
-use crate::chain::{Nft, NftCapability, OutPoint, Output, TokenData, MAX_MONEY_SATS};
+use crate::chain::watch::{BlockHash, DsProof, Header};
+use crate::chain::{Nft, NftCapability, OutPoint, Output, TokenData, Txid, MAX_MONEY_SATS};
 
 /// The refusal an RPC error stands for, when it is one: -22 (the bytes are not a
 /// transaction), -26 (rejected by mempool policy or consensus) and -25 (BCHN's "Missing
@@ -198,6 +200,120 @@ impl TokenReply {
             })
             .transpose()?;
         TokenData::new(category, amount, nft).map_err(|e| format!("token data: {e}"))
+    }
+}
+
+/// A block hash as BCHN writes it (64 hex digits, display order).
+pub(super) fn block_hash(method: &str, text: &str) -> Result<BlockHash, NodeError> {
+    BlockHash::from_hex(text)
+        .ok_or_else(|| NodeError::Protocol(format!("{method}: {text:?} is not a block hash")))
+}
+
+/// A txid as BCHN writes it.
+pub(super) fn parse_txid(method: &str, text: &str) -> Result<Txid, NodeError> {
+    Txid::from_hex(text)
+        .ok_or_else(|| NodeError::Protocol(format!("{method}: {text:?} is not a txid")))
+}
+
+/// The bytes of a result that is one JSON string of hex (`getblock <hash> 0`,
+/// `getrawtransaction <txid> false`), decoded straight from the answer's text: a block's hex
+/// can be hundreds of MB, and a copy as a `String` first would double that.
+pub(super) fn hex_result(method: &str, result: Option<&RawValue>) -> Result<Vec<u8>, NodeError> {
+    let text = result.map_or("null", RawValue::get);
+    // Hex needs no JSON escapes, so the string's text between its quotes is the hex itself.
+    let hex = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .ok_or_else(|| {
+            NodeError::Protocol(format!(
+                "{method}: expected a hex string, got {}",
+                super::transport::snippet(text.as_bytes())
+            ))
+        })?;
+    hex::decode(hex).map_err(|e| NodeError::Protocol(format!("{method}: the hex is bad ({e})")))
+}
+
+/// `getblockheader <hash> true`, the parts read. BCHN writes `confirmations` -1 for a block
+/// it knows that is not on its main chain, and leaves `previousblockhash` out for the
+/// genesis block alone.
+#[derive(Deserialize)]
+pub(super) struct HeaderReply {
+    hash: String,
+    confirmations: i64,
+    height: i64,
+    #[serde(rename = "previousblockhash", default)]
+    prev: Option<String>,
+}
+
+impl HeaderReply {
+    /// The header in our terms when the block is on the main chain; `None` when it is not.
+    /// The node must answer for the block asked about.
+    pub(super) fn into_header(self, asked: BlockHash) -> Result<Option<Header>, NodeError> {
+        const METHOD: &str = "getblockheader";
+        let hash = block_hash(METHOD, &self.hash)?;
+        if hash != asked {
+            return Err(NodeError::Protocol(format!(
+                "{METHOD}: asked for {asked}, answered for {hash}"
+            )));
+        }
+        if self.confirmations == -1 {
+            return Ok(None);
+        }
+        if self.confirmations < 1 || self.height < 0 {
+            return Err(NodeError::Protocol(format!(
+                "{METHOD} {hash}: {} confirmations at height {} is not an answer BCHN gives",
+                self.confirmations, self.height
+            )));
+        }
+        let prev = self
+            .prev
+            .as_deref()
+            .map(|p| block_hash(METHOD, p))
+            .transpose()?;
+        if prev.is_none() != (self.height == 0) {
+            return Err(NodeError::Protocol(format!(
+                "{METHOD} {hash}: only the genesis block (height 0) has no previous block; \
+                 this one is at height {} and {} one",
+                self.height,
+                if prev.is_some() { "has" } else { "lacks" }
+            )));
+        }
+        Ok(Some(Header {
+            hash,
+            height: self.height,
+            prev,
+        }))
+    }
+}
+
+/// `getdsproof <txid> 2 true`, the parts read: the proof's id, and the transaction it proves
+/// was double-spent (with the recursive search, the asked-about one or an unconfirmed
+/// ancestor of it). `txid` is null only for an orphan proof, whose transaction the node has
+/// not seen; a lookup by txid cannot find one.
+#[derive(Deserialize)]
+pub(super) struct DsProofReply {
+    dspid: String,
+    #[serde(default)]
+    txid: Option<String>,
+}
+
+impl DsProofReply {
+    pub(super) fn into_proof(self, asked: Txid) -> Result<DsProof, NodeError> {
+        const METHOD: &str = "getdsproof";
+        let mut id = [0u8; 32];
+        hex::decode_to_slice(&self.dspid, &mut id).map_err(|_| {
+            NodeError::Protocol(format!("{METHOD}: {:?} is not a proof id", self.dspid))
+        })?;
+        let text = self.txid.ok_or_else(|| {
+            NodeError::Protocol(format!(
+                "{METHOD} {asked}: answered an orphan proof (no transaction), which a lookup by \
+                 txid cannot find"
+            ))
+        })?;
+        Ok(DsProof {
+            id: self.dspid.to_ascii_lowercase(),
+            txid: parse_txid(METHOD, &text)?,
+        })
     }
 }
 

@@ -18,11 +18,14 @@
 //! timeouts, the bound on calls in flight, reading an answer, sorting HTTP failures);
 //! `rpc.rs` is JSON-RPC on top of it (request ids, batches, the error object and what an
 //! unexpected one means); `answers.rs` turns BCHN's answers into our types. This file holds
-//! the client and the calls it makes, one public method per question.
+//! the client and the calls paying makes, one public method per question; `watch.rs` the
+//! calls watching the chain makes; `zmq.rs` the subscriber to the hints BCHN pushes.
 
 mod answers;
 mod rpc;
 mod transport;
+mod watch;
+mod zmq;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -38,6 +41,7 @@ use rpc::{decode, expect_ok, unexpected, RPC_INVALID_ADDRESS_OR_KEY, RPC_VERIFY_
 use transport::Transport;
 
 pub use answers::sats_from_bch_text;
+pub use zmq::ZmqHints;
 
 /// BCHN's `rpcworkqueue` default: more calls in flight than this and it answers "Work queue
 /// depth exceeded" instead of queueing them.

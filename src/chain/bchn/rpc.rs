@@ -9,11 +9,12 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::transport::snippet;
+use super::transport::{snippet, MAX_BODY_BYTES};
 use super::BchnClient;
 use crate::chain::node::NodeError;
 
 /// Common BCHN RPC error codes (`src/rpc/protocol.h`).
+pub(super) const RPC_MISC_ERROR: i64 = -1;
 pub(super) const RPC_INVALID_ADDRESS_OR_KEY: i64 = -5;
 pub(super) const RPC_CLIENT_NOT_CONNECTED: i64 = -9;
 pub(super) const RPC_CLIENT_IN_INITIAL_DOWNLOAD: i64 = -10;
@@ -22,6 +23,7 @@ pub(super) const RPC_VERIFY_ERROR: i64 = -25;
 pub(super) const RPC_VERIFY_REJECTED: i64 = -26;
 pub(super) const RPC_VERIFY_ALREADY_IN_CHAIN: i64 = -27;
 pub(super) const RPC_IN_WARMUP: i64 = -28;
+pub(super) const RPC_METHOD_DISABLED: i64 = -90;
 pub(super) const RPC_METHOD_NOT_FOUND: i64 = -32601;
 
 /// An error object of a JSON-RPC reply.
@@ -70,7 +72,12 @@ impl BchnClient {
     ) -> Result<Reply, NodeError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let body = request(id, method, params).to_string().into_bytes();
-        match self.inner.transport.post(method, body).await? {
+        match self
+            .inner
+            .transport
+            .post(method, body, MAX_BODY_BYTES)
+            .await?
+        {
             Body::Single(envelope) => {
                 // An error object may carry a null id (BCHN could not read ours); a result
                 // must answer our id, or it is some other call's.
@@ -93,6 +100,15 @@ impl BchnClient {
         &self,
         calls: Vec<(&'static str, Value)>,
     ) -> Result<Vec<Reply>, NodeError> {
+        self.batch_within(calls, MAX_BODY_BYTES).await
+    }
+
+    /// [`BchnClient::batch`] for calls whose answers may together reach `max_answer` bytes.
+    pub(super) async fn batch_within(
+        &self,
+        calls: Vec<(&'static str, Value)>,
+        max_answer: usize,
+    ) -> Result<Vec<Reply>, NodeError> {
         let method = calls.first().map_or("batch", |(m, _)| *m);
         let count = calls.len() as u64;
         let first = self.inner.next_id.fetch_add(count, Ordering::Relaxed);
@@ -104,7 +120,7 @@ impl BchnClient {
         let body = serde_json::to_vec(&requests).map_err(|e| {
             NodeError::Protocol(format!("{method}: cannot encode the request: {e}"))
         })?;
-        let envelopes = match self.inner.transport.post(method, body).await? {
+        let envelopes = match self.inner.transport.post(method, body, max_answer).await? {
             Body::Batch(envelopes) => envelopes,
             // BCHN answers a batch it cannot run at all with one error object.
             Body::Single(envelope) => {

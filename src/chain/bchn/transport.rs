@@ -13,9 +13,10 @@ use super::rpc::{Body, Envelope};
 use super::BchnClient;
 use crate::chain::node::NodeError;
 
-/// Largest answer read from the node. A verbose `getrawtransaction` of a 100 kB transaction
-/// is a few MB; anything far larger is not BCHN and must not fill memory.
-const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Largest answer read from the node for most calls. A verbose `getrawtransaction` of a
+/// 100 kB transaction is a few MB; anything far larger is not BCHN and must not fill memory.
+/// A raw block is the exception and brings its own bound (see `BchnClient::block`).
+pub(super) const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// Idle keep-alive connections are dropped after this. BCHN closes idle RPC connections after
 /// `-rpcservertimeout` (30 s by default); reusing one it is closing would turn a harmless call
@@ -130,8 +131,14 @@ impl Transport {
         self.url.as_str()
     }
 
-    /// Sends one request body and reads the answer, within the concurrency bound.
-    pub(super) async fn post(&self, method: &str, body: Vec<u8>) -> Result<Body, NodeError> {
+    /// Sends one request body and reads an answer of at most `max_answer` bytes, within the
+    /// concurrency bound.
+    pub(super) async fn post(
+        &self,
+        method: &str,
+        body: Vec<u8>,
+        max_answer: usize,
+    ) -> Result<Body, NodeError> {
         // Held until the whole answer is read: the node's worker is busy until then.
         let _permit = self
             .permits
@@ -157,9 +164,9 @@ impl Transport {
             .await
             .map_err(|e| self.transport_error(method, e))?
         {
-            if bytes.len() + chunk.len() > MAX_BODY_BYTES {
+            if bytes.len() + chunk.len() > max_answer {
                 return Err(NodeError::Protocol(format!(
-                    "{method}: the answer from {} is larger than {MAX_BODY_BYTES} bytes",
+                    "{method}: the answer from {} is larger than {max_answer} bytes",
                     self.endpoint()
                 )));
             }
