@@ -16,7 +16,7 @@ use crate::http::{routes, AppState};
 use crate::jpp::signing::Signer;
 use crate::lightning::{Funding, FundingSettings};
 use crate::notify::{bridge, ConnectionLimit, Dispatcher};
-use crate::service::{DevChain, Invoices, Lightning, NodeClient, Payments, Watcher};
+use crate::service::{AddressRules, DevChain, Invoices, Lightning, NodeClient, Payments, Watcher};
 use crate::store::{events, Backend, Store, StoreError};
 use crate::supervisor::{self, Signal, Supervisor};
 use crate::units::now_ms;
@@ -131,6 +131,12 @@ impl Application {
             public_url.clone(),
             settings.default_expires_in,
             settings.confirmations,
+            AddressRules {
+                gap_limit: settings.gap_limit,
+                reuse_after_ms: i64::try_from(settings.address_reuse_after)
+                    .unwrap_or(i64::MAX / 1000)
+                    .saturating_mul(1000),
+            },
         );
         let funding = Funding::from_settings(FundingSettings {
             kind: settings.funding_source,

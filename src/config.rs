@@ -175,6 +175,16 @@ pub enum StoreCommand {
     },
     /// List stores.
     List,
+    /// Give a store an account xpub (`none` removes it): invoices made with an amount then get
+    /// the next receiving address derived from it. Only the public key: never a private key
+    /// or seed.
+    Xpub {
+        /// The store's name or id.
+        store: String,
+        /// The account's extended public key (xpub… on mainnet, tpub… on test networks), or
+        /// `none`.
+        key: String,
+    },
     /// Set the confirmations a store's new invoices wait for (0: paid is final), or `default`
     /// for the server's --confirmations.
     Confirmations {
@@ -403,6 +413,17 @@ pub struct Settings {
     #[arg(long, env = "CASHIER_CHAIN_POLL_EVERY", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub chain_poll_every: u64,
+
+    /// Most unused addresses in a row a store's xpub may hand out: a wallet restored from the
+    /// xpub stops looking after this many (20 for BIP44 wallets and Electron Cash).
+    #[arg(long, env = "CASHIER_GAP_LIMIT", default_value_t = crate::chain::hd::DEFAULT_GAP_LIMIT,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub gap_limit: u32,
+
+    /// Seconds after an xpub invoice expired unpaid before its address may serve a new invoice
+    /// (once the gap limit is reached). Money sent to it later is still recorded.
+    #[arg(long, env = "CASHIER_ADDRESS_REUSE_AFTER", default_value_t = 86_400)]
+    pub address_reuse_after: u64,
 
     /// BCHN's ZMQ publisher (its -zmqpubhashblock, -zmqpubrawtx and -zmqpubhashds address),
     /// e.g. tcp://127.0.0.1:28332: blocks, transactions and double spends are seen at once

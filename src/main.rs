@@ -13,6 +13,7 @@ use cashier::config::{
 use serde_json::json;
 
 use cashier::auth::Scopes;
+use cashier::chain::Network;
 use cashier::jpp::{InvoiceId, InvoiceView};
 use cashier::lightning::{Funding, FundingKind};
 use cashier::service::Lightning;
@@ -410,6 +411,30 @@ async fn stores(command: StoreCommand, database: DatabaseSettings) -> Result<(),
                 "Created store {name:?}. Make its keys with `cashier key create --store {name}`."
             );
             println!("{id}");
+        }
+        StoreCommand::Xpub { store: name, key } => {
+            let key = key.trim().to_owned();
+            let xpub = if key == "none" {
+                None
+            } else {
+                // The server's network is not known here: a key valid for any is kept, and
+                // the server checks it against its own when it derives an address.
+                let parsed = Network::ALL
+                    .into_iter()
+                    .map(|n| cashier::chain::hd::AccountKey::parse(&key, n))
+                    .find(Result::is_ok)
+                    .unwrap_or_else(|| cashier::chain::hd::AccountKey::parse(&key, Network::Main));
+                Some(parsed.map_err(|e| e.to_string())?.to_string())
+            };
+            let wanted = name.clone();
+            let set = store
+                .write(move |c| store::api_keys::set_store_xpub(c, &wanted, xpub.as_deref()))
+                .await
+                .map_err(|e| e.to_string())?;
+            if !set {
+                return Err(format!("no store named {name:?} (`cashier store list`)"));
+            }
+            eprintln!("Invoices of {name:?} made with an amount now get addresses of this key.");
         }
         StoreCommand::Confirmations { store: name, count } => {
             let count = match count.trim() {

@@ -1251,6 +1251,7 @@ mod pay_flow {
             confirmations_required: 0,
             invalid_reason: None,
             amount_paid: None,
+            address_index: None,
             payment: None,
         }
     }

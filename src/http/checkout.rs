@@ -402,6 +402,7 @@ mod tests {
             confirmations_required: 0,
             invalid_reason: None,
             amount_paid: None,
+            address_index: None,
             payment: None,
         }
     }

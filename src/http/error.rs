@@ -189,6 +189,15 @@ impl From<InvoiceError> for ApiError {
                 "invoice_not_open",
                 format!("Cannot cancel: {e}."),
             ),
+            e @ InvoiceError::NoXpub => {
+                Self::bad_request("invalid_invoice", format!("Cannot create: {e}."))
+                    .with_field("amount", "this store has no xpub")
+            }
+            e @ InvoiceError::GapLimit { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "gap_limit_reached",
+                format!("Cannot create: {e}."),
+            ),
             InvoiceError::Storage(cause) => match cause.downcast::<StoreError>() {
                 Ok(store) => (*store).into(),
                 Err(other) => {

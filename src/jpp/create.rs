@@ -50,6 +50,7 @@ const TOP_FIELDS: &[&str] = &[
     "network",
     "currency",
     "confirmations",
+    "amount",
 ];
 const OUTPUT_FIELDS: &[&str] = &["address", "amount", "description", "token"];
 const TOKEN_FIELDS: &[&str] = &["category", "amount", "nft"];
@@ -173,11 +174,24 @@ pub fn parse_create_request(
         }
     }
 
+    // `amount` alone asks for a fresh address of the store's xpub (P2PKH, so its dust floor).
+    let to_next_address = match map.get("amount") {
+        None | Some(Value::Null) => None,
+        Some(v) => c.integer("amount", v, dust_threshold(25), MAX_MONEY_SATS, "sats"),
+    };
+    let has_outputs = !matches!(map.get("outputs"), None | Some(Value::Null));
+    if has_outputs && map.get("amount").is_some_and(|v| !v.is_null()) {
+        c.fail(
+            "amount",
+            "give outputs or amount (a fresh address of the store's xpub), not both",
+        );
+    }
     let outputs = match map.get("outputs") {
+        None | Some(Value::Null) if to_next_address.is_some() => Vec::new(),
         None | Some(Value::Null) => {
             c.fail(
                 "outputs",
-                "is required: a list of 1 to 100 outputs, each {address, amount}",
+                "is required: a list of 1 to 100 outputs, each {address, amount} (or, for a store with an xpub, amount alone)",
             );
             Vec::new()
         }
@@ -242,6 +256,7 @@ pub fn parse_create_request(
     match (expires_in_secs, fee_per_kb) {
         (Some(expires_in_secs), Some(fee_per_kb)) if c.errors.is_empty() => Ok(NewInvoice {
             confirmations,
+            to_next_address,
             outputs,
             memo,
             merchant_data,

@@ -184,6 +184,9 @@ pub struct NewInvoice {
     /// Confirmations that make it `confirmed`, when the request says (else the store's or the
     /// server's).
     pub confirmations: Option<u32>,
+    /// Sats to a fresh address of the store's xpub, asked instead of `outputs` (which is then
+    /// empty until the address is given).
+    pub to_next_address: Option<u64>,
 }
 
 /// The transaction that paid an invoice.
@@ -251,6 +254,8 @@ pub struct Invoice {
     pub invalid_reason: Option<InvalidReason>,
     /// Sats received on the chain (payments to the address); `None` when none came that way.
     pub amount_paid: Option<u64>,
+    /// The receiving index of its address, when its store's xpub gave the address.
+    pub address_index: Option<u32>,
     /// The latest payment.
     pub payment: Option<Payment>,
 }
@@ -268,6 +273,7 @@ impl Invoice {
             confirmations_required: new.confirmations.unwrap_or(confirmations_required),
             invalid_reason: None,
             amount_paid: None,
+            address_index: None,
             id,
             status: InvoiceStatus::Open,
             outputs: new.outputs,
@@ -354,6 +360,7 @@ mod tests {
             confirmations_required: 0,
             invalid_reason: None,
             amount_paid: None,
+            address_index: None,
             payment: None,
         };
         assert_eq!(inv.status_at(999), InvoiceStatus::Open);
@@ -375,6 +382,10 @@ pub enum InvoiceError {
     NotFound,
     #[error("the invoice is {0}; only open invoices can be cancelled")]
     NotOpen(InvoiceStatus),
+    #[error("this store has no xpub, so an invoice needs its outputs: set one with `cashier store xpub <store> <xpub>`, or send outputs")]
+    NoXpub,
+    #[error("a new address would come after {gap_limit} unused ones in a row, where a wallet restored from the xpub stops looking (its gap limit): wait for a payment, or until an expired invoice's address may be used again")]
+    GapLimit { gap_limit: u32 },
     /// The database failed.
     #[error("storage failed: {0}")]
     Storage(Box<dyn std::error::Error + Send + Sync>),

@@ -10,6 +10,7 @@ mod create;
 pub mod direct;
 mod invoice;
 pub mod pay;
+pub mod receiving;
 pub mod signing;
 mod view;
 

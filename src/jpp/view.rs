@@ -250,6 +250,7 @@ mod tests {
             confirmations_required: 0,
             invalid_reason: None,
             amount_paid: None,
+            address_index: None,
             payment: None,
         };
         let uri = |i: &Invoice| address_uri(i).unwrap();

@@ -14,7 +14,7 @@ mod wallets;
 mod watcher;
 
 pub use dev_chain::{DevChain, FaucetError, RehearsalError, MAX_REORG_DEPTH};
-pub use invoices::Invoices;
+pub use invoices::{AddressRules, Invoices};
 pub use node::NodeClient;
 pub use payments::Payments;
 pub use wallets::Lightning;

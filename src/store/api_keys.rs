@@ -148,3 +148,19 @@ pub fn set_store_confirmations(
         .execute(conn)?;
     Ok(true)
 }
+
+/// Sets (or with `None` removes) the xpub of the store with this name or id. The next index
+/// starts again at 0 for a new key. Returns false when there is no such store.
+pub fn set_store_xpub(
+    conn: &mut Conn,
+    name_or_id: &str,
+    xpub: Option<&str>,
+) -> Result<bool, StoreError> {
+    let Some(found) = find_store(conn, name_or_id)? else {
+        return Ok(false);
+    };
+    diesel::update(stores::table.filter(stores::id.eq(found.id)))
+        .set((stores::xpub.eq(xpub), stores::next_index.eq(0)))
+        .execute(conn)?;
+    Ok(true)
+}

@@ -24,6 +24,7 @@ struct NewInvoiceRow<'a> {
     updated_ms: i64,
     store_id: i64,
     confirmations_required: i32,
+    address_index: Option<i64>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -42,6 +43,7 @@ struct InvoiceRow {
     confirmations_required: i32,
     invalid_reason: Option<String>,
     amount_paid: Option<i64>,
+    address_index: Option<i64>,
 }
 
 /// An output as stored, in the JSON the invoice's `outputs` show (rows written before this
@@ -126,6 +128,7 @@ pub fn insert(
             store_id: invoice.store_id,
             confirmations_required: i32::try_from(invoice.confirmations_required)
                 .map_err(|_| StoreError::Corrupt("confirmations_required".into()))?,
+            address_index: invoice.address_index.map(i64::from),
         })
         .execute(conn)?;
     // Where its money may arrive on the chain, for the watcher to look up.
@@ -315,6 +318,11 @@ fn to_invoice(row: InvoiceRow) -> Result<Invoice, StoreError> {
             .map(u64::try_from)
             .transpose()
             .map_err(|_| corrupt("negative amount paid"))?,
+        address_index: row
+            .address_index
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|_| corrupt("address index out of range"))?,
         payment: None,
     })
 }
@@ -368,4 +376,66 @@ pub fn overdue(conn: &mut Conn, now_ms: i64, limit: i64) -> Result<Vec<InvoiceId
                 .map_err(|_| StoreError::Corrupt(format!("invoice id {id:?}")))
         })
         .collect()
+}
+
+/// A store's xpub and the lowest receiving index it never handed out.
+pub fn store_xpub(conn: &mut Conn, store_id: i64) -> Result<Option<(String, i64)>, StoreError> {
+    let row: Option<(Option<String>, i64)> = stores::table
+        .filter(stores::id.eq(store_id))
+        .select((stores::xpub, stores::next_index))
+        .first(conn)
+        .optional()?;
+    Ok(row.and_then(|(xpub, next)| Some((xpub?, next))))
+}
+
+/// Moves a store's next receiving index from `from` to `from + 1`; false when another
+/// process took `from` first.
+pub fn take_index(conn: &mut Conn, store_id: i64, from: i64) -> Result<bool, StoreError> {
+    let moved = diesel::update(
+        stores::table
+            .filter(stores::id.eq(store_id))
+            .filter(stores::next_index.eq(from)),
+    )
+    .set(stores::next_index.eq(from + 1))
+    .execute(conn)?;
+    Ok(moved == 1)
+}
+
+/// The highest receiving index of the store that money reached (on the chain or through the
+/// protocol): the end of the used run a restoring wallet finds.
+pub fn last_used_index(conn: &mut Conn, store_id: i64) -> Result<Option<u32>, StoreError> {
+    use InvoiceStatus::{Confirmed, Invalid, Paid, PaidLate, PaidPartial, Paying};
+    let used: Vec<&str> = [Paying, Paid, Confirmed, Invalid, PaidPartial, PaidLate]
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    let top: Option<i64> = invoices::table
+        .filter(invoices::store_id.eq(store_id))
+        .filter(invoices::status.eq_any(used))
+        .select(diesel::dsl::max(invoices::address_index))
+        .first(conn)?;
+    Ok(top.and_then(|i| u32::try_from(i).ok()))
+}
+
+/// An invoice holding a receiving index: `(address_index, status, expires_ms, amount_paid)`.
+pub type IndexHolder = (i64, String, i64, Option<i64>);
+
+/// Every invoice holding one of the store's indexes above `after`: what deciding whether an
+/// address may be handed out again reads.
+pub fn indexes_above(
+    conn: &mut Conn,
+    store_id: i64,
+    after: Option<u32>,
+) -> Result<Vec<IndexHolder>, StoreError> {
+    let floor = after.map_or(-1, i64::from);
+    Ok(invoices::table
+        .filter(invoices::store_id.eq(store_id))
+        .filter(invoices::address_index.gt(floor))
+        .select((
+            invoices::address_index.assume_not_null(),
+            invoices::status,
+            invoices::expires_ms,
+            invoices::amount_paid,
+        ))
+        .load(conn)?)
 }

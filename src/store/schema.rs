@@ -19,6 +19,8 @@ diesel::table! {
         name -> Text,
         created_ms -> BigInt,
         confirmations -> Nullable<Integer>,
+        xpub -> Nullable<Text>,
+        next_index -> BigInt,
     }
 }
 
@@ -39,6 +41,7 @@ diesel::table! {
         confirmations_required -> Integer,
         invalid_reason -> Nullable<Text>,
         amount_paid -> Nullable<BigInt>,
+        address_index -> Nullable<BigInt>,
     }
 }
 

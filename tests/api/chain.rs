@@ -69,7 +69,7 @@ async fn fresh_invoice(
 
 /// A wallet's signed transaction paying `sats` to `address` (and change to itself), handed to
 /// the node directly: the raw transaction.
-async fn send_to(app: &TestApp, address: &str, sats: u64) -> Vec<u8> {
+pub async fn send_to(app: &TestApp, address: &str, sats: u64) -> Vec<u8> {
     let wallet = crate::helpers::TestWallet::new();
     let coin = wallet.fund(app, sats + 10_000, None).await;
     let out = crate::helpers::output_of(&json!({"address": address, "amount": sats}));

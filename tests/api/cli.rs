@@ -579,6 +579,28 @@ async fn stores_and_scoped_keys_from_the_command_line() {
     .await;
     assert_eq!(elsewhere["confirmations_required"], 0);
     run_ok(&["store", "confirmations", "corner shop", "default"], &db);
+
+    // An xpub is kept; a private key is refused with a warning, and never stored.
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let master = bitcoin::bip32::Xpriv::new_master(bitcoin::NetworkKind::Test, &[7u8; 32]).unwrap();
+    let tpub = bitcoin::bip32::Xpub::from_priv(&secp, &master).to_string();
+    let secret = run_err(&["store", "xpub", "corner shop", &master.to_string()], &db);
+    assert!(secret.contains("never paste a private key"), "{secret}");
+    assert!(
+        !secret.contains(&master.to_string()),
+        "the secret is never repeated"
+    );
+    run_ok(&["store", "xpub", "corner shop", &tpub], &db);
+    let fresh = create(till.clone(), json!({"amount": 1000})).await;
+    assert!(
+        fresh["outputs"][0]["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("bchreg:q")),
+        "{fresh}"
+    );
+    run_ok(&["store", "xpub", "corner shop", "none"], &db);
+    let none = create(till.clone(), json!({"amount": 1000})).await;
+    assert_eq!(none["code"], "invalid_invoice", "{none}");
     let back = create(
         till.clone(),
         json!({"outputs": [{"address": ADDR, "amount": 1000}]}),
@@ -601,7 +623,7 @@ async fn stores_and_scoped_keys_from_the_command_line() {
             .collect()
     };
     let owned = ids(list(owner.clone()).await.unwrap().json().await.unwrap());
-    assert_eq!(owned.len(), 3);
+    assert_eq!(owned.len(), 4);
     assert!(owned.contains(&invoice["payment_id"]));
     let other = ids(list(default_key).await.unwrap().json().await.unwrap());
     assert_eq!(

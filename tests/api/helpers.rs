@@ -372,6 +372,7 @@ impl TestApp {
             confirmations_required: 0,
             invalid_reason: None,
             amount_paid: None,
+            address_index: None,
             payment: None,
         };
         let id = invoice.id.to_string();

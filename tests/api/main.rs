@@ -24,3 +24,4 @@ mod shutdown;
 mod store;
 mod wallets;
 mod ws;
+mod xpub;

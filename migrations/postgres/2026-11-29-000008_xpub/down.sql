@@ -1,0 +1,4 @@
+DROP INDEX invoices_store_address;
+ALTER TABLE invoices DROP COLUMN address_index;
+ALTER TABLE stores DROP COLUMN next_index;
+ALTER TABLE stores DROP COLUMN xpub;
