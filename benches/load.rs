@@ -28,6 +28,8 @@ use tokio::net::TcpStream;
 
 #[path = "load/abuse.rs"]
 mod abuse;
+#[path = "load/chain.rs"]
+mod chain;
 #[path = "load/lightning.rs"]
 mod lightning;
 #[path = "load/sockets.rs"]
@@ -54,6 +56,10 @@ struct Options {
     /// B4b: invoices watched, and payments per second among them.
     watched: usize,
     pay_rate: u64,
+    /// B9: open invoices watched (each size is a run), transactions a second, transactions.
+    b9_watched: Vec<usize>,
+    b9_rate: u64,
+    b9_txs: usize,
 }
 
 fn options() -> Options {
@@ -80,6 +86,9 @@ fn options() -> Options {
         ln_payments: 2000,
         watched: 10_000,
         pay_rate: 100,
+        b9_watched: vec![1000, 100_000],
+        b9_rate: 200,
+        b9_txs: 2000,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -98,6 +107,14 @@ fn options() -> Options {
             "--ln-payments" => o.ln_payments = value.parse().expect("--ln-payments N"),
             "--watched" => o.watched = value.parse().expect("--watched N"),
             "--pay-rate" => o.pay_rate = value.parse().expect("--pay-rate N"),
+            "--b9-watched" => {
+                o.b9_watched = value
+                    .split(',')
+                    .map(|n| n.parse().expect("--b9-watched N,N"))
+                    .collect()
+            }
+            "--b9-rate" => o.b9_rate = value.parse().expect("--b9-rate N"),
+            "--b9-txs" => o.b9_txs = value.parse().expect("--b9-txs N"),
             "--lnbits" => {
                 let (url, pid) = value.split_once(',').expect("--lnbits URL,PID");
                 o.lnbits = Some((url.to_owned(), pid.parse().expect("--lnbits URL,PID")));
@@ -603,6 +620,29 @@ fn main() {
         .into_bytes()
         .into();
     for db in &o.dbs {
+        // B9 seeds invoices by the hundred thousand: each size gets a server of its own.
+        if o.only.iter().any(|b| b == "b9") {
+            for &m in &o.b9_watched {
+                let (server, key) = start_server(db);
+                let r = runtime.block_on(chain::b9(&server, &key, m, o.b9_rate, o.b9_txs));
+                let pct = |p: f64| {
+                    r.latency_ms
+                        .get(((r.latency_ms.len() as f64 - 1.0) * p).round() as usize)
+                        .copied()
+                        .unwrap_or(f64::NAN)
+                };
+                println!(
+                    "B9 watcher, {m:>8} open invoices, {} tx/s offered  {db:<8} matched {}/{} at {:.0}/s   broadcast->event p50 {:.1} ms p99 {:.1} ms",
+                    o.b9_rate, r.matched, r.sent / 2, r.matched_per_s, pct(0.5), pct(0.99)
+                );
+                figures.push(json!({"id": "B9", "db": db, "watched": r.watched, "offered_per_s": o.b9_rate,
+                    "sent": r.sent, "matched": r.matched, "matched_per_s": r.matched_per_s,
+                    "p50_ms": pct(0.5), "p99_ms": pct(0.99)}));
+            }
+            if o.only.len() == 1 {
+                continue;
+            }
+        }
         let (server, key) = start_server(db);
         let host = server.addr.clone();
         let create = Load::Create { body: body.clone() };

@@ -87,23 +87,8 @@ pub async fn pay_with(target: &str, memo: Option<&str>, how: SignWith) -> Result
     if let Some(memo) = memo {
         body["memo"] = json!(memo);
     }
-    let response = http
-        .post(format!("{}pay/", with_slash(&payment_url)))
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| format!("posting the payment failed: {e}"))?;
-    let code = response.status();
-    let answer: Value = response
-        .json()
-        .await
-        .map_err(|e| format!("the server's answer ({code}) is not JSON: {e}"))?;
-    if !code.is_success() {
-        return Err(format!(
-            "the server refused the payment ({code}): {}",
-            answer["detail"].as_str().unwrap_or("no detail")
-        ));
-    }
+    let url = format!("{}pay/", with_slash(&payment_url));
+    let answer = post_json(&http, &url, &body, "the server refused the payment").await?;
     Ok(Paid {
         txid: answer["payment"]["txid"]
             .as_str()
@@ -140,12 +125,26 @@ pub async fn pay_address(server: &str, address: &str, amount: u64) -> Result<Str
         SignWith::default(),
     )
     .map_err(|e| e.to_string())?;
+    let body = json!({"raw_tx_hex": hex::encode(tx.serialize())});
+    let url = format!("{base}/dev/broadcast");
+    let answer = post_json(&http, &url, &body, "the dev chain refused the transaction").await?;
+    Ok(answer["txid"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Posts `body` to `url` and reads the JSON answer; a refusal is `refused` with the server's
+/// own words.
+async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: &Value,
+    refused: &str,
+) -> Result<Value, String> {
     let response = http
-        .post(format!("{base}/dev/broadcast"))
-        .json(&json!({"raw_tx_hex": hex::encode(tx.serialize())}))
+        .post(url)
+        .json(body)
         .send()
         .await
-        .map_err(|e| format!("cannot reach {base}: {e}"))?;
+        .map_err(|e| format!("cannot reach {url}: {e}"))?;
     let code = response.status();
     let answer: Value = response
         .json()
@@ -153,11 +152,11 @@ pub async fn pay_address(server: &str, address: &str, amount: u64) -> Result<Str
         .map_err(|e| format!("the server's answer ({code}) is not JSON: {e}"))?;
     if !code.is_success() {
         return Err(format!(
-            "the dev chain refused the transaction ({code}): {}",
+            "{refused} ({code}): {}",
             answer["detail"].as_str().unwrap_or("no detail")
         ));
     }
-    Ok(answer["txid"].as_str().unwrap_or_default().to_owned())
+    Ok(answer)
 }
 
 /// The address and sats of a BIP21 `bchreg:<address>?amount=<BCH>` URI; `None` for any other

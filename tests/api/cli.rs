@@ -278,6 +278,22 @@ async fn dev_pay_pays_an_invoice_end_to_end() {
     server.wait().unwrap();
 }
 
+/// Reads the invoice at `url` until its status is `want` (at most 30 s); returns it.
+async fn invoice_becomes(client: &reqwest::Client, url: &str, want: &str) -> serde_json::Value {
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let read: serde_json::Value = client.get(url).send().await.unwrap().json().await.unwrap();
+            if read["status"] == want {
+                return read;
+            }
+            // A pause between reads; the loop ends on the state.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the invoice never became {want}"))
+}
+
 /// `cashier dev` rehearses each bad day against a running server: a double spend (the proof
 /// invalidates the invoice), the block that confirms our transaction after all, a reorg that
 /// mines the double spend instead; what cannot happen is refused with the server's words.
@@ -300,24 +316,7 @@ async fn dev_rehearses_the_bad_days_from_the_command_line() {
         .unwrap();
     let url = invoice["payment_url"].as_str().unwrap().to_owned();
     let txid = run_ok(&["dev", "pay", &url], &[]);
-    let status_becomes = |want: &'static str| {
-        let (client, url) = (client.clone(), url.clone());
-        async move {
-            tokio::time::timeout(std::time::Duration::from_secs(30), async {
-                loop {
-                    let read: serde_json::Value =
-                        client.get(&url).send().await.unwrap().json().await.unwrap();
-                    if read["status"] == want {
-                        return read;
-                    }
-                    // A pause between reads; the loop ends on the state.
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-            })
-            .await
-            .unwrap_or_else(|_| panic!("the invoice never became {want}"))
-        }
-    };
+    let status_becomes = |want: &'static str| invoice_becomes(&client, &url, want);
     let at = ["--url", base.as_str()];
 
     let proof = run_ok(&["dev", "double-spend", &txid], &at);
@@ -355,45 +354,13 @@ async fn dev_rehearses_the_bad_days_from_the_command_line() {
         &["dev", "pay", "--to-address", &address, "--amount", "1000"],
         &at,
     );
-    let uri = {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let read: serde_json::Value = client
-                .get(&direct_url)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if read["status"] == "paid_partial" {
-                break read["address_uri"].as_str().unwrap().to_owned();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "never partly paid: {read}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    };
+    let partly = invoice_becomes(&client, &direct_url, "paid_partial").await;
+    let uri = partly["address_uri"].as_str().unwrap().to_owned();
     assert!(uri.ends_with("?amount=0.00002"), "{uri}");
     run_ok(&["dev", "pay", &uri], &at);
-    loop {
-        let read: serde_json::Value = client
-            .get(&direct_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if read["status"] == "paid" {
-            assert_eq!(read["payment"]["via"], "chain");
-            assert_eq!(read["amount_paid"], 3000);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let read = invoice_becomes(&client, &direct_url, "paid").await;
+    assert_eq!(read["payment"]["via"], "chain");
+    assert_eq!(read["amount_paid"], 3000);
 
     let refused = run_err(&["dev", "reorg", "--depth", "0"], &at);
     assert!(refused.contains("depth must be"), "{refused}");
