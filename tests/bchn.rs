@@ -5,6 +5,11 @@
 //! as HTTP 401 with an empty body. The stub records every request it receives, so the tests
 //! also check what the client sent. Nothing waits on a clock: tests synchronise on the
 //! requests the stub reports.
+//!
+//! At the end, the chain watcher end to end: the real server on a stub that holds a small
+//! chain (blocks linked by hash, a mempool, double-spend proofs) and a PUB socket sending
+//! BCHN's ZMQ hints. Those tests synchronise on the invoice's socket events, the stub's
+//! calls, or a bounded read loop on the server's state.
 
 // Test code: a panic is a failed check, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -2260,6 +2265,13 @@ impl Publisher {
         self.next.insert(topic, seq.wrapping_add(1));
     }
 
+    /// A message of `topic` that never reaches the subscriber (the PUB socket dropped it): its
+    /// sequence number is used up, so the topic's next message shows the gap.
+    fn lose(&mut self, topic: &'static str) {
+        let seq = self.next.get(topic).copied().unwrap_or(0);
+        self.next.insert(topic, seq.wrapping_add(1));
+    }
+
     async fn send_frames(&mut self, frames: Vec<Vec<u8>>) {
         let mut message = ZmqMessage::from(frames[0].clone());
         for frame in &frames[1..] {
@@ -2444,4 +2456,934 @@ async fn zmq_a_malformed_message_is_skipped_and_the_stream_goes_on() {
     assert_eq!(notice(&mut hints).await, Notice::Block(block_hash(0x79)));
     publisher.send("hashds", &txid(0x7a).0).await;
     assert_eq!(notice(&mut hints).await, Notice::DoubleSpend(txid(0x7a)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The chain watcher end to end: the real server on a stub node that holds a small chain, with
+// a PUB socket sending BCHN's hints
+// ---------------------------------------------------------------------------------------------
+
+mod watching {
+    use super::*;
+
+    use std::collections::{HashMap, HashSet};
+    use std::sync::{Mutex, MutexGuard};
+
+    use clap::Parser;
+    use futures_util::StreamExt;
+    use tokio::sync::watch;
+    use tokio::time::Instant;
+    use tokio_tungstenite::tungstenite::Message;
+
+    use cashier::app::{Application, Shutdown};
+    use cashier::chain::Address;
+    use cashier::store::Store;
+
+    /// The coin every transaction here spends, in sats (each from a key of its own).
+    const COIN: u64 = 50_000;
+    /// What the invoices ask for.
+    const PRICE: u64 = 4000;
+    /// A poll interval no test lasts: whatever the watcher does, a hint made it do it.
+    const HINTS_ONLY: &str = "600";
+    /// The shortest poll interval: what the hints never said is found within a second.
+    const POLL_FAST: &str = "1";
+    /// A double-spend proof's id as BCHN prints it.
+    const DSPID: &str = "5e0f3c1a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f";
+
+    /// A block the stub node holds, on its main chain or no longer.
+    struct StubBlock {
+        height: i64,
+        prev: Option<BlockHash>,
+        raw: Vec<u8>,
+        /// Its transactions' bytes, coinbase first.
+        txs: Vec<Vec<u8>>,
+    }
+
+    /// A mempool transaction and when it entered (unix seconds, BCHN's `time`).
+    struct Entry {
+        txid: Txid,
+        raw: Vec<u8>,
+        time: i64,
+    }
+
+    /// What the stub node knows.
+    #[derive(Default)]
+    struct Chain {
+        blocks: HashMap<BlockHash, StubBlock>,
+        /// The main chain, by height.
+        main: Vec<BlockHash>,
+        mempool: Vec<Entry>,
+        /// The main-chain block of each mined transaction (the node runs with `-txindex`).
+        mined: HashMap<Txid, BlockHash>,
+        proofs: HashMap<Txid, String>,
+        /// Every call answered, in order: (method, params).
+        calls: Vec<(String, Value)>,
+        /// Coinbases made, so that each one (and each block) is unique.
+        coinbases: u8,
+    }
+
+    /// A BCHN node for the stub to answer for: blocks linked by hash, a mempool, proofs.
+    #[derive(Clone)]
+    struct Node {
+        chain: Arc<Mutex<Chain>>,
+        /// Bumped after each call is recorded, for the tests that wait for one.
+        answered: Arc<watch::Sender<usize>>,
+    }
+
+    impl Node {
+        /// The genesis block and `height` blocks after it; an empty mempool.
+        fn new(height: i64) -> Node {
+            let node = Node {
+                chain: Arc::default(),
+                answered: Arc::new(watch::channel(0).0),
+            };
+            for _ in 0..=height {
+                node.mine(&[]);
+            }
+            node
+        }
+
+        fn chain(&self) -> MutexGuard<'_, Chain> {
+            self.chain.lock().expect("the stub's chain")
+        }
+
+        /// A stub RPC server answering for this node.
+        async fn serve(&self) -> Stub {
+            let node = self.clone();
+            Stub::start(move |method, params| node.answer(method, params)).await
+        }
+
+        fn answer(&self, method: &str, params: &Value) -> Reply {
+            let reply = {
+                let mut chain = self.chain();
+                chain.calls.push((method.to_string(), params.clone()));
+                chain.reply(method, params)
+            };
+            self.answered.send_modify(|n| *n += 1);
+            reply
+        }
+
+        /// `raw` enters the mempool now; its txid.
+        fn accept(&self, raw: &[u8]) -> Txid {
+            let txid = txid_of(raw);
+            let time = cashier::units::now_ms().div_euclid(1000);
+            self.chain().mempool.push(Entry {
+                txid,
+                raw: raw.to_vec(),
+                time,
+            });
+            txid
+        }
+
+        /// Mines a block on the tip holding a new coinbase and `txids`, taken from the
+        /// mempool; its hash.
+        fn mine(&self, txids: &[Txid]) -> BlockHash {
+            let mut chain = self.chain();
+            chain.coinbases += 1;
+            let mut txs = vec![coinbase(chain.coinbases)];
+            for txid in txids {
+                let at = chain
+                    .mempool
+                    .iter()
+                    .position(|e| e.txid == *txid)
+                    .expect("mined from the mempool");
+                let entry = chain.mempool.remove(at);
+                txs.push(Tx::decode(&entry.raw).expect("a transaction"));
+            }
+            let prev = chain.main.last().copied();
+            let (hash, raw) = raw_block(prev.unwrap_or(BlockHash([0; 32])), &txs);
+            for tx in &txs {
+                chain.mined.insert(tx.txid(), hash);
+            }
+            let height = chain.main.len() as i64;
+            chain.blocks.insert(
+                hash,
+                StubBlock {
+                    height,
+                    prev,
+                    raw,
+                    txs: txs.iter().map(Tx::serialize).collect(),
+                },
+            );
+            chain.main.push(hash);
+            hash
+        }
+
+        /// Takes the top `depth` blocks off the main chain, newest first, as BCHN does in a
+        /// reorg: their transactions go back to the mempool, their coinbases vanish. The
+        /// blocks stay known, off the main chain. Returns their hashes, newest first.
+        fn disconnect(&self, depth: usize) -> Vec<BlockHash> {
+            let mut chain = self.chain();
+            let time = cashier::units::now_ms().div_euclid(1000);
+            let mut gone = Vec::new();
+            for _ in 0..depth {
+                let hash = chain.main.pop().expect("a block to take off");
+                let txs = chain.blocks[&hash].txs.clone();
+                for (index, raw) in txs.into_iter().enumerate() {
+                    let txid = txid_of(&raw);
+                    chain.mined.remove(&txid);
+                    if index > 0 {
+                        chain.mempool.push(Entry { txid, raw, time });
+                    }
+                }
+                gone.push(hash);
+            }
+            gone
+        }
+
+        /// From now on the node holds a double-spend proof for `txid`.
+        fn prove(&self, txid: Txid) {
+            self.chain().proofs.insert(txid, DSPID.to_string());
+        }
+
+        /// The tip: (height, hash).
+        fn tip(&self) -> (i64, BlockHash) {
+            let chain = self.chain();
+            let hash = *chain.main.last().expect("a tip");
+            (chain.blocks[&hash].height, hash)
+        }
+
+        /// The bytes of each transaction in block `hash`, coinbase first.
+        fn txs_of(&self, hash: BlockHash) -> Vec<Vec<u8>> {
+            self.chain().blocks[&hash].txs.clone()
+        }
+
+        /// The params of every call of `method` answered since [`Node::forget_calls`].
+        fn calls_of(&self, method: &str) -> Vec<Value> {
+            self.chain()
+                .calls
+                .iter()
+                .filter(|(m, _)| m == method)
+                .map(|(_, p)| p.clone())
+                .collect()
+        }
+
+        fn forget_calls(&self) {
+            self.chain().calls.clear();
+        }
+
+        /// Whether the node answers a call `wanted` picks (now or before) within `within`.
+        async fn asked(&self, within: Duration, wanted: impl Fn(&str, &Value) -> bool) -> bool {
+            let mut bumped = self.answered.subscribe();
+            tokio::time::timeout(within, async {
+                loop {
+                    let seen = self.chain().calls.iter().any(|(m, p)| wanted(m, p));
+                    if seen {
+                        return;
+                    }
+                    bumped.changed().await.expect("the node lives");
+                }
+            })
+            .await
+            .is_ok()
+        }
+    }
+
+    impl Chain {
+        fn tip_height(&self) -> i64 {
+            self.main.len() as i64 - 1
+        }
+
+        fn on_main(&self, hash: BlockHash, height: i64) -> bool {
+            self.main.get(height as usize) == Some(&hash)
+        }
+
+        fn entry(&self, txid: Txid) -> Option<&Entry> {
+            self.mempool.iter().find(|e| e.txid == txid)
+        }
+
+        /// BCHN's answer to one call, in the shapes its RPC server writes.
+        fn reply(&self, method: &str, params: &Value) -> Reply {
+            let hash = params[0].as_str().and_then(BlockHash::from_hex);
+            let txid = params[0].as_str().and_then(Txid::from_hex);
+            let tip = self.tip_height();
+            match method {
+                "getblockchaininfo" => {
+                    ok(json!({"chain": "regtest", "blocks": tip, "headers": tip}))
+                }
+                "getbestblockhash" => ok(json!(self.main[tip as usize].to_hex())),
+                "getblockheader" => match hash.and_then(|h| Some((h, self.blocks.get(&h)?))) {
+                    Some((hash, block)) => {
+                        let on_main = self.on_main(hash, block.height);
+                        let confirmations = if on_main { tip - block.height + 1 } else { -1 };
+                        let mut header = header_json(hash, block.height, confirmations, block.prev);
+                        let mut root = block.raw[36..68].to_vec();
+                        root.reverse();
+                        header["merkleroot"] = json!(hex::encode(root));
+                        header["nTx"] = json!(block.txs.len());
+                        if let Some(next) = self.main.get(block.height as usize + 1) {
+                            if on_main {
+                                header["nextblockhash"] = json!(next.to_hex());
+                            }
+                        }
+                        ok(header)
+                    }
+                    None => err(-5, "Block not found"),
+                },
+                "getblock" => match hash.and_then(|h| self.blocks.get(&h)) {
+                    Some(block) if params[1] == json!(0) => ok(json!(hex::encode(&block.raw))),
+                    Some(_) => err(-8, "the stub answers verbosity 0 only"),
+                    None => err(-5, "Block not found"),
+                },
+                "getrawmempool" => {
+                    let txids: Vec<String> = self.mempool.iter().map(|e| e.txid.to_hex()).collect();
+                    ok(json!(txids))
+                }
+                "getmempoolentry" => match txid.and_then(|t| self.entry(t)) {
+                    Some(entry) => {
+                        let tx = Tx::decode(&entry.raw).expect("a transaction");
+                        let fee = COIN - tx.outputs.iter().map(|o| o.value).sum::<u64>();
+                        let bch = format!("{}.{:08}", fee / 100_000_000, fee % 100_000_000);
+                        Reply::Result(format!(
+                            r#"{{"size":{},"time":{},"fees":{{"base":{bch},"modified":{bch}}},"depends":[],"spentby":[]}}"#,
+                            entry.raw.len(),
+                            entry.time
+                        ))
+                    }
+                    None => err(-5, "Transaction not in mempool"),
+                },
+                "getrawtransaction" => {
+                    let Some(txid) = txid else {
+                        return err(-8, "parameter 1 must be hexadecimal string");
+                    };
+                    let found = match (self.entry(txid), self.mined.get(&txid)) {
+                        (Some(entry), _) => Some((entry.raw.clone(), None)),
+                        (None, Some(hash)) => {
+                            let block = &self.blocks[hash];
+                            let raw = block.txs.iter().find(|r| txid_of(r) == txid).cloned();
+                            raw.map(|raw| (raw, Some((*hash, block.height))))
+                        }
+                        (None, None) => None,
+                    };
+                    let Some((raw, block)) = found else {
+                        return err(
+                            -5,
+                            "No such mempool or blockchain transaction. Use gettransaction for \
+                             wallet transactions.",
+                        );
+                    };
+                    if !(params[1] == json!(true) || params[1] == json!(1)) {
+                        return ok(json!(hex::encode(&raw)));
+                    }
+                    let mut info = json!({
+                        "txid": txid.to_hex(),
+                        "hash": txid.to_hex(),
+                        "size": raw.len(),
+                        "hex": hex::encode(&raw),
+                    });
+                    if let Some((hash, height)) = block {
+                        info["blockhash"] = json!(hash.to_hex());
+                        info["confirmations"] = json!(tip - height + 1);
+                        info["time"] = json!(1_700_000_000);
+                        info["blocktime"] = json!(1_700_000_000);
+                    }
+                    ok(info)
+                }
+                "getdsproof" => match txid.and_then(|t| Some((t, self.proofs.get(&t)?))) {
+                    Some((txid, dspid)) => {
+                        let spent = self
+                            .entry(txid)
+                            .and_then(|e| Tx::decode(&e.raw).ok())
+                            .map(|tx| tx.inputs[0].prevout)
+                            .expect("a proof is for a mempool transaction");
+                        ok(json!({
+                            "dspid": dspid,
+                            "txid": txid.to_hex(),
+                            "outpoint": {"txid": spent.txid.to_hex(), "vout": spent.vout},
+                            "descendants": [txid.to_hex()],
+                            "path": [txid.to_hex()],
+                        }))
+                    }
+                    None => ok(Value::Null),
+                },
+                _ => err(-32601, "Method not found"),
+            }
+        }
+    }
+
+    /// A regtest P2PKH address, distinct by `byte`.
+    fn address(byte: u8) -> Address {
+        Address::p2pkh(Network::Regtest, [byte; 20])
+    }
+
+    /// A signed transaction paying `amount` to `to` (and change back) from a coin of its own,
+    /// so no two of them spend the same coin.
+    fn pays(to: &Address, amount: u64) -> Vec<u8> {
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let key = cashier::chain::wallet::random_key();
+        let coin = Output {
+            value: COIN,
+            token: None,
+            locking_bytecode: cashier::chain::sighash::p2pkh_locking_bytecode(
+                &key.public_key(&secp),
+            ),
+        };
+        let prevout = OutPoint {
+            txid: Txid(rand::random()),
+            vout: 0,
+        };
+        let pay = Output {
+            value: amount,
+            token: None,
+            locking_bytecode: to.locking_bytecode(),
+        };
+        cashier::chain::wallet::build_payment(&secp, &key, &[(prevout, coin)], vec![pay], 1000)
+            .expect("a payment")
+            .serialize()
+    }
+
+    fn database(dir: &tempfile::TempDir) -> String {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("c.sqlite").display()
+        )
+    }
+
+    /// The real server, running, on the stub node and its ZMQ publisher.
+    struct Server {
+        base: String,
+        store: Store,
+        key: String,
+        http: reqwest::Client,
+        handle: Shutdown,
+        running: tokio::task::JoinHandle<std::io::Result<()>>,
+    }
+
+    impl Server {
+        async fn start(database_url: &str, stub: &Stub, zmq: &str, poll_every: &str) -> Server {
+            let node_url = stub.url();
+            let settings = cashier::config::Settings::try_parse_from([
+                "cashier serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                database_url,
+                "--workers",
+                "2",
+                "--db-connections",
+                "4",
+                "--node",
+                "bchn",
+                "--node-url",
+                &node_url,
+                "--network",
+                "regtest",
+                "--node-zmq",
+                zmq,
+                "--chain-poll-every",
+                poll_every,
+            ])
+            .expect("settings");
+            let app = Application::build(&settings).await.expect("server");
+            let base = format!("http://127.0.0.1:{}", app.port());
+            let store = app.store().clone();
+            let handle = app.handle();
+            let running = tokio::spawn(app.run_until_stopped());
+            let key = cashier::auth::generate_key();
+            let hash = cashier::auth::key_hash(&key);
+            store
+                .write(move |c| {
+                    cashier::store::api_keys::insert(
+                        c,
+                        &hash,
+                        Some("tests"),
+                        cashier::auth::DEFAULT_STORE_ID,
+                        cashier::auth::Scopes::all(),
+                        0,
+                    )
+                })
+                .await
+                .expect("a merchant key");
+            Server {
+                base,
+                store,
+                key,
+                http: reqwest::Client::new(),
+                handle,
+                running,
+            }
+        }
+
+        /// Shuts down as SIGTERM does and waits until the duties have stopped and the
+        /// database is flushed.
+        async fn stop(self) {
+            self.handle.stop(true).await;
+            self.running
+                .await
+                .expect("the server's task")
+                .expect("the server stopped cleanly");
+        }
+
+        /// A new invoice for `PRICE` sats to `to`, waiting for `confirmations`: its id.
+        async fn create(&self, to: &Address, confirmations: u32) -> String {
+            let r = self
+                .http
+                .post(format!("{}/jpp/invoices/", self.base))
+                .header("X-Api-Key", &self.key)
+                .json(&json!({
+                    "outputs": [{"address": to.to_cashaddr(false), "amount": PRICE}],
+                    "confirmations": confirmations,
+                }))
+                .send()
+                .await
+                .expect("create");
+            assert_eq!(r.status(), 201);
+            let invoice: Value = r.json().await.expect("JSON");
+            invoice["payment_id"].as_str().expect("an id").to_owned()
+        }
+
+        async fn invoice(&self, id: &str) -> Value {
+            let r = self
+                .http
+                .get(format!("{}/api/jpp/invoices/{id}", self.base))
+                .send()
+                .await
+                .expect("get");
+            assert_eq!(r.status(), 200);
+            r.json().await.expect("JSON")
+        }
+
+        /// Reads the invoice until `done` holds for it, within [`GUARD`].
+        async fn invoice_when(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+            let deadline = Instant::now() + GUARD;
+            loop {
+                let invoice = self.invoice(id).await;
+                if done(&invoice) {
+                    return invoice;
+                }
+                assert!(Instant::now() < deadline, "the invoice stayed {invoice}");
+                // A pause between reads; the loop ends on the state, not on the clock.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+
+        /// Waits until the watcher's newest processed block is `tip`.
+        async fn processed(&self, tip: (i64, BlockHash)) {
+            let want = Some((tip.0, tip.1.to_hex()));
+            let deadline = Instant::now() + GUARD;
+            loop {
+                let last = self
+                    .store
+                    .read(cashier::store::chain::last_block)
+                    .await
+                    .expect("read");
+                if last == want {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "processed {last:?}, not {want:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+
+        /// The kinds of the invoice's stored events, oldest first.
+        async fn kinds(&self, id: &str) -> Vec<String> {
+            let topic = format!("invoice:{id}");
+            self.store
+                .read(move |c| cashier::store::events::for_topic(c, &topic))
+                .await
+                .expect("events")
+                .into_iter()
+                .map(|(_, kind, _)| kind)
+                .collect()
+        }
+
+        /// The invoice's socket, from its first event on (`since=0`).
+        async fn events(&self, id: &str) -> Events {
+            let url = format!(
+                "{}/ws/jpp/invoice/{id}/?since=0",
+                self.base.replacen("http://", "ws://", 1)
+            );
+            let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("socket");
+            Events(socket)
+        }
+    }
+
+    struct Events(
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    );
+
+    impl Events {
+        /// The next event, within [`GUARD`].
+        async fn next(&mut self) -> Value {
+            let next = async {
+                loop {
+                    match self.0.next().await.expect("a message").expect("a frame") {
+                        Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
+                        Message::Close(frame) => panic!("closed: {frame:?}"),
+                        _ => continue,
+                    }
+                }
+            };
+            tokio::time::timeout(GUARD, next)
+                .await
+                .expect("an event within the guard")
+        }
+    }
+
+    /// What BCHN publishes when it connects `hash` as its tip: `rawtx` for each of the block's
+    /// transactions, then `hashblock`.
+    async fn announce(publisher: &mut Publisher, node: &Node, hash: BlockHash) {
+        for raw in node.txs_of(hash) {
+            publisher.send("rawtx", &raw).await;
+        }
+        publisher.send("hashblock", &hash.0).await;
+    }
+
+    /// The same messages, all lost on the way.
+    fn lose_announcement(publisher: &mut Publisher, node: &Node, hash: BlockHash) {
+        for _ in node.txs_of(hash) {
+            publisher.lose("rawtx");
+        }
+        publisher.lose("hashblock");
+    }
+
+    /// What BCHN publishes for a reorg: `rawtx` for each transaction of the blocks it
+    /// disconnected and of those it connected, then `hashblock` for the new tip alone.
+    async fn announce_reorg(
+        publisher: &mut Publisher,
+        node: &Node,
+        disconnected: &[BlockHash],
+        connected: &[BlockHash],
+    ) {
+        for hash in disconnected.iter().chain(connected) {
+            for raw in node.txs_of(*hash) {
+                publisher.send("rawtx", &raw).await;
+            }
+        }
+        let tip = connected.last().expect("a new tip");
+        publisher.send("hashblock", &tip.0).await;
+    }
+
+    /// Waits until the server's subscription has reached the publisher, which drops what it
+    /// sends before that (ZeroMQ's "slow joiner"). The probe is a `rawtx` paying an invoice
+    /// made for it, which the node never lists in its mempool: the watcher then asks the node
+    /// about that transaction (`getrawtransaction <txid> true`), which only the hint makes it
+    /// do. Probes go out until one gets through. The watcher reads hints between passes, so
+    /// the passes it started with are over too. The probe's invoice is paid by it and, at the
+    /// next pass, invalid (the node never had the transaction): all on a topic of its own.
+    async fn hints_flowing(server: &Server, node: &Node, publisher: &mut Publisher) {
+        let to = address(0xb2);
+        server.create(&to, 0).await;
+        let probe = pays(&to, PRICE);
+        let id = json!(txid_of(&probe).to_hex());
+        let deadline = Instant::now() + GUARD;
+        loop {
+            publisher.send("rawtx", &probe).await;
+            // Only the re-send interval: what moves the test on is the node being asked.
+            let asked = node
+                .asked(Duration::from_millis(25), |method, params| {
+                    method == "getrawtransaction" && params[0] == id && params[1] == json!(true)
+                })
+                .await;
+            if asked {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no probe got through");
+        }
+    }
+
+    /// A server on a fresh database, on `node`'s stub and the publisher, polling every
+    /// `poll_every` s, once its watcher has processed the node's tip.
+    async fn watching(
+        node: &Node,
+        stub: &Stub,
+        publisher: &Publisher,
+        poll_every: &str,
+    ) -> (Server, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = Server::start(&database(&dir), stub, &publisher.endpoint(), poll_every).await;
+        server.processed(node.tip()).await;
+        (server, dir)
+    }
+
+    /// Checks a `payment_received` for a payment of the invoice's address.
+    fn received_from_the_chain(event: &Value, txid: Txid) {
+        assert_eq!(event["type"], "payment_received", "{event}");
+        assert_eq!(event["via"], "chain");
+        assert_eq!(event["txid"], txid.to_hex());
+        assert_eq!(event["amount"], PRICE);
+        assert_eq!(event["invoice"]["status"], "paid");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watcher_hints_alone_pay_and_confirm_an_invoice() {
+        let node = Node::new(2);
+        let stub = node.serve().await;
+        let mut publisher = Publisher::bind(0).await;
+        let (server, _dir) = watching(&node, &stub, &publisher, HINTS_ONLY).await;
+        hints_flowing(&server, &node, &mut publisher).await;
+
+        let to = address(0xa1);
+        let id = server.create(&to, 1).await;
+        let mut events = server.events(&id).await;
+        // A wallet pays the address; the node takes the transaction and says so on `rawtx`.
+        let raw = pays(&to, PRICE);
+        let txid = node.accept(&raw);
+        publisher.send("rawtx", &raw).await;
+        received_from_the_chain(&events.next().await, txid);
+
+        let block = node.mine(&[txid]);
+        announce(&mut publisher, &node, block).await;
+        let confirmed = events.next().await;
+        assert_eq!(confirmed["type"], "payment_confirmed", "{confirmed}");
+        assert_eq!(confirmed["txid"], txid.to_hex());
+        assert_eq!(confirmed["confirmations"], 1);
+        assert_eq!(confirmed["block_hash"], block.to_hex());
+        assert_eq!(confirmed["block_height"], 3);
+        assert_eq!(confirmed["invoice"]["status"], "confirmed");
+
+        let now = server.invoice(&id).await;
+        assert_eq!(now["status"], "confirmed");
+        assert_eq!(now["confirmations"], 1);
+        assert_eq!(now["payment"]["via"], "chain");
+        assert_eq!(now["payment"]["block_hash"], block.to_hex());
+        assert_eq!(
+            server.kinds(&id).await,
+            ["payment_received", "payment_confirmed"]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watcher_the_timer_finds_what_was_lost_while_other_hints_keep_coming() {
+        let node = Node::new(2);
+        let stub = node.serve().await;
+        let mut publisher = Publisher::bind(0).await;
+        let (server, _dir) = watching(&node, &stub, &publisher, POLL_FAST).await;
+        hints_flowing(&server, &node, &mut publisher).await;
+
+        let to = address(0xa1);
+        let id = server.create(&to, 1).await;
+        let mut events = server.events(&id).await;
+        // The payment enters the mempool and no `rawtx` says so; later its block is mined and
+        // nothing says that either. Nothing is numbered past a gap, so no hint tells the
+        // watcher something was missed. Meanwhile other transactions keep arriving and are
+        // announced (a busy mempool), several a poll interval: only the timer's
+        // reconciliation, which they must not hold off, finds the payment and the block.
+        let raw = pays(&to, PRICE);
+        let txid = node.accept(&raw);
+        let mut block = None;
+        let mut others = tokio::time::interval(Duration::from_millis(100));
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + GUARD;
+        while seen.len() < 2 {
+            tokio::select! {
+                event = events.next() => {
+                    if seen.is_empty() {
+                        received_from_the_chain(&event, txid);
+                        block = Some(node.mine(&[txid]));
+                    }
+                    seen.push(event);
+                }
+                _ = others.tick() => {
+                    assert!(Instant::now() < deadline, "events so far: {seen:?}");
+                    let other = pays(&address(0xc3), 1000);
+                    node.accept(&other);
+                    publisher.send("rawtx", &other).await;
+                }
+            }
+        }
+        let block = block.expect("mined");
+        let confirmed = &seen[1];
+        assert_eq!(confirmed["type"], "payment_confirmed", "{confirmed}");
+        assert_eq!(confirmed["txid"], txid.to_hex());
+        assert_eq!(confirmed["block_hash"], block.to_hex());
+        assert_eq!(confirmed["block_height"], 3);
+        assert_eq!(
+            server.kinds(&id).await,
+            ["payment_received", "payment_confirmed"]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watcher_a_gap_in_sequence_numbers_reconciles_and_unannounced_blocks_are_walked() {
+        let node = Node::new(2);
+        let stub = node.serve().await;
+        let mut publisher = Publisher::bind(0).await;
+        let (server, _dir) = watching(&node, &stub, &publisher, HINTS_ONLY).await;
+        hints_flowing(&server, &node, &mut publisher).await;
+
+        let to = address(0xa1);
+        let id = server.create(&to, 1).await;
+        let mut events = server.events(&id).await;
+        // The payment's `rawtx` is lost. The next `rawtx`, of a transaction paying no invoice,
+        // comes numbered past it: the gap is what makes the watcher look at the mempool.
+        let raw = pays(&to, PRICE);
+        let txid = node.accept(&raw);
+        publisher.lose("rawtx");
+        let other = pays(&address(0xc3), 1000);
+        node.accept(&other);
+        publisher.send("rawtx", &other).await;
+        received_from_the_chain(&events.next().await, txid);
+
+        // The block holding the payment is never announced; the one after it is. The walk
+        // back by hash from that tip finds the first.
+        let first = node.mine(&[txid]);
+        lose_announcement(&mut publisher, &node, first);
+        let second = node.mine(&[]);
+        announce(&mut publisher, &node, second).await;
+        let confirmed = events.next().await;
+        assert_eq!(confirmed["type"], "payment_confirmed", "{confirmed}");
+        assert_eq!(confirmed["block_hash"], first.to_hex());
+        assert_eq!(confirmed["block_height"], 3);
+        assert_eq!(confirmed["confirmations"], 2);
+        server.processed(node.tip()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watcher_a_double_spend_proof_announced_on_hashds_invalidates_the_invoice() {
+        let node = Node::new(2);
+        let stub = node.serve().await;
+        let mut publisher = Publisher::bind(0).await;
+        let (server, _dir) = watching(&node, &stub, &publisher, HINTS_ONLY).await;
+        hints_flowing(&server, &node, &mut publisher).await;
+
+        let to = address(0xa1);
+        let id = server.create(&to, 1).await;
+        let mut events = server.events(&id).await;
+        let raw = pays(&to, PRICE);
+        let txid = node.accept(&raw);
+        publisher.send("rawtx", &raw).await;
+        received_from_the_chain(&events.next().await, txid);
+
+        // Another transaction spending the same coin reached the node: it made a proof for
+        // the first-seen one, ours, and says so on `hashds`.
+        node.prove(txid);
+        publisher.send("hashds", &txid.0).await;
+        let detected = events.next().await;
+        assert_eq!(detected["type"], "double_spend_detected", "{detected}");
+        assert_eq!(detected["txid"], txid.to_hex());
+        assert_eq!(detected["proof_id"], DSPID);
+        assert_eq!(detected["policy"], "invalidate");
+        let invalidated = events.next().await;
+        assert_eq!(invalidated["type"], "payment_invalidated", "{invalidated}");
+        assert_eq!(invalidated["reason"], "double_spend_proof");
+        assert_eq!(invalidated["invoice"]["status"], "invalid");
+
+        let now = server.invoice(&id).await;
+        assert_eq!(now["status"], "invalid");
+        assert_eq!(now["invalid_reason"], "double_spend_proof");
+        assert_eq!(now["payment"]["double_spend_proof"], DSPID);
+        assert!(
+            node.calls_of("getdsproof")
+                .contains(&json!([txid.to_hex(), 2, true])),
+            "the recursive lookup by txid"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watcher_a_restart_resumes_from_the_last_block_processed() {
+        let node = Node::new(3);
+        let stub = node.serve().await;
+        let mut publisher = Publisher::bind(0).await;
+        let (server, dir) = watching(&node, &stub, &publisher, POLL_FAST).await;
+
+        let to = address(0xa1);
+        let id = server.create(&to, 1).await;
+        let raw = pays(&to, PRICE);
+        let txid = node.accept(&raw);
+        publisher.send("rawtx", &raw).await;
+        server.invoice_when(&id, |i| i["status"] == "paid").await;
+        // A block while it runs: the last one processed is not the tip it started at.
+        let fourth = node.mine(&[]);
+        announce(&mut publisher, &node, fourth).await;
+        server.processed((4, fourth)).await;
+        server.stop().await;
+
+        // While it is down, two blocks, the second holding the payment; their hints reach
+        // no one.
+        let fifth = node.mine(&[]);
+        announce(&mut publisher, &node, fifth).await;
+        let sixth = node.mine(&[txid]);
+        announce(&mut publisher, &node, sixth).await;
+        node.forget_calls();
+
+        let server = Server::start(&database(&dir), &stub, &publisher.endpoint(), POLL_FAST).await;
+        let confirmed = server
+            .invoice_when(&id, |i| i["status"] == "confirmed")
+            .await;
+        assert_eq!(confirmed["payment"]["block_hash"], sixth.to_hex());
+        assert_eq!(confirmed["confirmations"], 1);
+        server.processed((6, sixth)).await;
+        assert_eq!(
+            server.kinds(&id).await,
+            ["payment_received", "payment_confirmed"]
+        );
+        // Walked back by hash from the tip to block 4, where it stopped, then read the two
+        // blocks after it, oldest first, once each: nothing below 4 was asked for.
+        let read: Vec<Value> = node
+            .calls_of("getblock")
+            .iter()
+            .map(|p| p[0].clone())
+            .collect();
+        assert_eq!(read, [json!(fifth.to_hex()), json!(sixth.to_hex())]);
+        let headers: HashSet<String> = node
+            .calls_of("getblockheader")
+            .iter()
+            .map(|p| p[0].as_str().expect("a hash").to_owned())
+            .collect();
+        let walked: HashSet<String> = [fourth, fifth, sixth]
+            .iter()
+            .map(BlockHash::to_hex)
+            .collect();
+        assert_eq!(headers, walked);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watcher_a_reorg_that_takes_the_block_away_walks_the_confirmation_back() {
+        let node = Node::new(2);
+        let stub = node.serve().await;
+        let mut publisher = Publisher::bind(0).await;
+        let (server, _dir) = watching(&node, &stub, &publisher, HINTS_ONLY).await;
+        hints_flowing(&server, &node, &mut publisher).await;
+
+        let to = address(0xa1);
+        let id = server.create(&to, 1).await;
+        let mut events = server.events(&id).await;
+        let raw = pays(&to, PRICE);
+        let txid = node.accept(&raw);
+        publisher.send("rawtx", &raw).await;
+        received_from_the_chain(&events.next().await, txid);
+        let mined = node.mine(&[txid]);
+        announce(&mut publisher, &node, mined).await;
+        let confirmed = events.next().await;
+        assert_eq!(confirmed["type"], "payment_confirmed", "{confirmed}");
+        assert_eq!(confirmed["block_hash"], mined.to_hex());
+
+        // Block 3 is replaced by another block 3 and a block 4, neither holding the payment,
+        // which goes back to the mempool.
+        let gone = node.disconnect(1);
+        assert_eq!(gone, [mined]);
+        let branch = [node.mine(&[]), node.mine(&[])];
+        announce_reorg(&mut publisher, &node, &gone, &branch).await;
+        let back = events.next().await;
+        assert_eq!(back["type"], "payment_unconfirmed", "{back}");
+        assert_eq!(back["reason"], "reorg");
+        assert_eq!(back["txid"], txid.to_hex());
+        assert_eq!(back["confirmations"], 0);
+        assert!(back["block_hash"].is_null());
+        assert_eq!(back["invoice"]["status"], "paid");
+        server.processed((4, branch[1])).await;
+
+        // Mined again on the new branch: confirmed again, in the new block.
+        let again = node.mine(&[txid]);
+        announce(&mut publisher, &node, again).await;
+        let reconfirmed = events.next().await;
+        assert_eq!(reconfirmed["type"], "payment_confirmed", "{reconfirmed}");
+        assert_eq!(reconfirmed["block_hash"], again.to_hex());
+        assert_eq!(reconfirmed["block_height"], 5);
+        assert_eq!(
+            server.kinds(&id).await,
+            [
+                "payment_received",
+                "payment_confirmed",
+                "payment_unconfirmed",
+                "payment_confirmed"
+            ]
+        );
+    }
 }

@@ -161,11 +161,16 @@ impl Watcher {
         };
         tracing::info!("chain watcher: watching");
         let mut due = true;
+        let mut next_pass = tokio::time::Instant::now();
         loop {
             if due {
                 if let Err(e) = self.pass().await {
                     tracing::warn!(error = %e, "chain watcher: pass failed, will retry");
                 }
+                // The timer counts from the last pass, not from the last hint: `rawtx` hints
+                // run no pass, and a busy mempool sends them faster than the timer's period,
+                // which would otherwise never come round to find what the hints missed.
+                next_pass = tokio::time::Instant::now() + self.poll_every;
             }
             tokio::select! {
                 _ = stopping.stopped() => return Ok(()),
@@ -183,7 +188,7 @@ impl Watcher {
                         Notice::Block(_) | Notice::DoubleSpend(_) | Notice::Lost => true,
                     };
                 }
-                _ = tokio::time::sleep(self.poll_every) => due = true,
+                _ = tokio::time::sleep_until(next_pass) => due = true,
             }
         }
     }
