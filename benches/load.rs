@@ -635,9 +635,11 @@ fn main() {
                     "B9 watcher, {m:>8} open invoices, {} tx/s offered  {db:<8} matched {}/{} at {:.0}/s   broadcast->event p50 {:.1} ms p99 {:.1} ms",
                     o.b9_rate, r.matched, r.sent / 2, r.matched_per_s, pct(0.5), pct(0.99)
                 );
-                figures.push(json!({"id": "B9", "db": db, "watched": r.watched, "offered_per_s": o.b9_rate,
+                figures.push(
+                    json!({"id": "B9", "db": db, "watched": r.watched, "offered_per_s": o.b9_rate,
                     "sent": r.sent, "matched": r.matched, "matched_per_s": r.matched_per_s,
-                    "p50_ms": pct(0.5), "p99_ms": pct(0.99)}));
+                    "p50_ms": pct(0.5), "p99_ms": pct(0.99)}),
+                );
             }
             if o.only.len() == 1 {
                 continue;

@@ -282,7 +282,8 @@ async fn dev_pay_pays_an_invoice_end_to_end() {
 async fn invoice_becomes(client: &reqwest::Client, url: &str, want: &str) -> serde_json::Value {
     tokio::time::timeout(std::time::Duration::from_secs(30), async {
         loop {
-            let read: serde_json::Value = client.get(url).send().await.unwrap().json().await.unwrap();
+            let read: serde_json::Value =
+                client.get(url).send().await.unwrap().json().await.unwrap();
             if read["status"] == want {
                 return read;
             }
