@@ -1137,7 +1137,7 @@ mod pay_flow {
     use cashier::chain::sighash::SignWith;
     use cashier::chain::{Address, Tx};
     use cashier::jpp::pay::{PayError, Submission};
-    use cashier::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
+    use cashier::jpp::{Invoice, InvoiceOutput, InvoiceStatus};
     use cashier::service::Payments;
     use cashier::store::Store;
 
@@ -1239,25 +1239,17 @@ mod pay_flow {
     /// (its payment is built first, for the stub to know).
     fn new_invoice(created_ms: i64) -> Invoice {
         Invoice {
-            id: InvoiceId::random(),
-            status: InvoiceStatus::Open,
-            outputs: vec![InvoiceOutput {
-                address: Address::parse(ADDR, Network::Regtest).expect("address"),
-                amount: 4000,
-                description: None,
-                token: None,
-            }],
-            memo: None,
-            merchant_data: None,
-            created_ms,
-            expires_ms: created_ms + 1_800_000,
             fee_per_kb: RATE_PER_KB,
-            store_id: cashier::auth::DEFAULT_STORE_ID,
-            confirmations_required: 0,
-            invalid_reason: None,
-            amount_paid: None,
-            address_index: None,
-            payment: None,
+            ..Invoice::open(
+                vec![InvoiceOutput {
+                    address: Address::parse(ADDR, Network::Regtest).expect("address"),
+                    amount: 4000,
+                    description: None,
+                    token: None,
+                }],
+                created_ms,
+                created_ms + 1_800_000,
+            )
         }
     }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use cashier::chain::{wallet, Address, Network, OutPoint, Output, Txid};
-use cashier::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
+use cashier::jpp::{Invoice, InvoiceOutput};
 use cashier::store::{DatabaseTarget, Store, StoreOptions};
 use serde_json::{json, Value};
 
@@ -50,26 +50,17 @@ async fn seed(store: &Store, m: usize, keep: usize) -> Vec<(String, Address)> {
         let n = left.min(5000);
         left -= n;
         let batch: Vec<Invoice> = (0..n)
-            .map(|_| Invoice {
-                id: InvoiceId::random(),
-                status: InvoiceStatus::Open,
-                outputs: vec![InvoiceOutput {
-                    address: random_address(),
-                    amount: 1000,
-                    description: None,
-                    token: None,
-                }],
-                memo: None,
-                merchant_data: None,
-                created_ms: now,
-                expires_ms: now + 3_600_000,
-                fee_per_kb: 1000,
-                store_id: 1,
-                confirmations_required: 0,
-                invalid_reason: None,
-                amount_paid: None,
-                address_index: None,
-                payment: None,
+            .map(|_| {
+                Invoice::open(
+                    vec![InvoiceOutput {
+                        address: random_address(),
+                        amount: 1000,
+                        description: None,
+                        token: None,
+                    }],
+                    now,
+                    now + 3_600_000,
+                )
             })
             .collect();
         let wanted = keep.saturating_sub(kept.len());

@@ -375,35 +375,28 @@ const SCRIPT: &str = concat!("\n", include_str!("../../assets/checkout/checkout.
 mod tests {
     use super::*;
     use crate::chain::Network;
-    use crate::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus, Payment};
+    use crate::jpp::{Invoice, InvoiceOutput, InvoiceStatus, Payment};
 
     const ADDR: &str = "bchreg:qr6m7j9njldwwzlg9v7v53unlr4jkmx6eyphnpcjvs";
 
     fn invoice(memo: Option<&str>, amounts: &[u64]) -> Invoice {
         let now = crate::units::now_ms();
         Invoice {
-            id: InvoiceId::random(),
-            status: InvoiceStatus::Open,
-            outputs: amounts
-                .iter()
-                .map(|&amount| InvoiceOutput {
-                    address: crate::chain::Address::parse(ADDR, Network::Regtest).expect("address"),
-                    amount,
-                    description: None,
-                    token: None,
-                })
-                .collect(),
             memo: memo.map(str::to_owned),
-            merchant_data: None,
-            created_ms: now,
-            expires_ms: now + 900_000,
-            fee_per_kb: 1000,
-            store_id: 1,
-            confirmations_required: 0,
-            invalid_reason: None,
-            amount_paid: None,
-            address_index: None,
-            payment: None,
+            ..Invoice::open(
+                amounts
+                    .iter()
+                    .map(|&amount| InvoiceOutput {
+                        address: crate::chain::Address::parse(ADDR, Network::Regtest)
+                            .expect("address"),
+                        amount,
+                        description: None,
+                        token: None,
+                    })
+                    .collect(),
+                now,
+                now + 900_000,
+            )
         }
     }
 

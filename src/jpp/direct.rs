@@ -85,16 +85,14 @@ pub fn claim_order(invoice: &Invoice, now_ms: i64) -> (u8, i64) {
 mod tests {
     use super::*;
     use crate::chain::{Address, Input, Network, OutPoint, Output, TokenData, Txid};
-    use crate::jpp::{InvoiceId, InvoiceOutput};
+    use crate::jpp::InvoiceOutput;
 
     const ADDR: &str = "bchreg:qr6m7j9njldwwzlg9v7v53unlr4jkmx6eyphnpcjvs";
 
     fn invoice(amounts: &[u64]) -> Invoice {
         let address = Address::parse(ADDR, Network::Regtest).unwrap();
-        Invoice {
-            id: InvoiceId::random(),
-            status: InvoiceStatus::Open,
-            outputs: amounts
+        Invoice::open(
+            amounts
                 .iter()
                 .map(|&amount| InvoiceOutput {
                     address: address.clone(),
@@ -103,18 +101,9 @@ mod tests {
                     token: None,
                 })
                 .collect(),
-            memo: None,
-            merchant_data: None,
-            created_ms: 0,
-            expires_ms: 1000,
-            fee_per_kb: 1000,
-            store_id: 1,
-            confirmations_required: 0,
-            invalid_reason: None,
-            amount_paid: None,
-            address_index: None,
-            payment: None,
-        }
+            0,
+            1000,
+        )
     }
 
     fn tx(outputs: Vec<Output>) -> Tx {

@@ -237,22 +237,7 @@ mod tests {
             description: None,
             token: None,
         };
-        let mut invoice = Invoice {
-            id: super::super::InvoiceId::random(),
-            status: super::super::InvoiceStatus::Open,
-            outputs: vec![output(150_000_000)],
-            memo: None,
-            merchant_data: None,
-            created_ms: 0,
-            expires_ms: 1,
-            fee_per_kb: 1000,
-            store_id: 1,
-            confirmations_required: 0,
-            invalid_reason: None,
-            amount_paid: None,
-            address_index: None,
-            payment: None,
-        };
+        let mut invoice = Invoice::open(vec![output(150_000_000)], 0, 1);
         let uri = |i: &Invoice| address_uri(i).unwrap();
         assert_eq!(
             uri(&invoice),

@@ -160,12 +160,7 @@ pub fn paying_to(conn: &mut Conn, scripts: &[String]) -> Result<Vec<InvoiceId>, 
         .select(invoice_scripts::invoice_id)
         .distinct()
         .load(conn)?;
-    ids.iter()
-        .map(|id| {
-            id.parse()
-                .map_err(|_| StoreError::Corrupt(format!("invoice id {id:?}")))
-        })
-        .collect()
+    parse_ids(&ids)
 }
 
 /// The confirmation count a store set for its invoices, if it set one.
@@ -370,12 +365,7 @@ pub fn overdue(conn: &mut Conn, now_ms: i64, limit: i64) -> Result<Vec<InvoiceId
         .limit(limit)
         .select(invoices::id)
         .load(conn)?;
-    ids.iter()
-        .map(|id| {
-            id.parse()
-                .map_err(|_| StoreError::Corrupt(format!("invoice id {id:?}")))
-        })
-        .collect()
+    parse_ids(&ids)
 }
 
 /// A store's xpub and the lowest receiving index it never handed out.
@@ -438,4 +428,14 @@ pub fn indexes_above(
             invoices::amount_paid,
         ))
         .load(conn)?)
+}
+
+/// Stored invoice ids as ids; one that does not read is corrupt data.
+fn parse_ids(ids: &[String]) -> Result<Vec<InvoiceId>, StoreError> {
+    ids.iter()
+        .map(|id| {
+            id.parse()
+                .map_err(|_| StoreError::Corrupt(format!("invoice id {id:?}")))
+        })
+        .collect()
 }

@@ -353,27 +353,19 @@ impl TestApp {
         created_ms: i64,
         expires_ms: i64,
     ) -> String {
-        use cashier::jpp::{Invoice, InvoiceId, InvoiceOutput, InvoiceStatus};
+        use cashier::jpp::{Invoice, InvoiceOutput};
         let invoice = Invoice {
-            id: InvoiceId::random(),
-            status: InvoiceStatus::Open,
-            outputs: vec![InvoiceOutput {
-                address: Address::parse(ADDR, Network::Regtest).unwrap(),
-                amount,
-                description: None,
-                token: None,
-            }],
-            memo: None,
-            merchant_data: None,
-            created_ms,
-            expires_ms,
             fee_per_kb,
-            store_id: cashier::auth::DEFAULT_STORE_ID,
-            confirmations_required: 0,
-            invalid_reason: None,
-            amount_paid: None,
-            address_index: None,
-            payment: None,
+            ..Invoice::open(
+                vec![InvoiceOutput {
+                    address: Address::parse(ADDR, Network::Regtest).unwrap(),
+                    amount,
+                    description: None,
+                    token: None,
+                }],
+                created_ms,
+                expires_ms,
+            )
         };
         let id = invoice.id.to_string();
         self.store
