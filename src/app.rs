@@ -15,9 +15,12 @@ use crate::http::limits::{read_body_in_time, PublicWrites};
 use crate::http::{routes, AppState};
 use crate::jpp::signing::Signer;
 use crate::lightning::{Funding, FundingSettings};
+use crate::notify::webhook::{Guard, Sender, WebhookSettings};
 use crate::notify::{bridge, ConnectionLimit, Dispatcher};
-use crate::service::{AddressRules, DevChain, Invoices, Lightning, NodeClient, Payments, Watcher};
-use crate::store::{events, Backend, Store, StoreError};
+use crate::service::{
+    AddressRules, DevChain, Invoices, Lightning, NodeClient, Payments, Watcher, Webhooks,
+};
+use crate::store::{events, webhooks, Backend, Store, StoreError};
 use crate::supervisor::{self, Signal, Supervisor};
 use crate::units::now_ms;
 
@@ -46,6 +49,7 @@ pub struct Application {
     invoices: Invoices,
     lightning: Lightning,
     watcher: Watcher,
+    webhook_sender: Sender,
     reconcile_every: std::time::Duration,
     event_retention: std::time::Duration,
     /// Closes the sockets (1001) when shutdown begins.
@@ -114,7 +118,22 @@ impl Application {
         })?;
         let public_url = settings.address.base_url(local);
 
-        let dispatcher = Dispatcher::new(store.clone());
+        let guard = Guard {
+            allow_private: settings.webhook_targets.webhook_allow_private,
+        };
+        let webhook_sender = Sender::new(
+            store.clone(),
+            WebhookSettings {
+                guard,
+                timeout: std::time::Duration::from_secs(settings.webhook_timeout),
+                concurrency: usize::try_from(settings.webhook_concurrency).unwrap_or(16),
+                first_retry: std::time::Duration::from_millis(settings.webhook_first_retry_ms),
+                max_attempts: settings.webhook_max_attempts,
+            },
+            reqwest::Client::builder(),
+        )
+        .map_err(StartError::Config)?;
+        let dispatcher = Dispatcher::new(store.clone()).with_consumer(webhook_sender.consumer());
         let payments = Payments::new(store.clone(), node, network, public_url.clone());
         // A crash or an unknown broadcast outcome may have left payments claimed but not
         // settled: finish them before taking new ones.
@@ -161,6 +180,7 @@ impl Application {
             dispatcher: dispatcher.clone(),
             invoices: invoices.clone(),
             lightning: lightning.clone(),
+            webhooks: Webhooks::new(store.clone(), guard),
             public_accounts: !settings.no_public_accounts,
             public_invoices: settings.public_invoices,
             keys: Default::default(),
@@ -229,6 +249,7 @@ impl Application {
             invoices,
             lightning,
             watcher,
+            webhook_sender,
             reconcile_every: std::time::Duration::from_secs(settings.reconcile_every),
             event_retention: std::time::Duration::from_secs(
                 u64::from(settings.event_retention_days) * 86_400,
@@ -302,6 +323,10 @@ impl Application {
         duties.spawn("dispatcher", move |stopping| {
             dispatcher.clone().run(stopping)
         });
+        let sender = self.webhook_sender.clone();
+        duties.spawn("webhook-sender", move |stopping| {
+            sender.clone().run(stopping)
+        });
         let payments = self.payments.clone();
         duties.every(
             "reconciler",
@@ -349,7 +374,10 @@ impl Application {
                     let before = now_ms() - retention.as_millis() as i64;
                     // Deleting what is already deleted does nothing, so any number of processes
                     // may prune side by side.
-                    match store.write(move |c| events::prune(c, before)).await {
+                    let pruned = store.write(move |c| {
+                        Ok(events::prune(c, before)? + webhooks::prune(c, before)?)
+                    });
+                    match pruned.await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(pruned = n, "old events pruned"),
                         Err(e) => return Err(e.to_string()),

@@ -34,13 +34,16 @@ pub enum Scope {
     CreateInvoices,
     ReadInvoices,
     CancelInvoices,
+    /// Register, list, remove and redeliver the store's webhooks.
+    ManageWebhooks,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [
+    pub const ALL: [Scope; 4] = [
         Scope::CreateInvoices,
         Scope::ReadInvoices,
         Scope::CancelInvoices,
+        Scope::ManageWebhooks,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +51,7 @@ impl Scope {
             Scope::CreateInvoices => "invoices:create",
             Scope::ReadInvoices => "invoices:read",
             Scope::CancelInvoices => "invoices:cancel",
+            Scope::ManageWebhooks => "webhooks:manage",
         }
     }
 

@@ -56,6 +56,15 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseSettings,
     },
+    /// Manage a store's webhooks: where its invoices' events are POSTed, signed.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+        #[command(flatten)]
+        database: DatabaseSettings,
+        #[command(flatten)]
+        targets: WebhookTargets,
+    },
     /// Manage merchant API keys (needed to create invoices).
     Key {
         #[command(subcommand)]
@@ -196,6 +205,48 @@ pub enum StoreCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Register an endpoint and print its signing secret (shown this once).
+    Add {
+        /// Where to POST, http:// or https://.
+        url: String,
+        /// The store (name or id) whose events it gets.
+        #[arg(long, default_value = "default")]
+        store: String,
+        /// Event kinds it wants (repeat or separate with commas); every kind when not given.
+        #[arg(long = "event", value_delimiter = ',')]
+        events: Vec<String>,
+    },
+    /// List endpoints (ids, stores, URLs, kinds, on or off; never the secrets).
+    List {
+        /// Only this store's (name or id).
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Remove an endpoint, with its deliveries and their log.
+    Remove { id: i64 },
+    /// Turn an endpoint on again (what waits for it is sent at once).
+    Enable { id: i64 },
+    /// Turn an endpoint off: events wait until it is on again.
+    Disable { id: i64 },
+    /// An endpoint's delivery log: newest events first, each attempt's time, HTTP status,
+    /// error and latency, and the next try.
+    Log {
+        id: i64,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Send events to an endpoint again: one (--event) or it and every later one (--since).
+    Redeliver {
+        id: i64,
+        #[arg(long, conflicts_with = "since", required_unless_present = "since")]
+        event: Option<i64>,
+        #[arg(long)]
+        since: Option<i64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Create a key and print it. It is shown this once; only its hash is stored.
     Create {
@@ -206,7 +257,8 @@ pub enum KeyCommand {
         #[arg(long, default_value = "default")]
         store: String,
         /// What the key may do: invoices:create (all a point-of-sale terminal needs),
-        /// invoices:read, invoices:cancel, or all. Repeat or separate with commas.
+        /// invoices:read, invoices:cancel, webhooks:manage, or all. Repeat or separate with
+        /// commas.
         #[arg(long = "scope", value_delimiter = ',', default_value = "all")]
         scopes: Vec<String>,
     },
@@ -242,6 +294,17 @@ impl PublicAddress {
             .clone()
             .unwrap_or_else(|| format!("http://{bound}"))
     }
+}
+
+/// Where webhooks may go; shared by the server (which sends) and `cashier webhook add`
+/// (which checks the URL when it is registered).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct WebhookTargets {
+    /// Let webhooks go to loopback, private and link-local addresses (a receiver on this
+    /// machine or the local network). Off, only public addresses are called, so a webhook URL
+    /// cannot reach into the server's own network.
+    #[arg(long, global = true, env = "CASHIER_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
 }
 
 /// Where the data lives; shared by the server and the commands that touch the database.
@@ -430,6 +493,31 @@ pub struct Settings {
     /// instead of at the next poll.
     #[arg(long, env = "CASHIER_NODE_ZMQ")]
     pub node_zmq: Option<String>,
+
+    #[command(flatten)]
+    pub webhook_targets: WebhookTargets,
+
+    /// Seconds a webhook delivery may take, connect to answer, before it counts as failed.
+    #[arg(long, env = "CASHIER_WEBHOOK_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub webhook_timeout: u64,
+
+    /// Most webhook deliveries in flight at once (one slow receiver holds only its own).
+    #[arg(long, env = "CASHIER_WEBHOOK_CONCURRENCY", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub webhook_concurrency: u64,
+
+    /// Milliseconds before a failed webhook delivery is tried again; each further attempt
+    /// waits twice as long (at most three hours), plus up to a quarter at random.
+    #[arg(long, env = "CASHIER_WEBHOOK_FIRST_RETRY_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub webhook_first_retry_ms: u64,
+
+    /// Attempts before a webhook delivery is given up and its endpoint turned off (until
+    /// `cashier webhook enable`); the default spans more than a day.
+    #[arg(long, env = "CASHIER_WEBHOOK_MAX_ATTEMPTS", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub webhook_max_attempts: u32,
 
     /// Let anyone create invoices without a merchant API key (point-of-sale setups).
     #[arg(long, env = "CASHIER_PUBLIC_INVOICES")]

@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 use cashier::app::Application;
 use cashier::config::{
     Cli, Command, DatabaseSettings, DevCommand, InvoiceCommand, KeyCommand, PublicAddress,
-    Settings, StoreCommand, WalletCommand,
+    Settings, StoreCommand, WalletCommand, WebhookCommand, WebhookTargets,
 };
 
 use serde_json::json;
@@ -26,6 +26,11 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(settings) => serve(settings).await,
         Command::Key { command, database } => key(command, database).await,
+        Command::Webhook {
+            command,
+            database,
+            targets,
+        } => webhooks(command, database, targets).await,
         Command::Store { command, database } => stores(command, database).await,
         Command::Wallet { command, database } => wallet(command, database).await,
         Command::Invoice {
@@ -327,14 +332,7 @@ async fn key(command: KeyCommand, database: DatabaseSettings) -> Result<(), Stri
             if scopes == Scopes::default() {
                 return Err("a key needs at least one --scope".into());
             }
-            let wanted = store_name.clone();
-            let found = store
-                .read(move |c| store::api_keys::find_store(c, &wanted))
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| {
-                    format!("no store {store_name:?} (see `cashier store list`, or `cashier store create`)")
-                })?;
+            let found = find_store(&store, &store_name).await?;
             let key = cashier::auth::generate_key();
             let hash = cashier::auth::key_hash(&key);
             let store_id = found.id;
@@ -386,6 +384,131 @@ async fn key(command: KeyCommand, database: DatabaseSettings) -> Result<(), Stri
                 ));
             }
             println!("Revoked key {id}.");
+        }
+    }
+    Ok(())
+}
+
+/// The store with this name or id, or an error that says how to find one.
+async fn find_store(store: &Store, name: &str) -> Result<store::api_keys::StoreRow, String> {
+    let wanted = name.to_owned();
+    store
+        .read(move |c| store::api_keys::find_store(c, &wanted))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!("no store {name:?} (see `cashier store list`, or `cashier store create`)")
+        })
+}
+
+/// `cashier webhook …`: a store's endpoints and their delivery log.
+async fn webhooks(
+    command: WebhookCommand,
+    database: DatabaseSettings,
+    targets: WebhookTargets,
+) -> Result<(), String> {
+    use cashier::notify::webhook::Guard;
+    use cashier::service::webhooks::Webhooks;
+    let store = open_store(database).await?;
+    let hooks = Webhooks::new(
+        store.clone(),
+        Guard {
+            allow_private: targets.webhook_allow_private,
+        },
+    );
+    match command {
+        WebhookCommand::Add {
+            url,
+            store: name,
+            events,
+        } => {
+            let found = find_store(&store, &name).await?;
+            let endpoint = hooks
+                .add(found.id, &url, &events)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "Added webhook {} for store {:?}: {} ({}). Its signing secret is shown only now:",
+                endpoint.id, found.name, endpoint.url, endpoint.kinds
+            );
+            println!("{}", endpoint.secret);
+        }
+        WebhookCommand::List { store: name } => {
+            let store_id = match name {
+                Some(name) => Some(find_store(&store, &name).await?.id),
+                None => None,
+            };
+            let list = hooks.list(store_id).await.map_err(|e| e.to_string())?;
+            println!(
+                "{:<6} {:<6} {:<4} {:<40} url",
+                "id", "store", "on", "events"
+            );
+            for e in list {
+                println!(
+                    "{:<6} {:<6} {:<4} {:<40} {}{}",
+                    e.id,
+                    e.store_id,
+                    if e.enabled { "yes" } else { "no" },
+                    e.kinds,
+                    e.url,
+                    e.disabled_reason
+                        .map(|r| format!("  (off: {r})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        WebhookCommand::Remove { id } => {
+            hooks.remove(id, None).await.map_err(|e| e.to_string())?;
+            println!("Removed webhook {id}.");
+        }
+        WebhookCommand::Enable { id } | WebhookCommand::Disable { id } => {
+            let on = matches!(command, WebhookCommand::Enable { .. });
+            hooks
+                .set_enabled(id, None, on)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("Webhook {id} is {}.", if on { "on" } else { "off" });
+        }
+        WebhookCommand::Log { id, limit } => {
+            let log = hooks
+                .log(id, None, limit)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{:<9} {:<24} {:<10} {:<8} {:<24} last answer",
+                "event", "kind", "state", "attempts", "next try"
+            );
+            for (d, attempts) in log {
+                let last = attempts.last().map_or_else(
+                    || "-".to_owned(),
+                    |a| match (&a.status, &a.error) {
+                        (Some(s), _) => format!("HTTP {s} in {} ms", a.latency_ms),
+                        (None, Some(e)) => format!("{e} ({} ms)", a.latency_ms),
+                        (None, None) => "-".into(),
+                    },
+                );
+                let next = if d.state == store::webhooks::PENDING {
+                    iso_millis(d.next_try_ms)
+                } else {
+                    "-".into()
+                };
+                println!(
+                    "{:<9} {:<24} {:<10} {:<8} {:<24} {}",
+                    d.event_id, d.kind, d.state, d.attempts, next, last
+                );
+            }
+        }
+        WebhookCommand::Redeliver { id, event, since } => {
+            let (from, to) = match (event, since) {
+                (Some(one), _) => (one, Some(one)),
+                (None, Some(since)) => (since, None),
+                (None, None) => return Err("give --event <id> or --since <id>".into()),
+            };
+            let queued = hooks
+                .redeliver(id, None, from, to)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("Queued {queued} deliveries for webhook {id}; a running server sends them.");
         }
     }
     Ok(())

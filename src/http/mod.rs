@@ -12,6 +12,7 @@ mod lightning;
 pub mod limits;
 mod pay;
 mod payment_url;
+mod webhooks;
 mod ws;
 
 use actix_web::http::StatusCode;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 use crate::auth::KeyCache;
 use crate::notify::{ConnectionLimit, Dispatcher};
-use crate::service::{Invoices, Lightning, Payments};
+use crate::service::{Invoices, Lightning, Payments, Webhooks};
 use crate::store::Store;
 use crate::supervisor::Stopping;
 
@@ -37,6 +38,8 @@ pub struct AppState {
     /// Open sockets per client address.
     pub sockets: Arc<ConnectionLimit>,
     pub lightning: Lightning,
+    /// The stores' webhook endpoints.
+    pub webhooks: Webhooks,
     /// Whether `POST /api/v1/account` may create wallets.
     pub public_accounts: bool,
     /// Signs the BitPay dialects' answers, when configured.
@@ -67,6 +70,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(at("/invoices/{id}/cancel").post(invoices::cancel))
                 .service(at("/invoices/{id}/verify").post(pay::verify))
                 .service(at("/invoices/{id}/pay").post(pay::pay))
+                // A store's webhooks (merchant key with webhooks:manage).
+                .service(at("/webhooks").post(webhooks::add).get(webhooks::list))
+                .service(
+                    at("/webhooks/{id}")
+                        .get(webhooks::get)
+                        .delete(webhooks::remove),
+                )
+                .service(at("/webhooks/{id}/enable").post(webhooks::enable))
+                .service(at("/webhooks/{id}/disable").post(webhooks::disable))
+                .service(at("/webhooks/{id}/deliveries").get(webhooks::deliveries))
+                .service(at("/webhooks/{id}/redeliver").post(webhooks::redeliver))
                 // Every alias of the payment URL watchtower and wallets use.
                 .service(payment_url("/invoices/{id}"))
                 .service(payment_url("/i/{id}"))

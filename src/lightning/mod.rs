@@ -66,6 +66,8 @@ pub struct LnPayment {
     pub expiry_ms: Option<i64>,
     pub extra: Value,
     pub webhook: Option<String>,
+    /// What the webhook answered: its HTTP status as text, or "-1" (LNbits' field).
+    pub webhook_status: Option<String>,
     pub created_ms: i64,
     pub updated_ms: i64,
 }
@@ -92,7 +94,7 @@ impl LnPayment {
             "memo": self.memo,
             "expiry": self.expiry_ms.map(iso_millis),
             "webhook": self.webhook,
-            "webhook_status": null,
+            "webhook_status": self.webhook_status,
             "preimage": preimage,
             "tag": null,
             "extension": null,

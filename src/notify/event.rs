@@ -39,6 +39,25 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, for the names webhook endpoints subscribe to.
+    pub const ALL: [Kind; 10] = [
+        Kind::PaymentReceived,
+        Kind::PaymentSent,
+        Kind::InvoiceExpired,
+        Kind::InvoiceCancelled,
+        Kind::PaymentConfirmed,
+        Kind::PaymentUnconfirmed,
+        Kind::PaymentInvalidated,
+        Kind::DoubleSpendDetected,
+        Kind::InvoicePaidPartial,
+        Kind::InvoicePaidLate,
+    ];
+
+    /// The kind a name stands for.
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::PaymentReceived => "payment_received",
@@ -223,18 +242,24 @@ pub struct Message {
     pub text: ByteString,
 }
 
+/// `body` (a JSON object's text) with `fields` (`"name":value` pairs, already JSON) put first,
+/// without parsing it again.
+pub fn lead_with(fields: &str, body: &str) -> String {
+    let rest = body.trim_start().strip_prefix('{').unwrap_or(body);
+    let separator = if rest.trim_start().starts_with('}') {
+        ""
+    } else {
+        ","
+    };
+    format!("{{{fields}{separator}{rest}")
+}
+
 impl Message {
     /// A stored event's message: its body with `"event_id"` as the first field.
     pub fn numbered(event_id: i64, body: &str) -> Message {
-        let rest = body.trim_start().strip_prefix('{').unwrap_or(body);
-        let separator = if rest.trim_start().starts_with('}') {
-            ""
-        } else {
-            ","
-        };
         Message {
             event_id: Some(event_id),
-            text: ByteString::from(format!("{{\"event_id\":{event_id}{separator}{rest}")),
+            text: ByteString::from(lead_with(&format!("\"event_id\":{event_id}"), body)),
         }
     }
 

@@ -15,6 +15,7 @@ mod hub;
 mod limit;
 mod subscription;
 mod topic;
+pub mod webhook;
 
 pub use dispatcher::Dispatcher;
 pub use event::{append, Event, Kind, Message};

@@ -12,6 +12,7 @@ mod payments;
 mod reconcile;
 mod wallets;
 mod watcher;
+pub mod webhooks;
 
 pub use dev_chain::{DevChain, FaucetError, RehearsalError, MAX_REORG_DEPTH};
 pub use invoices::{AddressRules, Invoices};
@@ -19,6 +20,7 @@ pub use node::NodeClient;
 pub use payments::Payments;
 pub use wallets::Lightning;
 pub use watcher::{WatchError, Watcher};
+pub use webhooks::Webhooks;
 
 use crate::jpp::pay::PayError;
 use crate::jpp::InvoiceError;

@@ -114,6 +114,7 @@ impl Lightning {
             expiry_ms: None,
             extra: json!({}),
             webhook: None,
+            webhook_status: None,
             created_ms: now,
             updated_ms: now,
         };
@@ -166,6 +167,7 @@ impl Lightning {
             expiry_ms: Some(now + (expiry as i64) * 1000),
             extra: new.extra.unwrap_or_else(|| json!({})),
             webhook: new.webhook,
+            webhook_status: None,
             created_ms: now,
             updated_ms: now,
         };
@@ -241,6 +243,7 @@ impl Lightning {
                     expiry_ms: None,
                     extra: json!({}),
                     webhook: None,
+                    webhook_status: None,
                     created_ms: now,
                     updated_ms: now,
                 };

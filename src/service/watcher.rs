@@ -25,7 +25,7 @@ use crate::jpp::direct::{arrived_for, claim_order, paid_toward, receive};
 use crate::jpp::{DoubleSpendPolicy, InvalidReason, InvoiceId, InvoiceStatus, InvoiceView};
 use crate::notify::{self, Event, Kind};
 use crate::store::chain::{self as watch_rows, ChainPayment, Watched, KEEP_BLOCKS};
-use crate::store::{invoices, payments, Backend, Conn, Store, StoreError};
+use crate::store::{invoices, payments, Conn, Store, StoreError};
 use crate::supervisor::Stopping;
 use crate::units::now_ms;
 
@@ -149,7 +149,7 @@ impl Watcher {
     pub async fn run(self, mut stopping: Stopping) -> Result<(), String> {
         let mut hints = self.hints();
         let mut lead = loop {
-            match take_lead(&self.store).await? {
+            match self.store.take_lead(WATCHER_LOCK_KEY, "chain-lock").await? {
                 Some(lead) => break lead,
                 None => {
                     tokio::select! {
@@ -666,51 +666,4 @@ fn append_for(
     };
     let view: InvoiceView<'_> = invoices.view(&invoice, now);
     notify::append(c, &Event::chain_change(kind, &invoice, view, policy), now)
-}
-
-/// The watcher's lead: the lock is held while this lives; `lost` resolves if it is lost.
-struct Lead {
-    _keep: Arc<()>,
-    /// Keeps `lost` pending where nothing can be lost (SQLite).
-    _never: Option<tokio::sync::oneshot::Sender<()>>,
-    lost: tokio::sync::oneshot::Receiver<()>,
-}
-
-/// Takes the watcher's advisory lock if it is free (always on SQLite). The lock lives on a
-/// connection held by a thread of its own, released when the [`Lead`] is dropped.
-async fn take_lead(store: &Store) -> Result<Option<Lead>, String> {
-    let keep = Arc::new(());
-    if store.backend() == Backend::Sqlite {
-        let (never, lost) = tokio::sync::oneshot::channel();
-        return Ok(Some(Lead {
-            _keep: keep,
-            _never: Some(never),
-            lost,
-        }));
-    }
-    let weak = Arc::downgrade(&keep);
-    let (taken_tx, taken_rx) = tokio::sync::oneshot::channel();
-    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel();
-    let store = store.clone();
-    std::thread::Builder::new()
-        .name("chain-lock".into())
-        .spawn(move || {
-            let held = store.hold_lock(WATCHER_LOCK_KEY, &weak, |taken| {
-                let _ = taken_tx.send(taken);
-            });
-            if let Err(e) = held {
-                tracing::warn!(error = %e, "chain watcher: lock connection failed");
-            }
-            let _ = lost_tx.send(());
-        })
-        .map_err(|e| format!("cannot start the lock thread: {e}"))?;
-    match taken_rx.await {
-        Ok(true) => Ok(Some(Lead {
-            _keep: keep,
-            _never: None,
-            lost: lost_rx,
-        })),
-        Ok(false) => Ok(None),
-        Err(_) => Err("could not reach the database for the chain watcher's lock".into()),
-    }
 }

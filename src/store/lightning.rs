@@ -124,6 +124,7 @@ struct PaymentRow {
     webhook: Option<String>,
     created_ms: i64,
     updated_ms: i64,
+    webhook_status: Option<String>,
 }
 
 impl TryFrom<PaymentRow> for LnPayment {
@@ -144,6 +145,7 @@ impl TryFrom<PaymentRow> for LnPayment {
             preimage: r.preimage,
             expiry_ms: r.expiry_ms,
             webhook: r.webhook,
+            webhook_status: r.webhook_status,
             created_ms: r.created_ms,
             updated_ms: r.updated_ms,
         })
@@ -292,5 +294,17 @@ pub fn delete_failed(conn: &mut Conn, checking_id: &str) -> Result<(), StoreErro
             .filter(ln_payments::status.eq(PayStatus::Failed.as_str())),
     )
     .execute(conn)?;
+    Ok(())
+}
+
+/// Records what a payment's `webhook` answered (LNbits' `webhook_status`).
+pub fn set_webhook_status(
+    conn: &mut Conn,
+    payment_hash: &str,
+    status: &str,
+) -> Result<(), StoreError> {
+    diesel::update(ln_payments::table.filter(ln_payments::payment_hash.eq(payment_hash)))
+        .set(ln_payments::webhook_status.eq(status))
+        .execute(conn)?;
     Ok(())
 }

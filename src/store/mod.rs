@@ -17,6 +17,7 @@ pub mod lightning;
 pub mod payments;
 pub mod schema;
 mod target;
+pub mod webhooks;
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -336,6 +337,49 @@ impl Store {
         Ok(())
     }
 
+    /// Takes the advisory lock `key` if it is free (always on SQLite), for a duty one process
+    /// of many does. The lock lives on a connection held by a thread of its own (named
+    /// `thread`), released when the [`Lead`] is dropped; `None` when another process holds it.
+    pub async fn take_lead(&self, key: i64, thread: &str) -> Result<Option<Lead>, String> {
+        let keep = Arc::new(());
+        if self.backend() == Backend::Sqlite {
+            let (never, lost) = tokio::sync::oneshot::channel();
+            return Ok(Some(Lead {
+                _keep: keep,
+                _never: Some(never),
+                lost,
+            }));
+        }
+        let weak = Arc::downgrade(&keep);
+        let (taken_tx, taken_rx) = tokio::sync::oneshot::channel();
+        let (lost_tx, lost_rx) = tokio::sync::oneshot::channel();
+        let store = self.clone();
+        let name = thread.to_owned();
+        std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || {
+                let held = store.hold_lock(key, &weak, |taken| {
+                    let _ = taken_tx.send(taken);
+                });
+                if let Err(e) = held {
+                    tracing::warn!(error = %e, lock = %name, "lock connection failed");
+                }
+                let _ = lost_tx.send(());
+            })
+            .map_err(|e| format!("cannot start the lock thread: {e}"))?;
+        match taken_rx.await {
+            Ok(true) => Ok(Some(Lead {
+                _keep: keep,
+                _never: None,
+                lost: lost_rx,
+            })),
+            Ok(false) => Ok(None),
+            Err(_) => Err(format!(
+                "could not reach the database for the {thread} lock"
+            )),
+        }
+    }
+
     /// `SELECT 1` on a pooled connection.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| {
@@ -544,4 +588,13 @@ impl std::fmt::Debug for Store {
             .field("backend", &self.backend)
             .finish()
     }
+}
+
+/// A duty's lead ([`Store::take_lead`]): the lock is held while this lives; `lost` resolves
+/// if it is lost (the connection holding it failed).
+pub struct Lead {
+    _keep: Arc<()>,
+    /// Keeps `lost` pending where nothing can be lost (SQLite).
+    _never: Option<tokio::sync::oneshot::Sender<()>>,
+    pub lost: tokio::sync::oneshot::Receiver<()>,
 }

@@ -130,6 +130,7 @@ diesel::table! {
         webhook -> Nullable<Text>,
         created_ms -> BigInt,
         updated_ms -> BigInt,
+        webhook_status -> Nullable<Text>,
     }
 }
 
@@ -157,6 +158,58 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> BigInt,
+        store_id -> BigInt,
+        url -> Text,
+        secret -> Text,
+        kinds -> Text,
+        enabled -> Bool,
+        disabled_reason -> Nullable<Text>,
+        after_event -> BigInt,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        target_event -> Text,
+        endpoint_id -> Nullable<BigInt>,
+        event_id -> BigInt,
+        kind -> Text,
+        topic -> Text,
+        url -> Text,
+        body -> Text,
+        signing_key -> Nullable<Text>,
+        payment_hash -> Nullable<Text>,
+        state -> Text,
+        attempts -> Integer,
+        next_try_ms -> BigInt,
+        created_ms -> BigInt,
+        done_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> BigInt,
+        delivery_id -> Text,
+        at_ms -> BigInt,
+        status -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        latency_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhook_cursor (id) {
+        id -> Integer,
+        event_id -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     stores,
@@ -170,5 +223,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     ln_payments,
     chain_blocks,
     dev_dsproofs,
-    invoice_scripts
+    invoice_scripts,
+    webhook_endpoints,
+    webhook_deliveries,
+    webhook_attempts,
+    webhook_cursor
 );

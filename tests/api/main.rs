@@ -23,5 +23,6 @@ mod schnorr;
 mod shutdown;
 mod store;
 mod wallets;
+mod webhooks;
 mod ws;
 mod xpub;

@@ -523,10 +523,10 @@ impl Http {
 }
 
 /// `cashier serve` as a child process, its log kept; killed if the test ends before it does.
-struct Server {
-    child: Child,
+pub(crate) struct Server {
+    pub(crate) child: Child,
     /// host:port it listens on.
-    addr: String,
+    pub(crate) addr: String,
     log: Arc<Mutex<Vec<String>>>,
     readers: Vec<std::thread::JoinHandle<()>>,
 }
@@ -542,9 +542,15 @@ fn cashier() -> Command {
 
 impl Server {
     async fn start(database_url: &str) -> Server {
+        Server::start_with(database_url, &[]).await
+    }
+
+    /// `cashier serve` on `database_url` with `extra` flags.
+    pub(crate) async fn start_with(database_url: &str, extra: &[&str]) -> Server {
         let mut child = cashier()
             .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
             .args(["--database-url", database_url])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -588,7 +594,7 @@ impl Server {
     }
 
     /// `cashier key create` on the server's database: a key with every scope.
-    fn key_create(&self, database_url: &str) -> String {
+    pub(crate) fn key_create(&self, database_url: &str) -> String {
         let out = cashier()
             .args(["key", "create", "--database-url", database_url])
             .output()
@@ -630,7 +636,7 @@ impl Server {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         let lines = self.log.lock().map(|l| l.join("\n")).unwrap_or_default();
         format!("--- server log ---\n{lines}\n--- end of log ---")
     }
