@@ -71,6 +71,15 @@ fn serve_help_documents_every_setting_with_its_default() {
         "one per CPU core",
         "--log",
         "[default: info]",
+        "--webhook-allow-private",
+        "CASHIER_WEBHOOK_ALLOW_PRIVATE",
+        "--webhook-timeout",
+        "--webhook-concurrency",
+        "[default: 16]",
+        "--webhook-first-retry-ms",
+        "[default: 10000]",
+        "--webhook-max-attempts",
+        "[default: 20]",
     ] {
         assert!(
             help.contains(needle),
@@ -601,4 +610,81 @@ async fn stores_and_scoped_keys_from_the_command_line() {
     );
     server.kill().unwrap();
     server.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = ["--data-dir", dir.path().to_str().unwrap()];
+    // The server makes the database; the commands work on it.
+    let (mut server, _) = serve(&db);
+    let private = "http://127.0.0.1:9/hook";
+    let refused = run_err(&["webhook", "add", private], &db);
+    assert!(refused.contains("--webhook-allow-private"), "{refused}");
+    let secret = run_ok(
+        &[
+            "webhook",
+            "add",
+            private,
+            "--webhook-allow-private",
+            "--event",
+            "payment_received,invoice_expired",
+        ],
+        &db,
+    );
+    assert!(
+        secret.starts_with("whsec_") && !secret.contains('\n'),
+        "{secret}"
+    );
+    let unknown = run_err(
+        &[
+            "webhook",
+            "add",
+            private,
+            "--webhook-allow-private",
+            "--event",
+            "nope",
+        ],
+        &db,
+    );
+    assert!(unknown.contains("unknown event kind"), "{unknown}");
+    let nowhere = run_err(
+        &[
+            "webhook",
+            "add",
+            private,
+            "--webhook-allow-private",
+            "--store",
+            "no such",
+        ],
+        &db,
+    );
+    assert!(nowhere.contains("no store"), "{nowhere}");
+
+    let list = run_ok(&["webhook", "list"], &db);
+    assert!(
+        list.contains(private) && list.contains("payment_received invoice_expired"),
+        "{list}"
+    );
+    assert!(
+        !list.contains(&secret[6..]),
+        "secrets are never listed: {list}"
+    );
+    assert_eq!(list.lines().count(), 2, "one endpoint: {list}");
+    run_ok(&["webhook", "disable", "1"], &db);
+    let list = run_ok(&["webhook", "list"], &db);
+    assert!(list.contains("(off: turned off by the merchant)"), "{list}");
+    run_ok(&["webhook", "enable", "1"], &db);
+    assert!(!run_ok(&["webhook", "list"], &db).contains("(off"));
+    let log = run_ok(&["webhook", "log", "1"], &db);
+    assert_eq!(log.lines().count(), 1, "no deliveries yet: {log}");
+    let queued = run_ok(&["webhook", "redeliver", "1", "--since", "1"], &db);
+    assert!(queued.contains("Queued 0"), "{queued}");
+    run_err(&["webhook", "redeliver", "1"], &db);
+    let missing = run_err(&["webhook", "remove", "7"], &db);
+    assert!(missing.contains("no webhook endpoint 7"), "{missing}");
+    run_ok(&["webhook", "remove", "1"], &db);
+    assert_eq!(run_ok(&["webhook", "list"], &db).lines().count(), 1);
+    server.kill().unwrap();
+    let _ = server.wait();
 }

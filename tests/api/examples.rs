@@ -61,16 +61,7 @@ async fn run_example(app: &TestApp, interpreter: &str, script: &str) {
         .unwrap_or_else(|e| {
             panic!("cannot run {interpreter}: {e} (./scripts/test installs what the examples need)")
         });
-    // The example's lines, as they come.
-    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut lines = lines_of(&mut child);
     let mut seen = Vec::new();
     wait_for(&mut lines, &mut seen, "Connected to", script).await;
 
@@ -85,9 +76,25 @@ async fn run_example(app: &TestApp, interpreter: &str, script: &str) {
     assert!(status.success(), "{script} exited with {status}");
 }
 
+/// The child's standard output, line by line as it comes.
+pub(crate) fn lines_of(
+    child: &mut std::process::Child,
+) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (lines_tx, lines) = tokio::sync::mpsc::unbounded_channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 /// Reads the example's lines until one contains `needle` (bounded, so a broken example fails
 /// rather than hangs).
-async fn wait_for(
+pub(crate) async fn wait_for(
     lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
     seen: &mut Vec<String>,
     needle: &str,

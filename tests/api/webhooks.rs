@@ -941,3 +941,111 @@ mod crash {
         killed_mid_delivery_delivers_after_restart(Backend::Postgres).await
     }
 }
+
+mod examples {
+    use std::process::{Command, Stdio};
+
+    use super::*;
+    use crate::examples::{lines_of, wait_for};
+
+    on_both_backends!(["--webhook-allow-private"] => the_example_receivers_check_sign_and_dedupe);
+
+    /// `examples/webhooks/receiver.py` and `receiver.js`, run as shipped: they print a real
+    /// delivery, refuse an old timestamp and a wrong signature, and drop a duplicate.
+    async fn the_example_receivers_check_sign_and_dedupe(app: TestApp) {
+        for (interpreter, script) in [("python3", "receiver.py"), ("node", "receiver.js")] {
+            run(&app, interpreter, script).await;
+        }
+    }
+
+    async fn run(app: &TestApp, interpreter: &str, script: &str) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/");
+        let (hook, secret) = register(app, &url, None).await;
+        let mut child = Command::new(interpreter)
+            .arg(script)
+            .args(["--port", &port.to_string()])
+            .env("CASHIER_WEBHOOK_SECRET", &secret)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/webhooks"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {interpreter}: {e}"));
+        let mut lines = lines_of(&mut child);
+        let mut seen = Vec::new();
+        wait_for(&mut lines, &mut seen, "Listening on", script).await;
+
+        let id = paid_invoice(app).await;
+        wait_for(
+            &mut lines,
+            &mut seen,
+            &format!("payment_received invoice={id} status=paid"),
+            script,
+        )
+        .await;
+        let log = log_when(app, hook, |log| {
+            log.first().is_some_and(|d| d["state"] == "delivered")
+        })
+        .await;
+        let event_id = log[0]["event_id"].as_i64().unwrap();
+
+        let client = reqwest::Client::new();
+        let post = |body: String, header: String| {
+            let client = client.clone();
+            let url = url.clone();
+            async move {
+                client
+                    .post(&url)
+                    .header("Content-Type", "application/json")
+                    .header(sign::SIGNATURE_HEADER, header)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        let now = cashier::units::now_ms() / 1000;
+        let body = json!({"event_id": event_id + 1000, "type": "payment_received"}).to_string();
+        // A captured delivery replayed ten minutes later: refused for its timestamp.
+        let stale = sign::signature(&secret, now - 600, body.as_bytes());
+        assert_eq!(post(body.clone(), stale).await, 400, "{script}");
+        wait_for(&mut lines, &mut seen, "refused: stale timestamp", script).await;
+        // Signed with another secret, or the body changed after signing.
+        let forged = sign::signature("whsec_not_the_secret", now, body.as_bytes());
+        assert_eq!(post(body.clone(), forged).await, 401, "{script}");
+        wait_for(&mut lines, &mut seen, "refused: bad signature", script).await;
+        let signed = sign::signature(&secret, now, body.as_bytes());
+        assert_eq!(
+            post(
+                body.replace("payment_received", "invoice_cancelled"),
+                signed
+            )
+            .await,
+            401
+        );
+        wait_for(&mut lines, &mut seen, "refused: bad signature", script).await;
+        // The delivered event again, validly signed: dropped as a duplicate.
+        let again = json!({"event_id": event_id, "type": "payment_received"}).to_string();
+        let signed = sign::signature(&secret, now, again.as_bytes());
+        assert_eq!(post(again, signed).await, 200, "{script}");
+        wait_for(
+            &mut lines,
+            &mut seen,
+            &format!("duplicate event {event_id}, ignored"),
+            script,
+        )
+        .await;
+        assert_eq!(
+            seen.iter().filter(|l| l.starts_with("event ")).count(),
+            1,
+            "{script}: {seen:?}"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
