@@ -317,10 +317,12 @@ pub fn due(
         .load(conn)?)
 }
 
-/// When the next pending delivery of an enabled target is due, if any.
-pub fn next_due_ms(conn: &mut Conn) -> Result<Option<i64>, StoreError> {
+/// When the next pending delivery of an enabled target falls due after `now_ms`, if any.
+/// (Those due already are started, or wait for one in flight, whose end wakes the sender.)
+pub fn next_due_ms(conn: &mut Conn, now_ms: i64) -> Result<Option<i64>, StoreError> {
     Ok(webhook_deliveries::table
         .filter(webhook_deliveries::state.eq(PENDING))
+        .filter(webhook_deliveries::next_try_ms.gt(now_ms))
         .filter(diesel::dsl::sql::<Bool>(
             "(webhook_deliveries.endpoint_id IS NULL OR webhook_deliveries.endpoint_id IN \
              (SELECT id FROM webhook_endpoints WHERE enabled))",

@@ -295,18 +295,20 @@ async fn a_remote_lnbits_wallet_funds_cashier() {
             &lnbits.base,
             "--lnbits-key",
             &x.adminkey,
+            "--webhook-allow-private",
         ],
     )
     .await;
     let (inkey, adminkey) = account_keys(&app, "shop").await.1;
     let mut socket = socket(&app, &inkey).await;
+    let mut shop_backend = crate::webhooks::Receiver::start().await;
 
     // Cashier's invoice is an invoice of LNbits wallet X.
     let (status, created) = cashier_post(
         &app,
         "/api/v1/payments",
         Some(&inkey),
-        json!({"out": false, "amount": 100, "memo": "via lnbits"}),
+        json!({"out": false, "amount": 100, "memo": "via lnbits", "webhook": shop_backend.url()}),
     )
     .await;
     assert_eq!(status, 201, "{created}");
@@ -341,11 +343,19 @@ async fn a_remote_lnbits_wallet_funds_cashier() {
         cashier_get(&app, "/api/v1/wallet", &inkey).await["balance"],
         100_000
     );
+    // The invoice's webhook: LNbits' POST, once, for the settlement learnt from the source.
+    let hook = shop_backend.next().await;
+    let posted: Value =
+        serde_json::from_str(&serde_json::from_str::<String>(&hook.body).unwrap()).unwrap();
+    assert_eq!(posted["payment_hash"], hash.as_str(), "{posted}");
+    assert_eq!(posted["status"], "success");
+    assert_eq!(posted["amount"], 100_000);
 
     // Out: LNbits' FakeWallet pays no invoice but its own, and says so ("failed"): Cashier
     // fails the payment and the money stays. (The way out succeeding is tested against
     // another Cashier below.)
     a_foreign_invoice_is_refused(&app, &adminkey, &inkey, 40, 100_000).await;
+    assert!(shop_backend.waiting().is_empty(), "the webhook came once");
 }
 
 /// Another Cashier as the remote (`spec/lightning.md`: "a remote LNbits (or another

@@ -708,6 +708,52 @@ async fn private_targets_are_refused_without_the_setting(app: TestApp) {
         (status, list["webhooks"].as_array().unwrap().len()),
         (200, 0)
     );
+    // A Lightning invoice's `webhook` is taken as given (as LNbits does) and checked when it
+    // is sent: one into the server's network is never called, and one that is not a URL is
+    // not retried for a day. LNbits' "-1" says so.
+    let mut receiver = Receiver::start().await;
+    let payee = app.ln_account("payee").await;
+    let payer = app.ln_account("payer").await;
+    app.lightning.top_up(&payer.id, 10_000).await.unwrap();
+    for webhook in [receiver.url(), "not a url".to_owned()] {
+        let (status, invoice) = app
+            .ln_payments_post(
+                &payee.inkey,
+                json!({"out": false, "amount": 10, "webhook": webhook}),
+            )
+            .await;
+        assert_eq!(status, 201, "{invoice}");
+        let (status, paid) = app
+            .ln_payments_post(
+                &payer.adminkey,
+                json!({"out": true, "bolt11": invoice["bolt11"]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{paid}");
+        let hash = invoice["payment_hash"].as_str().unwrap();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let got: Value = app
+                .client
+                .get(app.url(&format!("/api/v1/payments/{hash}")))
+                .header("X-Api-Key", &payee.inkey)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if got["details"]["webhook_status"] == "-1" {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{webhook}: {got}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert!(
+        receiver.waiting().is_empty(),
+        "a private address was called"
+    );
 }
 
 async fn other_stores_and_unscoped_keys_reach_nothing(app: TestApp) {

@@ -252,7 +252,7 @@ impl Sender {
                 } else {
                     Vec::new()
                 };
-                Ok((due, rows::next_due_ms(c)?))
+                Ok((due, rows::next_due_ms(c, now)?))
             })
             .await?;
         for delivery in due {
@@ -288,9 +288,12 @@ impl Sender {
         };
         let attempts = u32::try_from(delivery.attempts).unwrap_or(0) + 1;
         let delivered = status.is_some_and(|s| (200..300).contains(&s));
+        // A URL that is not one (a Lightning invoice's `webhook` is not checked when it is
+        // given, as in LNbits) will never work: no point trying it for a day.
+        let hopeless = self.settings.guard.check_form(&delivery.url).is_err();
         let then = if delivered {
             Then::Delivered
-        } else if attempts >= self.settings.max_attempts {
+        } else if hopeless || attempts >= self.settings.max_attempts {
             Then::Failed
         } else {
             Then::RetryAt(
@@ -317,8 +320,14 @@ impl Sender {
                             ln_rows::set_webhook_status(c, hash, &answer)?;
                         }
                         if let (Then::Failed, Some(endpoint)) = (then, endpoint) {
+                            let last = match (attempt.status, &attempt.error) {
+                                (Some(status), _) => format!("HTTP {status}"),
+                                (None, Some(error)) => error.clone(),
+                                (None, None) => "no answer".into(),
+                            };
                             let reason = format!(
-                                "event {event_id} was not delivered after {attempts} attempts"
+                                "event {event_id} was not delivered after {attempts} attempts \
+                                 (last: {last})"
                             );
                             rows::set_enabled(c, endpoint, None, false, Some(&reason), now_ms())?;
                         }
