@@ -63,14 +63,7 @@ pub fn insert_endpoint(
 
 /// A store's endpoints (every store's with `None`), oldest first.
 pub fn endpoints(conn: &mut Conn, store_id: Option<i64>) -> Result<Vec<Endpoint>, StoreError> {
-    let mut q = webhook_endpoints::table
-        .select(Endpoint::as_select())
-        .order(webhook_endpoints::id)
-        .into_boxed();
-    if let Some(store) = store_id {
-        q = q.filter(webhook_endpoints::store_id.eq(store));
-    }
-    Ok(q.load(conn)?)
+    endpoints_where(conn, None, store_id)
 }
 
 /// The endpoint, if it exists and (with `Some`) belongs to that store.
@@ -79,18 +72,23 @@ pub fn endpoint(
     id: i64,
     store_id: Option<i64>,
 ) -> Result<Option<Endpoint>, StoreError> {
-    Ok(endpoints_by_id(conn, id, store_id)?.into_iter().next())
+    Ok(endpoints_where(conn, Some(id), store_id)?
+        .into_iter()
+        .next())
 }
 
-fn endpoints_by_id(
+fn endpoints_where(
     conn: &mut Conn,
-    id: i64,
+    id: Option<i64>,
     store_id: Option<i64>,
 ) -> Result<Vec<Endpoint>, StoreError> {
     let mut q = webhook_endpoints::table
-        .filter(webhook_endpoints::id.eq(id))
         .select(Endpoint::as_select())
+        .order(webhook_endpoints::id)
         .into_boxed();
+    if let Some(id) = id {
+        q = q.filter(webhook_endpoints::id.eq(id));
+    }
     if let Some(store) = store_id {
         q = q.filter(webhook_endpoints::store_id.eq(store));
     }
@@ -103,7 +101,7 @@ pub fn remove_endpoint(
     id: i64,
     store_id: Option<i64>,
 ) -> Result<bool, StoreError> {
-    if endpoints_by_id(conn, id, store_id)?.is_empty() {
+    if endpoint(conn, id, store_id)?.is_none() {
         return Ok(false);
     }
     let deliveries = webhook_deliveries::table
@@ -129,7 +127,7 @@ pub fn set_enabled(
     reason: Option<&str>,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
-    if endpoints_by_id(conn, id, store_id)?.is_empty() {
+    if endpoint(conn, id, store_id)?.is_none() {
         return Ok(false);
     }
     diesel::update(webhook_endpoints::table.filter(webhook_endpoints::id.eq(id)))

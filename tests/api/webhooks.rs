@@ -284,6 +284,51 @@ pub async fn deliveries(app: &TestApp, id: i64) -> Vec<Value> {
     log["deliveries"].as_array().unwrap().clone()
 }
 
+/// Asks for events to be sent again (`{"event_id"}` or `{"since_event_id"}`): how many were
+/// queued.
+async fn redeliver(app: &TestApp, hook: i64, body: Value) -> i64 {
+    let path = format!("/api/jpp/webhooks/{hook}/redeliver");
+    let (status, queued) = webhook_call(app, &app.key, "POST", &path, Some(body)).await;
+    assert_eq!(status, 200, "{queued}");
+    queued["queued"].as_i64().unwrap()
+}
+
+/// A Lightning invoice of `payee` made with `request`, paid by `payer` on this server.
+async fn paid_internally(
+    app: &TestApp,
+    (payee, payer): (&crate::helpers::LnWallet, &crate::helpers::LnWallet),
+    request: Value,
+) -> Value {
+    let (status, invoice) = app.ln_payments_post(&payee.inkey, request).await;
+    assert_eq!(status, 201, "{invoice}");
+    let pay = json!({"out": true, "bolt11": invoice["bolt11"]});
+    let (status, paid) = app.ln_payments_post(&payer.adminkey, pay).await;
+    assert_eq!(status, 201, "{paid}");
+    invoice
+}
+
+/// Reads a Lightning payment until its `webhook_status` is `want`.
+async fn webhook_status_becomes(app: &TestApp, inkey: &str, hash: &str, want: &str) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let got: Value = app
+            .client
+            .get(app.url(&format!("/api/v1/payments/{hash}")))
+            .header("X-Api-Key", inkey)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if got["details"]["webhook_status"] == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{want}: {got}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Reads the delivery log until `done` holds for it (the server's own record, not a sleep).
 pub async fn log_when(app: &TestApp, id: i64, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -522,18 +567,9 @@ async fn a_receiver_given_up_on_turns_its_endpoint_off_until_enabled(app: TestAp
 
     // The one given up on, sent again on request.
     let event_id = log[0]["event_id"].as_i64().unwrap();
-    let (status, queued) = webhook_call(
-        &app,
-        &app.key,
-        "POST",
-        &format!("/api/jpp/webhooks/{hook}/redeliver"),
-        Some(json!({"event_id": event_id})),
-    )
-    .await;
     assert_eq!(
-        (status, queued["queued"].as_i64()),
-        (200, Some(1)),
-        "{queued}"
+        redeliver(&app, hook, json!({"event_id": event_id})).await,
+        1
     );
     let again = receiver.next().await.verified(&secret);
     assert_eq!(again["invoice"]["payment_id"], first.as_str());
@@ -541,18 +577,9 @@ async fn a_receiver_given_up_on_turns_its_endpoint_off_until_enabled(app: TestAp
 
     // Everything since the first: the three payments' events (the middle one never had a
     // delivery: it is made now from the outbox).
-    let (status, queued) = webhook_call(
-        &app,
-        &app.key,
-        "POST",
-        &format!("/api/jpp/webhooks/{hook}/redeliver"),
-        Some(json!({"since_event_id": event_id})),
-    )
-    .await;
     assert_eq!(
-        (status, queued["queued"].as_i64()),
-        (200, Some(3)),
-        "{queued}"
+        redeliver(&app, hook, json!({"since_event_id": event_id})).await,
+        3
     );
     let mut ids: Vec<i64> = Vec::new();
     for _ in 0..3 {
@@ -572,20 +599,12 @@ async fn a_lightning_invoice_with_a_webhook_gets_lnbits_post_once(app: TestApp) 
     let payee = app.ln_account("payee").await;
     let payer = app.ln_account("payer").await;
     app.lightning.top_up(&payer.id, 10_000).await.unwrap();
-    let (status, invoice) = app
-        .ln_payments_post(
-            &payee.inkey,
-            json!({"out": false, "amount": 2100, "memo": "coffee", "webhook": receiver.url()}),
-        )
-        .await;
-    assert_eq!(status, 201, "{invoice}");
-    let (status, paid) = app
-        .ln_payments_post(
-            &payer.adminkey,
-            json!({"out": true, "bolt11": invoice["bolt11"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{paid}");
+    let invoice = paid_internally(
+        &app,
+        (&payee, &payer),
+        json!({"out": false, "amount": 2100, "memo": "coffee", "webhook": receiver.url()}),
+    )
+    .await;
 
     let hit = receiver.next().await;
     // LNbits 1.1+ sends the Payment as JSON text inside a JSON string.
@@ -611,22 +630,7 @@ async fn a_lightning_invoice_with_a_webhook_gets_lnbits_post_once(app: TestApp) 
     );
     // LNbits' webhook_status follows: the HTTP status as text.
     let hash = invoice["payment_hash"].as_str().unwrap();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let r = app
-            .client
-            .get(app.url(&format!("/api/v1/payments/{hash}")))
-            .header("X-Api-Key", &payee.inkey)
-            .send()
-            .await
-            .unwrap();
-        let got: Value = r.json().await.unwrap();
-        if got["details"]["webhook_status"] == "200" {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{got}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    webhook_status_becomes(&app, &payee.inkey, hash, "200").await;
     // Once: the payer's own event (payment_sent) makes no webhook, and nothing else came.
     assert!(receiver.waiting().is_empty());
 }
@@ -716,39 +720,14 @@ async fn private_targets_are_refused_without_the_setting(app: TestApp) {
     let payer = app.ln_account("payer").await;
     app.lightning.top_up(&payer.id, 10_000).await.unwrap();
     for webhook in [receiver.url(), "not a url".to_owned()] {
-        let (status, invoice) = app
-            .ln_payments_post(
-                &payee.inkey,
-                json!({"out": false, "amount": 10, "webhook": webhook}),
-            )
-            .await;
-        assert_eq!(status, 201, "{invoice}");
-        let (status, paid) = app
-            .ln_payments_post(
-                &payer.adminkey,
-                json!({"out": true, "bolt11": invoice["bolt11"]}),
-            )
-            .await;
-        assert_eq!(status, 201, "{paid}");
+        let invoice = paid_internally(
+            &app,
+            (&payee, &payer),
+            json!({"out": false, "amount": 10, "webhook": webhook}),
+        )
+        .await;
         let hash = invoice["payment_hash"].as_str().unwrap();
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let got: Value = app
-                .client
-                .get(app.url(&format!("/api/v1/payments/{hash}")))
-                .header("X-Api-Key", &payee.inkey)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if got["details"]["webhook_status"] == "-1" {
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{webhook}: {got}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        webhook_status_becomes(&app, &payee.inkey, hash, "-1").await;
     }
     assert!(
         receiver.waiting().is_empty(),
