@@ -436,18 +436,17 @@ fn safe_cursor(cursor: i64, events: &[OutboxEvent], now_ms: i64) -> i64 {
     safe
 }
 
-/// The deliveries `events` make: one per enabled endpoint of the invoice's store that wants
-/// the kind (and existed before the event), and one per settled incoming Lightning payment
-/// with a `webhook`.
+/// The deliveries `events` make: one per endpoint of the invoice's store that wants the kind
+/// (and existed before the event), and one per settled incoming Lightning payment with a
+/// `webhook`.
 fn deliveries_for(
     c: &mut crate::store::Conn,
     events: &[OutboxEvent],
     now_ms: i64,
 ) -> Result<Vec<NewDelivery>, StoreError> {
-    let endpoints: Vec<rows::Endpoint> = rows::endpoints(c, None)?
-        .into_iter()
-        .filter(|e| e.enabled)
-        .collect();
+    // An endpoint that is off gets its deliveries too: they wait, and are sent when it is on
+    // again, so turning it off loses nothing.
+    let endpoints = rows::endpoints(c, None)?;
     let invoice_ids: Vec<String> = events
         .iter()
         .filter_map(|e| e.topic.strip_prefix("invoice:").map(str::to_owned))
