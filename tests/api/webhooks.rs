@@ -823,6 +823,26 @@ async fn other_stores_and_unscoped_keys_reach_nothing(app: TestApp) {
     );
     assert!(theirs_receiver.waiting().is_empty());
 
+    // At most ten endpoints per store: the eleventh is refused and nothing is added.
+    for n in 2..=10 {
+        register(&app, &format!("{}?n={n}", receiver.url()), None).await;
+    }
+    let (status, answer) = webhook_call(
+        &app,
+        &app.key,
+        "POST",
+        "/api/jpp/webhooks",
+        Some(json!({"url": receiver.url()})),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (409, Some("too_many_webhooks")),
+        "{answer}"
+    );
+    let (_, list) = webhook_call(&app, &app.key, "GET", "/api/jpp/webhooks", None).await;
+    assert_eq!(list["webhooks"].as_array().unwrap().len(), 10);
+
     // Bad ids and bad redelivery requests.
     for path in [
         "/api/jpp/webhooks/0",

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
 
+/// Longest wait for the system resolver.
+const RESOLVE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Longest webhook URL accepted.
 pub const MAX_URL_LEN: usize = 2048;
 
@@ -95,18 +97,19 @@ impl Guard {
     /// ones is refused too: the connection might pick it).
     async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, UrlRefused> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| UrlRefused::Unresolved {
-                host: host.to_owned(),
-                reason: e.to_string(),
-            })?
-            .collect();
+        let unresolved = |reason: String| UrlRefused::Unresolved {
+            host: host.to_owned(),
+            reason,
+        };
+        // The system resolver has no deadline of its own that a request should wait for.
+        let addrs: Vec<SocketAddr> =
+            tokio::time::timeout(RESOLVE_WITHIN, tokio::net::lookup_host((host, port)))
+                .await
+                .map_err(|_| unresolved(format!("no answer within {RESOLVE_WITHIN:?}")))?
+                .map_err(|e| unresolved(e.to_string()))?
+                .collect();
         if addrs.is_empty() {
-            return Err(UrlRefused::Unresolved {
-                host: host.to_owned(),
-                reason: "no addresses".into(),
-            });
+            return Err(unresolved("no addresses".into()));
         }
         for a in &addrs {
             self.allowed(host, a.ip())?;

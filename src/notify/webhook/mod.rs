@@ -41,6 +41,9 @@ const FAN_OUT_BATCH: i64 = 500;
 /// A missing outbox id this long behind a later committed one is a rolled-back transaction,
 /// not one still committing (PostgreSQL hands ids out before commit): the cursor passes it.
 const GAP_WAIT_MS: i64 = 30_000;
+/// How often a process that does not send asks for the lock again (each ask is a connection of
+/// its own, so not too often; a sender that died is replaced within this).
+const LEAD_RETRY: Duration = Duration::from_secs(5);
 /// Longest wait between looks at the deliveries, whatever wakes the sender.
 const IDLE_LOOK: Duration = Duration::from_secs(1);
 /// Longest back-off between two attempts.
@@ -148,7 +151,7 @@ impl Sender {
                 None => {
                     tokio::select! {
                         _ = stopping.stopped() => return Ok(()),
-                        _ = tokio::time::sleep(IDLE_LOOK) => {}
+                        _ = tokio::time::sleep(LEAD_RETRY) => {}
                     }
                 }
             }
