@@ -373,6 +373,12 @@ pub struct Settings {
     #[arg(long, env = "CASHIER_LNBITS_KEY", hide_env_values = true)]
     pub lnbits_key: Option<String>,
 
+    /// PEM file of CA certificates to trust for calls out (BCHN, LNbits), besides the
+    /// compiled-in and the system's roots: for private CAs, e.g. a LNbits or node behind your
+    /// own TLS proxy. Default: none.
+    #[arg(long, env = "CASHIER_EXTRA_CA_FILE")]
+    pub extra_ca_file: Option<PathBuf>,
+
     /// Refuse `POST /api/v1/account` (wallets are then made with `cashier wallet create`).
     #[arg(long, env = "CASHIER_NO_PUBLIC_ACCOUNTS")]
     pub no_public_accounts: bool,

@@ -34,6 +34,7 @@ use cashier::chain::{
     txid_of, Input, Network, Nft, NftCapability, OutPoint, Output, TokenData, Tx, Txid,
     MAX_MONEY_SATS,
 };
+use cashier::outbound::Outbound;
 use zeromq::{PubSocket, Socket, SocketSend, ZmqMessage};
 
 const USER: &str = "alice";
@@ -140,7 +141,7 @@ impl Stub {
     }
 
     fn client(&self) -> BchnClient {
-        BchnClient::new(&self.url(), 4, Duration::from_secs(30)).expect("client")
+        BchnClient::new(&self.url(), 4, Duration::from_secs(30), &outbound()).expect("client")
     }
 
     /// The next request the stub receives (waits for it).
@@ -336,6 +337,11 @@ fn raw_tx(tag: u8) -> Vec<u8> {
     raw
 }
 
+/// The TLS setup Cashier makes without --extra-ca-file (what plain http:// ignores).
+fn outbound() -> Outbound {
+    Outbound::new(None).expect("the TLS setup")
+}
+
 /// Every message must be free of the password, whatever went wrong.
 fn message(e: &NodeError) -> String {
     let text = e.to_string();
@@ -436,7 +442,7 @@ async fn a_node_still_loading_is_unavailable() {
 async fn percent_escaped_credentials_become_basic_auth() {
     let mut stub = Stub::start(|_, _| ok(json!({"chain": "regtest"}))).await;
     let url = format!("http://bob:p%40ss%3Aw%2Frd@127.0.0.1:{}", stub.port);
-    let client = BchnClient::new(&url, 1, Duration::from_secs(30)).expect("client");
+    let client = BchnClient::new(&url, 1, Duration::from_secs(30), &outbound()).expect("client");
     assert_eq!(client.network().await, Ok(Network::Regtest));
     // base64("bob:p@ss:w/rd")
     assert_eq!(
@@ -469,6 +475,7 @@ async fn a_url_without_credentials_is_told_to_add_them() {
         &format!("http://127.0.0.1:{}", stub.port),
         1,
         Duration::from_secs(30),
+        &outbound(),
     )
     .expect("client");
     let text = unavailable(client.network().await);
@@ -484,7 +491,7 @@ fn invalid_settings_are_refused_without_echoing_the_password() {
         format!("{USER}:{PASSWORD}@127.0.0.1:8332"),
         format!("http://{USER}:{PASSWORD}%zz@127.0.0.1:8332"),
     ] {
-        match BchnClient::new(&url, 4, Duration::from_secs(1)) {
+        match BchnClient::new(&url, 4, Duration::from_secs(1), &outbound()) {
             Err(e @ NodeError::Protocol(_)) => {
                 message(&e);
             }
@@ -492,9 +499,9 @@ fn invalid_settings_are_refused_without_echoing_the_password() {
         }
     }
     let url = format!("http://{USER}:{PASSWORD}@127.0.0.1:8332");
-    assert!(BchnClient::new(&url, 0, Duration::from_secs(1)).is_err());
-    assert!(BchnClient::new(&url, 4, Duration::ZERO).is_err());
-    assert!(BchnClient::new(&url, 4, Duration::from_secs(1)).is_ok());
+    assert!(BchnClient::new(&url, 0, Duration::from_secs(1), &outbound()).is_err());
+    assert!(BchnClient::new(&url, 4, Duration::ZERO, &outbound()).is_err());
+    assert!(BchnClient::new(&url, 4, Duration::from_secs(1), &outbound()).is_ok());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -563,7 +570,7 @@ async fn a_closed_port_is_unavailable() {
         listener.local_addr().expect("addr").port()
     }; // dropped: nothing listens there now
     let url = format!("http://{USER}:{PASSWORD}@127.0.0.1:{port}");
-    let client = BchnClient::new(&url, 4, Duration::from_secs(30)).expect("client");
+    let client = BchnClient::new(&url, 4, Duration::from_secs(30), &outbound()).expect("client");
     let text = unavailable(client.broadcast(&raw_tx(1)).await);
     assert!(text.contains("cannot connect"), "{text}");
 }
@@ -571,7 +578,8 @@ async fn a_closed_port_is_unavailable() {
 #[tokio::test]
 async fn a_node_that_never_answers_is_a_timeout() {
     let mut stub = Stub::start(|_, _| Reply::Hang).await;
-    let client = BchnClient::new(&stub.url(), 4, Duration::from_millis(300)).expect("client");
+    let client =
+        BchnClient::new(&stub.url(), 4, Duration::from_millis(300), &outbound()).expect("client");
     timeout(client.broadcast(&raw_tx(1)).await);
     // The request did reach the node: hence "ambiguous", not "unavailable".
     assert_eq!(stub.next().await.call().0, "sendrawtransaction");
@@ -1568,7 +1576,8 @@ async fn no_more_than_max_concurrent_requests_reach_the_node_at_once() {
     const BOUND: usize = 3;
     const CALLS: usize = 10;
     let mut stub = Stub::gated(|_, _| ok(json!({"chain": "regtest"}))).await;
-    let client = BchnClient::new(&stub.url(), BOUND, Duration::from_secs(60)).expect("client");
+    let client =
+        BchnClient::new(&stub.url(), BOUND, Duration::from_secs(60), &outbound()).expect("client");
     // Spawned, so the calls are also shown to be Send and usable from any task.
     let calls: Vec<_> = (0..CALLS)
         .map(|_| {
@@ -2168,7 +2177,7 @@ async fn watching_a_node_that_is_down_is_unavailable() {
         listener.local_addr().expect("addr").port()
     };
     let url = format!("http://{USER}:{PASSWORD}@127.0.0.1:{port}");
-    let client = BchnClient::new(&url, 4, Duration::from_secs(30)).expect("client");
+    let client = BchnClient::new(&url, 4, Duration::from_secs(30), &outbound()).expect("client");
     unavailable(client.tip().await);
     unavailable(client.header(block_hash(1)).await);
     unavailable(client.block(block_hash(1)).await);
@@ -2890,7 +2899,7 @@ mod watching {
                 base,
                 store,
                 key,
-                http: reqwest::Client::new(),
+                http: outbound().http().build().expect("an HTTP client"),
                 handle,
                 running,
             }

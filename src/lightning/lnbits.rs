@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::funding::{
     FundingSource, FundingStatus, InvoiceRequest, IssuedInvoice, Outcome, Settled,
 };
+use crate::outbound::Outbound;
 
 /// How long a REST call may take (connecting included) before its outcome counts as unknown.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -56,8 +57,8 @@ impl std::fmt::Debug for Lnbits {
 
 impl Lnbits {
     /// A source for the wallet `key` (admin key; an invoice key makes it receive-only) on the
-    /// LNbits at `url` (plain `http://`: this build has no TLS).
-    pub fn new(url: &str, key: &str) -> Result<Lnbits, String> {
+    /// LNbits at `url` (plain `http://` for now), its calls made with `outbound`'s TLS.
+    pub fn new(url: &str, key: &str, outbound: &Outbound) -> Result<Lnbits, String> {
         let base = parse_base_url(url)?;
         let key = key.trim();
         if key.is_empty() {
@@ -73,7 +74,8 @@ impl Lnbits {
                     .into(),
             );
         }
-        let http = reqwest::Client::builder()
+        let http = outbound
+            .http()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -514,9 +516,13 @@ fn detail(body: &Value) -> String {
 mod tests {
     use super::*;
 
+    fn outbound() -> Outbound {
+        Outbound::new(None).unwrap()
+    }
+
     #[test]
     fn settings_are_checked() {
-        assert!(Lnbits::new("http://127.0.0.1:5000", "abc123").is_ok());
+        assert!(Lnbits::new("http://127.0.0.1:5000", "abc123", &outbound()).is_ok());
         for (url, key, says) in [
             ("", "k", "empty"),
             ("https://lnbits.example", "k", "no TLS"),
@@ -527,7 +533,7 @@ mod tests {
             ("http://127.0.0.1:5000", " ", "empty"),
             ("http://127.0.0.1:5000", "a/b", "letters and digits"),
         ] {
-            let e = Lnbits::new(url, key).unwrap_err();
+            let e = Lnbits::new(url, key, &outbound()).unwrap_err();
             assert!(e.contains(says), "{url} {key}: {e}");
             assert!(!e.contains("u:p"), "{e}");
         }
@@ -535,13 +541,13 @@ mod tests {
 
     #[test]
     fn urls_keep_a_path_prefix_and_hide_nothing_but_the_key() {
-        let l = Lnbits::new("http://10.0.0.2:5000/lnbits/", "k3y").unwrap();
+        let l = Lnbits::new("http://10.0.0.2:5000/lnbits/", "k3y", &outbound()).unwrap();
         assert_eq!(
             l.url(&["api", "v1", "payments", "ab/c"]).as_str(),
             "http://10.0.0.2:5000/lnbits/api/v1/payments/ab%2Fc"
         );
         assert_eq!(l.socket_url(), "ws://10.0.0.2:5000/lnbits/api/v1/ws/k3y");
-        let l = Lnbits::new("http://127.0.0.1:5006", "k3y").unwrap();
+        let l = Lnbits::new("http://127.0.0.1:5006", "k3y", &outbound()).unwrap();
         assert_eq!(l.socket_url(), "ws://127.0.0.1:5006/api/v1/ws/k3y");
         assert!(!format!("{l:?}").contains("k3y"));
     }
@@ -674,7 +680,7 @@ mod tests {
 
     #[tokio::test]
     async fn invoices_are_remembered_until_settled_or_expired() {
-        let l = Lnbits::new("http://127.0.0.1:9", "k").unwrap();
+        let l = Lnbits::new("http://127.0.0.1:9", "k", &outbound()).unwrap();
         l.remember("a", Duration::from_secs(600));
         l.remember("b", Duration::ZERO);
         assert_eq!(l.still_open().len(), 2, "a minute's grace after expiry");

@@ -89,7 +89,7 @@ impl Lnbits {
                 .expect("the super user's token")
                 .trim()
                 .to_owned(),
-            http: reqwest::Client::new(),
+            http: crate::helpers::http_client(),
             _dir: dir,
         };
         let r = lnbits

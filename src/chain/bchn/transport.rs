@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use super::rpc::{Body, Envelope};
 use super::BchnClient;
 use crate::chain::node::NodeError;
+use crate::outbound::Outbound;
 
 /// Largest answer read from the node for most calls. A verbose `getrawtransaction` of a
 /// 100 kB transaction is a few MB; anything far larger is not BCHN and must not fill memory.
@@ -54,6 +55,7 @@ impl Transport {
         url: &str,
         max_concurrent: usize,
         timeout: Duration,
+        outbound: &Outbound,
     ) -> Result<Transport, NodeError> {
         // Parse errors name the problem, never the input: the input holds the password.
         let mut url = Url::parse(url).map_err(|e| {
@@ -102,7 +104,8 @@ impl Transport {
             ));
         }
 
-        let http = reqwest::Client::builder()
+        let http = outbound
+            .http()
             .timeout(timeout)
             // A connect timeout of its own marks a node that never accepted the connection as
             // a connect error: nothing was sent, so the call is safe to retry.
