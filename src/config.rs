@@ -337,7 +337,8 @@ pub struct Settings {
     #[arg(long, env = "CASHIER_NODE", value_enum, default_value_t = NodeKind::Dev)]
     pub node: NodeKind,
 
-    /// BCHN JSON-RPC URL with its credentials, e.g. http://user:pass@127.0.0.1:8332.
+    /// BCHN JSON-RPC URL with its credentials, e.g. http://user:pass@127.0.0.1:8332 (https://
+    /// for a node behind a TLS-terminating proxy).
     #[arg(long, env = "CASHIER_NODE_URL", hide_env_values = true)]
     pub node_url: Option<String>,
 
