@@ -365,7 +365,7 @@ pub struct Settings {
     pub fake_wallet_secret: String,
 
     /// Base URL of the LNbits (or Cashier) whose wallet funds --funding-source lnbits, e.g.
-    /// http://127.0.0.1:5000 (plain http: this build has no TLS).
+    /// https://lnbits.example or http://127.0.0.1:5000.
     #[arg(long, env = "CASHIER_LNBITS_URL")]
     pub lnbits_url: Option<String>,
 

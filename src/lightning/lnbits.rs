@@ -1,6 +1,7 @@
 //! The `lnbits` funding source: a wallet on a remote LNbits (or another Cashier) funds this
 //! server, over its REST API (`X-Api-Key`) and its wallet socket (`/api/v1/ws/<key>`), as
-//! LNbits' own `LNbitsWallet` does (research §3).
+//! LNbits' own `LNbitsWallet` does (research §3). An https:// base URL takes both over TLS
+//! (the socket as wss://), trusting what [`Outbound`] trusts.
 //!
 //! Beyond what LNbits does: the invoices issued here and not yet known paid are remembered
 //! (while the process runs), and every time the socket (re)connects they are checked over
@@ -20,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::funding::{
     FundingSource, FundingStatus, InvoiceRequest, IssuedInvoice, Outcome, Settled,
 };
-use crate::outbound::Outbound;
+use crate::outbound::{tls_failure, Outbound};
 
 /// How long a REST call may take (connecting included) before its outcome counts as unknown.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -43,6 +44,8 @@ pub struct Lnbits {
     base: Url,
     key: String,
     http: reqwest::Client,
+    /// The same TLS for the socket.
+    outbound: Outbound,
     /// Invoices issued and not yet known settled, with when they expire.
     open: Arc<Mutex<HashMap<String, Instant>>>,
 }
@@ -57,7 +60,7 @@ impl std::fmt::Debug for Lnbits {
 
 impl Lnbits {
     /// A source for the wallet `key` (admin key; an invoice key makes it receive-only) on the
-    /// LNbits at `url` (plain `http://` for now), its calls made with `outbound`'s TLS.
+    /// LNbits at `url` (http:// or https://, trusted as `outbound` says).
     pub fn new(url: &str, key: &str, outbound: &Outbound) -> Result<Lnbits, String> {
         let base = parse_base_url(url)?;
         let key = key.trim();
@@ -85,6 +88,7 @@ impl Lnbits {
             base,
             key: key.to_owned(),
             http,
+            outbound: outbound.clone(),
             open: Arc::default(),
         })
     }
@@ -100,8 +104,12 @@ impl Lnbits {
     /// The wallet socket's URL. It holds the key: never log it.
     fn socket_url(&self) -> String {
         let url = self.url(&["api", "v1", "ws", &self.key]);
-        // The base URL was checked to be http://, so this is ws://.
-        url.as_str().replacen("http://", "ws://", 1)
+        // The base URL was checked to be http:// or https://: ws:// or wss:// the same way.
+        let url = url.as_str();
+        match url.strip_prefix("https://") {
+            Some(rest) => format!("wss://{rest}"),
+            None => url.replacen("http://", "ws://", 1),
+        }
     }
 
     /// GET with the key; the status and the body (JSON, or null).
@@ -193,7 +201,7 @@ impl Lnbits {
                 tracing::warn!(url = %self.base, %status, detail = %detail(&body),
                 "lnbits funding source: the wallet refused the key")
             }
-            Err(e) => tracing::warn!(url = %self.base, error = %e,
+            Err(e) => tracing::warn!(url = %self.base, error = %why_unreachable(&e),
                 "lnbits funding source: cannot reach it yet (payments wait until it answers)"),
         }
     }
@@ -204,7 +212,14 @@ impl Lnbits {
         self.announce().await;
         let mut backoff = BACKOFF_FIRST;
         loop {
-            match tokio_tungstenite::connect_async(self.socket_url()).await {
+            // The connector is given for ws:// too; it is used only for wss://.
+            let connecting = tokio_tungstenite::connect_async_tls_with_config(
+                self.socket_url(),
+                None,
+                false,
+                Some(self.outbound.ws_connector()),
+            );
+            match connecting.await {
                 Ok((socket, _)) => {
                     tracing::info!(url = %self.base, "lnbits funding source: socket connected");
                     backoff = BACKOFF_FIRST;
@@ -229,7 +244,9 @@ impl Lnbits {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(url = %self.base, error = %e, retry_in_s = backoff.as_secs(),
+                    // Never the socket's URL: it holds the key.
+                    let error = tls_failure(&e).unwrap_or_else(|| e.to_string());
+                    tracing::warn!(url = %self.base, %error, retry_in_s = backoff.as_secs(),
                         "lnbits funding source: cannot open the socket");
                 }
             }
@@ -307,17 +324,24 @@ impl FundingSource for Lnbits {
             },
             Err(e) => FundingStatus {
                 balance_msat: 0,
-                error: Some(format!("cannot reach LNbits: {e}")),
+                error: Some(format!(
+                    "cannot reach LNbits at {}: {}",
+                    self.base,
+                    why_unreachable(&e)
+                )),
             },
         }
     }
 
     async fn create_invoice(&self, request: &InvoiceRequest) -> Result<IssuedInvoice, String> {
         let body = invoice_body(request)?;
-        let (status, answer) = self
-            .post(&body, REQUEST_TIMEOUT)
-            .await
-            .map_err(|e| format!("cannot reach the LNbits funding source: {e}"))?;
+        let (status, answer) = self.post(&body, REQUEST_TIMEOUT).await.map_err(|e| {
+            format!(
+                "cannot reach the LNbits funding source at {}: {}",
+                self.base,
+                why_unreachable(&e)
+            )
+        })?;
         if !status.is_success() {
             return Err(format!(
                 "the LNbits funding source refused the invoice ({status}): {}",
@@ -362,7 +386,23 @@ impl FundingSource for Lnbits {
     }
 }
 
-/// The base URL, checked: http:// with a host, no query or fragment.
+/// Why a REST call did not get an answer: the TLS problem explained, else the innermost cause
+/// (reqwest's own text says only "error sending request"). No URL: the caller names the base.
+fn why_unreachable(e: &reqwest::Error) -> String {
+    if let Some(why) = tls_failure(e) {
+        return why;
+    }
+    if e.is_timeout() {
+        return "no answer in time".into();
+    }
+    let mut cause: &(dyn std::error::Error + 'static) = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// The base URL, checked: http:// or https:// with a host, no query or fragment.
 fn parse_base_url(url: &str) -> Result<Url, String> {
     let url = url.trim();
     if url.is_empty() {
@@ -376,17 +416,10 @@ fn parse_base_url(url: &str) -> Result<Url, String> {
         return Err("--lnbits-url must not hold credentials: the key goes in --lnbits-key".into());
     }
     match parsed.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(format!(
-                "--lnbits-url {url:?}: https is not supported by this build (no TLS compiled \
-                 in); reach LNbits over http on a private network or through a local \
-                 TLS-terminating proxy"
-            ))
-        }
+        "http" | "https" => {}
         other => {
             return Err(format!(
-                "--lnbits-url {url:?}: the scheme must be http, not {other}"
+                "--lnbits-url {url:?}: the scheme must be https or http, not {other}"
             ))
         }
     }
@@ -523,10 +556,11 @@ mod tests {
     #[test]
     fn settings_are_checked() {
         assert!(Lnbits::new("http://127.0.0.1:5000", "abc123", &outbound()).is_ok());
+        assert!(Lnbits::new("https://lnbits.example", "abc123", &outbound()).is_ok());
         for (url, key, says) in [
             ("", "k", "empty"),
-            ("https://lnbits.example", "k", "no TLS"),
-            ("ftp://x", "k", "scheme must be http"),
+            ("ftp://x", "k", "scheme must be https or http"),
+            ("wss://lnbits.example", "k", "scheme must be https or http"),
             ("127.0.0.1:5000", "k", "URL"),
             ("http://127.0.0.1:5000/?a=b", "k", "plain base URL"),
             ("http://u:p@127.0.0.1:5000", "k", "credentials"),
@@ -550,6 +584,16 @@ mod tests {
         let l = Lnbits::new("http://127.0.0.1:5006", "k3y", &outbound()).unwrap();
         assert_eq!(l.socket_url(), "ws://127.0.0.1:5006/api/v1/ws/k3y");
         assert!(!format!("{l:?}").contains("k3y"));
+        let l = Lnbits::new("https://lnbits.example/https://", "k3y", &outbound()).unwrap();
+        assert_eq!(
+            l.url(&["api", "v1", "wallet"]).as_str(),
+            "https://lnbits.example/https://api/v1/wallet"
+        );
+        assert_eq!(
+            l.socket_url(),
+            "wss://lnbits.example/https://api/v1/ws/k3y",
+            "only the scheme changes"
+        );
     }
 
     #[test]
