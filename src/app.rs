@@ -17,6 +17,7 @@ use crate::jpp::signing::Signer;
 use crate::lightning::{Funding, FundingSettings};
 use crate::notify::webhook::{Guard, Sender, WebhookSettings};
 use crate::notify::{bridge, ConnectionLimit, Dispatcher};
+use crate::outbound::Outbound;
 use crate::service::{
     AddressRules, DevChain, Invoices, Lightning, NodeClient, Payments, Watcher, Webhooks,
 };
@@ -50,6 +51,8 @@ pub struct Application {
     lightning: Lightning,
     watcher: Watcher,
     webhook_sender: Sender,
+    /// The TLS every call out uses (the node, the funding source, webhooks).
+    outbound: Outbound,
     reconcile_every: std::time::Duration,
     event_retention: std::time::Duration,
     /// Closes the sockets (1001) when shutdown begins.
@@ -97,7 +100,10 @@ impl Application {
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))??;
 
-        let (node, network) = connect_node(settings, &store).await?;
+        // Before anything calls out: the node is asked its network below.
+        let outbound =
+            Outbound::new(settings.extra_ca_file.as_deref()).map_err(StartError::Config)?;
+        let (node, network) = connect_node(settings, &store, &outbound).await?;
         let signer = match &settings.signing_key {
             Some(key) => {
                 Some(Arc::new(Signer::from_hex(key, network).map_err(|e| {
@@ -130,7 +136,7 @@ impl Application {
                 first_retry: std::time::Duration::from_millis(settings.webhook_first_retry_ms),
                 max_attempts: settings.webhook_max_attempts,
             },
-            reqwest::Client::builder(),
+            outbound.http(),
         )
         .map_err(StartError::Config)?;
         let dispatcher = Dispatcher::new(store.clone()).with_consumer(webhook_sender.consumer());
@@ -162,6 +168,7 @@ impl Application {
             fake_wallet_secret: &settings.fake_wallet_secret,
             lnbits_url: settings.lnbits_url.as_deref(),
             lnbits_key: settings.lnbits_key.as_deref(),
+            outbound: &outbound,
         })
         .map_err(StartError::Config)?;
         let lightning = Lightning::new(store.clone(), funding);
@@ -250,6 +257,7 @@ impl Application {
             lightning,
             watcher,
             webhook_sender,
+            outbound,
             reconcile_every: std::time::Duration::from_secs(settings.reconcile_every),
             event_retention: std::time::Duration::from_secs(
                 u64::from(settings.event_retention_days) * 86_400,
@@ -288,6 +296,11 @@ impl Application {
 
     pub fn payments(&self) -> &Payments {
         &self.payments
+    }
+
+    /// The TLS setup for calls out, built once from the settings.
+    pub fn outbound(&self) -> &Outbound {
+        &self.outbound
     }
 
     /// Serves until [`Shutdown::stop`]; the background duties run beside the server under one
@@ -413,6 +426,7 @@ fn zmq_endpoint(settings: &Settings) -> Result<Option<String>, StartError> {
 async fn connect_node(
     settings: &Settings,
     store: &Store,
+    outbound: &Outbound,
 ) -> Result<(NodeClient, Network), StartError> {
     match settings.node {
         NodeKind::Dev => {
@@ -440,6 +454,7 @@ async fn connect_node(
                 url,
                 settings.node_connections as usize,
                 std::time::Duration::from_secs(settings.node_timeout),
+                outbound,
             )
             .map_err(|e| StartError::Config(e.to_string()))?;
             let network = match (client.network().await, settings.network) {

@@ -400,7 +400,8 @@ pub struct Settings {
     #[arg(long, env = "CASHIER_NODE", value_enum, default_value_t = NodeKind::Dev)]
     pub node: NodeKind,
 
-    /// BCHN JSON-RPC URL with its credentials, e.g. http://user:pass@127.0.0.1:8332.
+    /// BCHN JSON-RPC URL with its credentials, e.g. http://user:pass@127.0.0.1:8332 (https://
+    /// for a node behind a TLS-terminating proxy).
     #[arg(long, env = "CASHIER_NODE_URL", hide_env_values = true)]
     pub node_url: Option<String>,
 
@@ -427,7 +428,7 @@ pub struct Settings {
     pub fake_wallet_secret: String,
 
     /// Base URL of the LNbits (or Cashier) whose wallet funds --funding-source lnbits, e.g.
-    /// http://127.0.0.1:5000 (plain http: this build has no TLS).
+    /// https://lnbits.example or http://127.0.0.1:5000.
     #[arg(long, env = "CASHIER_LNBITS_URL")]
     pub lnbits_url: Option<String>,
 
@@ -435,6 +436,12 @@ pub struct Settings {
     /// environment variable (command lines are visible to other users).
     #[arg(long, env = "CASHIER_LNBITS_KEY", hide_env_values = true)]
     pub lnbits_key: Option<String>,
+
+    /// PEM file of CA certificates to trust for calls out (BCHN, LNbits), besides the
+    /// compiled-in and the system's roots: for private CAs, e.g. a LNbits or node behind your
+    /// own TLS proxy. Default: none.
+    #[arg(long, env = "CASHIER_EXTRA_CA_FILE")]
+    pub extra_ca_file: Option<PathBuf>,
 
     /// Refuse `POST /api/v1/account` (wallets are then made with `cashier wallet create`).
     #[arg(long, env = "CASHIER_NO_PUBLIC_ACCOUNTS")]

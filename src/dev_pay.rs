@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::chain::sighash::SignWith;
 use crate::chain::wallet::{build_payment_with, random_key};
 use crate::chain::{Address, Network, Nft, NftCapability, OutPoint, Output, TokenData, Txid};
+use crate::outbound::Outbound;
 
 /// What the payment did.
 #[derive(Debug)]
@@ -29,7 +30,7 @@ pub async fn pay(target: &str, memo: Option<&str>) -> Result<Paid, String> {
 pub async fn pay_with(target: &str, memo: Option<&str>, how: SignWith) -> Result<Paid, String> {
     let payment_url = payment_url(target)?;
     let base = base_of(&payment_url)?;
-    let http = reqwest::Client::new();
+    let http = client()?;
     let invoice: Value = http
         .get(&payment_url)
         .header("Accept", "application/json")
@@ -105,7 +106,7 @@ pub async fn pay_address(server: &str, address: &str, amount: u64) -> Result<Str
     let base = server.trim_end_matches('/');
     let to = Address::parse(address, Network::Regtest)
         .map_err(|e| format!("{address:?} is not a dev chain (bchreg:) address: {e}"))?;
-    let http = reqwest::Client::new();
+    let http = client()?;
     let secp = Secp256k1::new();
     let key = random_key();
     let key_hash = hash160::Hash::hash(&key.public_key(&secp).serialize()).to_byte_array();
@@ -129,6 +130,14 @@ pub async fn pay_address(server: &str, address: &str, amount: u64) -> Result<Str
     let url = format!("{base}/dev/broadcast");
     let answer = post_json(&http, &url, &body, "the dev chain refused the transaction").await?;
     Ok(answer["txid"].as_str().unwrap_or_default().to_owned())
+}
+
+/// An HTTP client with the server's TLS roots, for a dev server behind https:// too.
+pub fn client() -> Result<reqwest::Client, String> {
+    Outbound::new(None)?
+        .http()
+        .build()
+        .map_err(|e| format!("cannot set up the HTTP client: {e}"))
 }
 
 /// Posts `body` to `url` and reads the JSON answer; a refusal is `refused` with the server's

@@ -20,6 +20,8 @@
 //!   socket hub and catch-up, the PostgreSQL bridge.
 //! - [`store`]: diesel, one code path for SQLite and PostgreSQL.
 //! - [`supervisor`]: the background duties, restarted on failure and stopped in order.
+//! - [`outbound`]: TLS for every call out (the roots, `--extra-ca-file`), one setup that
+//!   the BCHN client, the lnbits funding source and `dev pay` build their clients from.
 //! - [`dev_pay`]: `cashier dev pay`, a wallet for the dev chain.
 //! - [`units`]: time and money as every layer writes them.
 //!
@@ -42,6 +44,7 @@ pub mod http;
 pub mod jpp;
 pub mod lightning;
 pub mod notify;
+pub mod outbound;
 pub mod service;
 pub mod store;
 pub mod supervisor;

@@ -196,7 +196,7 @@ async fn dev_post(
     field: &str,
 ) -> Result<(), String> {
     let url = format!("{}{path}", base.trim_end_matches('/'));
-    let answer = reqwest::Client::new()
+    let answer = cashier::dev_pay::client()?
         .post(&url)
         .json(&body)
         .send()

@@ -34,7 +34,12 @@ use cashier::chain::{
     txid_of, Input, Network, Nft, NftCapability, OutPoint, Output, TokenData, Tx, Txid,
     MAX_MONEY_SATS,
 };
+use cashier::outbound::Outbound;
 use zeromq::{PubSocket, Socket, SocketSend, ZmqMessage};
+
+#[path = "common/tls.rs"]
+mod tls;
+use tls::{Crossed, TlsProxy};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "s3cret-pw";
@@ -140,7 +145,7 @@ impl Stub {
     }
 
     fn client(&self) -> BchnClient {
-        BchnClient::new(&self.url(), 4, Duration::from_secs(30)).expect("client")
+        BchnClient::new(&self.url(), 4, Duration::from_secs(30), &outbound()).expect("client")
     }
 
     /// The next request the stub receives (waits for it).
@@ -336,6 +341,11 @@ fn raw_tx(tag: u8) -> Vec<u8> {
     raw
 }
 
+/// The TLS setup Cashier makes without --extra-ca-file (what plain http:// ignores).
+fn outbound() -> Outbound {
+    Outbound::new(None).expect("the TLS setup")
+}
+
 /// Every message must be free of the password, whatever went wrong.
 fn message(e: &NodeError) -> String {
     let text = e.to_string();
@@ -436,7 +446,7 @@ async fn a_node_still_loading_is_unavailable() {
 async fn percent_escaped_credentials_become_basic_auth() {
     let mut stub = Stub::start(|_, _| ok(json!({"chain": "regtest"}))).await;
     let url = format!("http://bob:p%40ss%3Aw%2Frd@127.0.0.1:{}", stub.port);
-    let client = BchnClient::new(&url, 1, Duration::from_secs(30)).expect("client");
+    let client = BchnClient::new(&url, 1, Duration::from_secs(30), &outbound()).expect("client");
     assert_eq!(client.network().await, Ok(Network::Regtest));
     // base64("bob:p@ss:w/rd")
     assert_eq!(
@@ -469,6 +479,7 @@ async fn a_url_without_credentials_is_told_to_add_them() {
         &format!("http://127.0.0.1:{}", stub.port),
         1,
         Duration::from_secs(30),
+        &outbound(),
     )
     .expect("client");
     let text = unavailable(client.network().await);
@@ -480,11 +491,11 @@ async fn a_url_without_credentials_is_told_to_add_them() {
 fn invalid_settings_are_refused_without_echoing_the_password() {
     for url in [
         format!("http://{USER}:{PASSWORD}@127.0.0.1:notaport"),
-        format!("https://{USER}:{PASSWORD}@127.0.0.1:8332"),
+        format!("ftp://{USER}:{PASSWORD}@127.0.0.1:8332"),
         format!("{USER}:{PASSWORD}@127.0.0.1:8332"),
         format!("http://{USER}:{PASSWORD}%zz@127.0.0.1:8332"),
     ] {
-        match BchnClient::new(&url, 4, Duration::from_secs(1)) {
+        match BchnClient::new(&url, 4, Duration::from_secs(1), &outbound()) {
             Err(e @ NodeError::Protocol(_)) => {
                 message(&e);
             }
@@ -492,9 +503,9 @@ fn invalid_settings_are_refused_without_echoing_the_password() {
         }
     }
     let url = format!("http://{USER}:{PASSWORD}@127.0.0.1:8332");
-    assert!(BchnClient::new(&url, 0, Duration::from_secs(1)).is_err());
-    assert!(BchnClient::new(&url, 4, Duration::ZERO).is_err());
-    assert!(BchnClient::new(&url, 4, Duration::from_secs(1)).is_ok());
+    assert!(BchnClient::new(&url, 0, Duration::from_secs(1), &outbound()).is_err());
+    assert!(BchnClient::new(&url, 4, Duration::ZERO, &outbound()).is_err());
+    assert!(BchnClient::new(&url, 4, Duration::from_secs(1), &outbound()).is_ok());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -563,7 +574,7 @@ async fn a_closed_port_is_unavailable() {
         listener.local_addr().expect("addr").port()
     }; // dropped: nothing listens there now
     let url = format!("http://{USER}:{PASSWORD}@127.0.0.1:{port}");
-    let client = BchnClient::new(&url, 4, Duration::from_secs(30)).expect("client");
+    let client = BchnClient::new(&url, 4, Duration::from_secs(30), &outbound()).expect("client");
     let text = unavailable(client.broadcast(&raw_tx(1)).await);
     assert!(text.contains("cannot connect"), "{text}");
 }
@@ -571,7 +582,8 @@ async fn a_closed_port_is_unavailable() {
 #[tokio::test]
 async fn a_node_that_never_answers_is_a_timeout() {
     let mut stub = Stub::start(|_, _| Reply::Hang).await;
-    let client = BchnClient::new(&stub.url(), 4, Duration::from_millis(300)).expect("client");
+    let client =
+        BchnClient::new(&stub.url(), 4, Duration::from_millis(300), &outbound()).expect("client");
     timeout(client.broadcast(&raw_tx(1)).await);
     // The request did reach the node: hence "ambiguous", not "unavailable".
     assert_eq!(stub.next().await.call().0, "sendrawtransaction");
@@ -583,6 +595,166 @@ async fn a_connection_reset_after_sending_is_a_timeout() {
     let text = timeout(stub.client().broadcast(&raw_tx(1)).await);
     assert!(text.contains("may still have taken effect"), "{text}");
     assert_eq!(stub.next().await.call().0, "sendrawtransaction");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Over TLS: https:// to a TLS-terminating proxy in front of the stub, with a CA of the test's
+// own (tests/common/tls.rs)
+// ---------------------------------------------------------------------------------------------
+
+/// The stub behind a TLS proxy whose certificate, issued by `ca`, is for `names`.
+async fn behind_tls(stub: &Stub, ca: &tls::Ca, names: &[&str]) -> TlsProxy {
+    TlsProxy::start(&ca.leaf(names), ([127, 0, 0, 1], stub.port).into()).await
+}
+
+fn https_client(proxy: &TlsProxy, outbound: &Outbound) -> BchnClient {
+    let url = proxy.url(Some(&format!("{USER}:{PASSWORD}")));
+    BchnClient::new(&url, 4, Duration::from_secs(30), outbound).expect("client")
+}
+
+#[tokio::test]
+async fn https_reaches_the_node_through_a_proxy_trusted_by_the_extra_ca_file() {
+    let mut stub = Stub::start(|_, _| ok(json!({"chain": "regtest"}))).await;
+    let ca = tls::Ca::new();
+    let mut proxy = behind_tls(&stub, &ca, &["127.0.0.1", "localhost"]).await;
+    let outbound = Outbound::new(Some(ca.pem_file())).expect("the CA's file");
+    let client = https_client(&proxy, &outbound);
+    assert_eq!(client.network().await, Ok(Network::Regtest));
+    let seen = stub.next().await;
+    assert_eq!(seen.call().0, "getblockchaininfo");
+    assert_eq!(seen.header("authorization"), Some(AUTH));
+    assert_eq!(
+        proxy.next().await,
+        Crossed::Request("POST / HTTP/1.1".into())
+    );
+    assert!(
+        client.endpoint().starts_with("https://127.0.0.1:"),
+        "{}",
+        client.endpoint()
+    );
+    assert!(!client.endpoint().contains(PASSWORD));
+    assert!(!format!("{client:?}").contains(PASSWORD));
+
+    // The certificate's other name works the same.
+    let url = format!("https://{USER}:{PASSWORD}@localhost:{}", proxy.port);
+    let by_name = BchnClient::new(&url, 4, Duration::from_secs(30), &outbound).expect("client");
+    assert_eq!(by_name.network().await, Ok(Network::Regtest));
+    assert_eq!(stub.next().await.call().0, "getblockchaininfo");
+}
+
+#[tokio::test]
+async fn https_to_a_certificate_of_an_unknown_ca_is_unavailable_and_sends_nothing() {
+    let mut stub = Stub::start(|_, _| ok(json!({"chain": "regtest"}))).await;
+    let ca = tls::Ca::new();
+    let mut proxy = behind_tls(&stub, &ca, &["127.0.0.1"]).await;
+    let another_ca = tls::Ca::new();
+    // The compiled-in and system roots alone, then with another private CA's file.
+    for outbound in [
+        Outbound::new(None),
+        Outbound::new(Some(another_ca.pem_file())),
+    ] {
+        let client = https_client(&proxy, &outbound.expect("the TLS setup"));
+        let text = unavailable(client.broadcast(&raw_tx(1)).await);
+        assert!(text.contains("not signed by a CA trusted here"), "{text}");
+        assert!(text.contains("--extra-ca-file"), "{text}");
+        assert!(text.contains(client.endpoint()), "{text}");
+        // The proxy's side of the same handshake.
+        let refused = proxy.next().await;
+        assert!(matches!(refused, Crossed::Refused(_)), "{refused:?}");
+    }
+    // No request crossed the proxy, so the node saw nothing.
+    let crossed = proxy.drain();
+    assert!(
+        crossed.iter().all(|c| matches!(c, Crossed::Refused(_))),
+        "{crossed:?}"
+    );
+    assert!(stub.drain().is_empty());
+}
+
+#[tokio::test]
+async fn https_to_a_certificate_for_another_name_is_unavailable_and_sends_nothing() {
+    let mut stub = Stub::start(|_, _| ok(json!({"chain": "regtest"}))).await;
+    let ca = tls::Ca::new();
+    let mut proxy = behind_tls(&stub, &ca, &["node.example"]).await;
+    let outbound = Outbound::new(Some(ca.pem_file())).expect("the CA's file");
+    let client = https_client(&proxy, &outbound);
+    let text = unavailable(client.network().await);
+    assert!(text.contains("for another name"), "{text}");
+    let refused = proxy.next().await;
+    assert!(matches!(refused, Crossed::Refused(_)), "{refused:?}");
+    let crossed = proxy.drain();
+    assert!(
+        crossed.iter().all(|c| matches!(c, Crossed::Refused(_))),
+        "{crossed:?}"
+    );
+    assert!(stub.drain().is_empty());
+}
+
+#[tokio::test]
+async fn https_to_a_plain_http_server_says_so() {
+    // A plain HTTP server (a proxy's plain port, say) answers a TLS hello as a bad request.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut hello = [0u8; 512];
+            let _ = stream.read(&mut hello).await;
+            let _ = stream
+                .write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await;
+        }
+    });
+    let url = format!("https://{USER}:{PASSWORD}@127.0.0.1:{port}");
+    let client = BchnClient::new(&url, 4, Duration::from_secs(30), &outbound()).expect("client");
+    let text = unavailable(client.network().await);
+    assert!(text.contains("plain http"), "{text}");
+}
+
+/// `--extra-ca-file` reaches the node client: the server learns the network from the node
+/// over https:// with it, and cannot without it.
+#[tokio::test]
+async fn the_server_reaches_its_node_over_https_with_the_extra_ca_file_only() {
+    let mut stub = Stub::start(|_, _| ok(json!({"chain": "regtest"}))).await;
+    let ca = tls::Ca::new();
+    let proxy = behind_tls(&stub, &ca, &["127.0.0.1"]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("c.sqlite").display()
+    );
+    let node_url = proxy.url(Some(&format!("{USER}:{PASSWORD}")));
+    let ca_file = ca.pem_file().display().to_string();
+    let base = [
+        "cashier serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &db,
+        "--node",
+        "bchn",
+        "--node-url",
+        &node_url,
+    ];
+    use clap::Parser;
+    let settings = |extra: &[&str]| {
+        cashier::config::Settings::try_parse_from(base.iter().chain(extra)).expect("settings")
+    };
+    let Err(e) = cashier::app::Application::build(&settings(&[])).await else {
+        panic!("started without trusting the node's certificate");
+    };
+    let e = e.to_string();
+    assert!(e.contains("cannot learn the network"), "{e}");
+    assert!(e.contains("--extra-ca-file"), "{e}");
+    assert!(!e.contains(PASSWORD), "{e}");
+    assert!(stub.drain().is_empty());
+
+    let app = cashier::app::Application::build(&settings(&["--extra-ca-file", &ca_file]))
+        .await
+        .expect("the server starts");
+    assert_eq!(stub.next().await.call().0, "getblockchaininfo");
+    drop(app);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1568,7 +1740,8 @@ async fn no_more_than_max_concurrent_requests_reach_the_node_at_once() {
     const BOUND: usize = 3;
     const CALLS: usize = 10;
     let mut stub = Stub::gated(|_, _| ok(json!({"chain": "regtest"}))).await;
-    let client = BchnClient::new(&stub.url(), BOUND, Duration::from_secs(60)).expect("client");
+    let client =
+        BchnClient::new(&stub.url(), BOUND, Duration::from_secs(60), &outbound()).expect("client");
     // Spawned, so the calls are also shown to be Send and usable from any task.
     let calls: Vec<_> = (0..CALLS)
         .map(|_| {
@@ -2168,7 +2341,7 @@ async fn watching_a_node_that_is_down_is_unavailable() {
         listener.local_addr().expect("addr").port()
     };
     let url = format!("http://{USER}:{PASSWORD}@127.0.0.1:{port}");
-    let client = BchnClient::new(&url, 4, Duration::from_secs(30)).expect("client");
+    let client = BchnClient::new(&url, 4, Duration::from_secs(30), &outbound()).expect("client");
     unavailable(client.tip().await);
     unavailable(client.header(block_hash(1)).await);
     unavailable(client.block(block_hash(1)).await);
@@ -2890,7 +3063,7 @@ mod watching {
                 base,
                 store,
                 key,
-                http: reqwest::Client::new(),
+                http: outbound().http().build().expect("an HTTP client"),
                 handle,
                 running,
             }

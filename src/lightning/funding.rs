@@ -11,6 +11,7 @@ use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
 use rand::RngCore;
 
 use super::lnbits::Lnbits;
+use crate::outbound::Outbound;
 
 /// What an invoice is made for.
 #[derive(Debug, Clone)]
@@ -102,6 +103,8 @@ pub struct FundingSettings<'a> {
     pub fake_wallet_secret: &'a str,
     pub lnbits_url: Option<&'a str>,
     pub lnbits_key: Option<&'a str>,
+    /// The TLS a remote source's calls use.
+    pub outbound: &'a Outbound,
 }
 
 /// The funding source the server holds.
@@ -135,7 +138,7 @@ impl Funding {
                     "--funding-source lnbits needs --lnbits-key (CASHIER_LNBITS_KEY), the \
                      remote wallet's admin key",
                 )?;
-                Ok(Funding::Lnbits(Lnbits::new(url, key)?))
+                Ok(Funding::Lnbits(Lnbits::new(url, key, settings.outbound)?))
             }
             kind => Ok(Funding::new(kind, settings.fake_wallet_secret)),
         }

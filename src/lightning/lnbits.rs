@@ -1,6 +1,7 @@
 //! The `lnbits` funding source: a wallet on a remote LNbits (or another Cashier) funds this
 //! server, over its REST API (`X-Api-Key`) and its wallet socket (`/api/v1/ws/<key>`), as
-//! LNbits' own `LNbitsWallet` does (research §3).
+//! LNbits' own `LNbitsWallet` does (research §3). An https:// base URL takes both over TLS
+//! (the socket as wss://), trusting what [`Outbound`] trusts.
 //!
 //! Beyond what LNbits does: the invoices issued here and not yet known paid are remembered
 //! (while the process runs), and every time the socket (re)connects they are checked over
@@ -20,6 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::funding::{
     FundingSource, FundingStatus, InvoiceRequest, IssuedInvoice, Outcome, Settled,
 };
+use crate::outbound::{tls_failure, Outbound};
 
 /// How long a REST call may take (connecting included) before its outcome counts as unknown.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -42,6 +44,8 @@ pub struct Lnbits {
     base: Url,
     key: String,
     http: reqwest::Client,
+    /// The same TLS for the socket.
+    outbound: Outbound,
     /// Invoices issued and not yet known settled, with when they expire.
     open: Arc<Mutex<HashMap<String, Instant>>>,
 }
@@ -56,8 +60,8 @@ impl std::fmt::Debug for Lnbits {
 
 impl Lnbits {
     /// A source for the wallet `key` (admin key; an invoice key makes it receive-only) on the
-    /// LNbits at `url` (plain `http://`: this build has no TLS).
-    pub fn new(url: &str, key: &str) -> Result<Lnbits, String> {
+    /// LNbits at `url` (http:// or https://, trusted as `outbound` says).
+    pub fn new(url: &str, key: &str, outbound: &Outbound) -> Result<Lnbits, String> {
         let base = parse_base_url(url)?;
         let key = key.trim();
         if key.is_empty() {
@@ -73,7 +77,8 @@ impl Lnbits {
                     .into(),
             );
         }
-        let http = reqwest::Client::builder()
+        let http = outbound
+            .http()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -83,6 +88,7 @@ impl Lnbits {
             base,
             key: key.to_owned(),
             http,
+            outbound: outbound.clone(),
             open: Arc::default(),
         })
     }
@@ -98,8 +104,12 @@ impl Lnbits {
     /// The wallet socket's URL. It holds the key: never log it.
     fn socket_url(&self) -> String {
         let url = self.url(&["api", "v1", "ws", &self.key]);
-        // The base URL was checked to be http://, so this is ws://.
-        url.as_str().replacen("http://", "ws://", 1)
+        // The base URL was checked to be http:// or https://: ws:// or wss:// the same way.
+        let url = url.as_str();
+        match url.strip_prefix("https://") {
+            Some(rest) => format!("wss://{rest}"),
+            None => url.replacen("http://", "ws://", 1),
+        }
     }
 
     /// GET with the key; the status and the body (JSON, or null).
@@ -191,7 +201,7 @@ impl Lnbits {
                 tracing::warn!(url = %self.base, %status, detail = %detail(&body),
                 "lnbits funding source: the wallet refused the key")
             }
-            Err(e) => tracing::warn!(url = %self.base, error = %e,
+            Err(e) => tracing::warn!(url = %self.base, error = %why_unreachable(&e),
                 "lnbits funding source: cannot reach it yet (payments wait until it answers)"),
         }
     }
@@ -202,7 +212,14 @@ impl Lnbits {
         self.announce().await;
         let mut backoff = BACKOFF_FIRST;
         loop {
-            match tokio_tungstenite::connect_async(self.socket_url()).await {
+            // The connector is given for ws:// too; it is used only for wss://.
+            let connecting = tokio_tungstenite::connect_async_tls_with_config(
+                self.socket_url(),
+                None,
+                false,
+                Some(self.outbound.ws_connector()),
+            );
+            match connecting.await {
                 Ok((socket, _)) => {
                     tracing::info!(url = %self.base, "lnbits funding source: socket connected");
                     backoff = BACKOFF_FIRST;
@@ -227,7 +244,9 @@ impl Lnbits {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(url = %self.base, error = %e, retry_in_s = backoff.as_secs(),
+                    // Never the socket's URL: it holds the key.
+                    let error = tls_failure(&e).unwrap_or_else(|| e.to_string());
+                    tracing::warn!(url = %self.base, %error, retry_in_s = backoff.as_secs(),
                         "lnbits funding source: cannot open the socket");
                 }
             }
@@ -305,17 +324,24 @@ impl FundingSource for Lnbits {
             },
             Err(e) => FundingStatus {
                 balance_msat: 0,
-                error: Some(format!("cannot reach LNbits: {e}")),
+                error: Some(format!(
+                    "cannot reach LNbits at {}: {}",
+                    self.base,
+                    why_unreachable(&e)
+                )),
             },
         }
     }
 
     async fn create_invoice(&self, request: &InvoiceRequest) -> Result<IssuedInvoice, String> {
         let body = invoice_body(request)?;
-        let (status, answer) = self
-            .post(&body, REQUEST_TIMEOUT)
-            .await
-            .map_err(|e| format!("cannot reach the LNbits funding source: {e}"))?;
+        let (status, answer) = self.post(&body, REQUEST_TIMEOUT).await.map_err(|e| {
+            format!(
+                "cannot reach the LNbits funding source at {}: {}",
+                self.base,
+                why_unreachable(&e)
+            )
+        })?;
         if !status.is_success() {
             return Err(format!(
                 "the LNbits funding source refused the invoice ({status}): {}",
@@ -360,7 +386,23 @@ impl FundingSource for Lnbits {
     }
 }
 
-/// The base URL, checked: http:// with a host, no query or fragment.
+/// Why a REST call did not get an answer: the TLS problem explained, else the innermost cause
+/// (reqwest's own text says only "error sending request"). No URL: the caller names the base.
+fn why_unreachable(e: &reqwest::Error) -> String {
+    if let Some(why) = tls_failure(e) {
+        return why;
+    }
+    if e.is_timeout() {
+        return "no answer in time".into();
+    }
+    let mut cause: &(dyn std::error::Error + 'static) = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// The base URL, checked: http:// or https:// with a host, no query or fragment.
 fn parse_base_url(url: &str) -> Result<Url, String> {
     let url = url.trim();
     if url.is_empty() {
@@ -374,17 +416,10 @@ fn parse_base_url(url: &str) -> Result<Url, String> {
         return Err("--lnbits-url must not hold credentials: the key goes in --lnbits-key".into());
     }
     match parsed.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(format!(
-                "--lnbits-url {url:?}: https is not supported by this build (no TLS compiled \
-                 in); reach LNbits over http on a private network or through a local \
-                 TLS-terminating proxy"
-            ))
-        }
+        "http" | "https" => {}
         other => {
             return Err(format!(
-                "--lnbits-url {url:?}: the scheme must be http, not {other}"
+                "--lnbits-url {url:?}: the scheme must be https or http, not {other}"
             ))
         }
     }
@@ -514,20 +549,25 @@ fn detail(body: &Value) -> String {
 mod tests {
     use super::*;
 
+    fn outbound() -> Outbound {
+        Outbound::new(None).unwrap()
+    }
+
     #[test]
     fn settings_are_checked() {
-        assert!(Lnbits::new("http://127.0.0.1:5000", "abc123").is_ok());
+        assert!(Lnbits::new("http://127.0.0.1:5000", "abc123", &outbound()).is_ok());
+        assert!(Lnbits::new("https://lnbits.example", "abc123", &outbound()).is_ok());
         for (url, key, says) in [
             ("", "k", "empty"),
-            ("https://lnbits.example", "k", "no TLS"),
-            ("ftp://x", "k", "scheme must be http"),
+            ("ftp://x", "k", "scheme must be https or http"),
+            ("wss://lnbits.example", "k", "scheme must be https or http"),
             ("127.0.0.1:5000", "k", "URL"),
             ("http://127.0.0.1:5000/?a=b", "k", "plain base URL"),
             ("http://u:p@127.0.0.1:5000", "k", "credentials"),
             ("http://127.0.0.1:5000", " ", "empty"),
             ("http://127.0.0.1:5000", "a/b", "letters and digits"),
         ] {
-            let e = Lnbits::new(url, key).unwrap_err();
+            let e = Lnbits::new(url, key, &outbound()).unwrap_err();
             assert!(e.contains(says), "{url} {key}: {e}");
             assert!(!e.contains("u:p"), "{e}");
         }
@@ -535,15 +575,25 @@ mod tests {
 
     #[test]
     fn urls_keep_a_path_prefix_and_hide_nothing_but_the_key() {
-        let l = Lnbits::new("http://10.0.0.2:5000/lnbits/", "k3y").unwrap();
+        let l = Lnbits::new("http://10.0.0.2:5000/lnbits/", "k3y", &outbound()).unwrap();
         assert_eq!(
             l.url(&["api", "v1", "payments", "ab/c"]).as_str(),
             "http://10.0.0.2:5000/lnbits/api/v1/payments/ab%2Fc"
         );
         assert_eq!(l.socket_url(), "ws://10.0.0.2:5000/lnbits/api/v1/ws/k3y");
-        let l = Lnbits::new("http://127.0.0.1:5006", "k3y").unwrap();
+        let l = Lnbits::new("http://127.0.0.1:5006", "k3y", &outbound()).unwrap();
         assert_eq!(l.socket_url(), "ws://127.0.0.1:5006/api/v1/ws/k3y");
         assert!(!format!("{l:?}").contains("k3y"));
+        let l = Lnbits::new("https://lnbits.example/https://", "k3y", &outbound()).unwrap();
+        assert_eq!(
+            l.url(&["api", "v1", "wallet"]).as_str(),
+            "https://lnbits.example/https://api/v1/wallet"
+        );
+        assert_eq!(
+            l.socket_url(),
+            "wss://lnbits.example/https://api/v1/ws/k3y",
+            "only the scheme changes"
+        );
     }
 
     #[test]
@@ -674,7 +724,7 @@ mod tests {
 
     #[tokio::test]
     async fn invoices_are_remembered_until_settled_or_expired() {
-        let l = Lnbits::new("http://127.0.0.1:9", "k").unwrap();
+        let l = Lnbits::new("http://127.0.0.1:9", "k", &outbound()).unwrap();
         l.remember("a", Duration::from_secs(600));
         l.remember("b", Duration::ZERO);
         assert_eq!(l.still_open().len(), 2, "a minute's grace after expiry");

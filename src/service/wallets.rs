@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::auth::key_hash;
-use crate::lightning::funding::{Funding, FundingSource, InvoiceRequest, Outcome, Settled};
+use crate::lightning::funding::{
+    Funding, FundingSource, FundingStatus, InvoiceRequest, Outcome, Settled,
+};
 use crate::lightning::{
     decode, is_issued, sats_to_msat, LnError, LnPayment, NewInvoice, PayStatus, Wallet,
 };
@@ -352,6 +354,11 @@ impl Lightning {
             .store
             .read(move |c| db::list_payments(c, &id, limit, offset))
             .await?)
+    }
+
+    /// Whether the funding source answers, and its balance (what it says when it does not).
+    pub async fn funding_status(&self) -> FundingStatus {
+        self.funding.status().await
     }
 
     /// Settles incoming payments the funding source reports, each re-checked first, until

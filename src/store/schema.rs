@@ -186,6 +186,7 @@ diesel::table! {
         payment_hash -> Nullable<Text>,
         state -> Text,
         attempts -> Integer,
+        round -> Integer,
         next_try_ms -> BigInt,
         created_ms -> BigInt,
         done_ms -> Nullable<BigInt>,

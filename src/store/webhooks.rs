@@ -282,9 +282,17 @@ pub struct Delivery {
     pub payment_hash: Option<String>,
     pub state: String,
     pub attempts: i32,
+    /// Which redelivery this is (0 before any): an attempt's outcome counts only in its round.
+    pub round: i32,
     pub next_try_ms: i64,
     pub created_ms: i64,
     pub done_ms: Option<i64>,
+}
+
+/// `state = 'pending'` written as a literal: SQLite uses a partial index only when the query
+/// names its condition as the index does, never through a bound parameter.
+fn pending() -> diesel::expression::SqlLiteral<Bool> {
+    diesel::dsl::sql::<Bool>("webhook_deliveries.state = 'pending'")
 }
 
 /// Deliveries due at `now_ms`, soonest first, at most `limit`, leaving out `busy` (in flight)
@@ -297,7 +305,7 @@ pub fn due(
     limit: i64,
 ) -> Result<Vec<Delivery>, StoreError> {
     Ok(webhook_deliveries::table
-        .filter(webhook_deliveries::state.eq(PENDING))
+        .filter(pending())
         .filter(webhook_deliveries::next_try_ms.le(now_ms))
         .filter(webhook_deliveries::id.ne_all(busy))
         .filter(diesel::dsl::sql::<Bool>(
@@ -319,7 +327,7 @@ pub fn due(
 /// (Those due already are started, or wait for one in flight, whose end wakes the sender.)
 pub fn next_due_ms(conn: &mut Conn, now_ms: i64) -> Result<Option<i64>, StoreError> {
     Ok(webhook_deliveries::table
-        .filter(webhook_deliveries::state.eq(PENDING))
+        .filter(pending())
         .filter(webhook_deliveries::next_try_ms.gt(now_ms))
         .filter(diesel::dsl::sql::<Bool>(
             "(webhook_deliveries.endpoint_id IS NULL OR webhook_deliveries.endpoint_id IN \
@@ -358,11 +366,12 @@ pub enum Then {
     Failed,
 }
 
-/// Logs an attempt and moves its delivery (only if still pending: a redelivery or removal
-/// since wins); whether it moved.
+/// Logs an attempt and moves its delivery, only if it is still pending in the same round (a
+/// redelivery asked for while the attempt was in flight must still go out); whether it moved.
 pub fn record_attempt(
     conn: &mut Conn,
     delivery_id: &str,
+    round: i32,
     attempt: &Attempt,
     then: Then,
 ) -> Result<bool, StoreError> {
@@ -373,7 +382,8 @@ pub fn record_attempt(
     };
     let target = webhook_deliveries::table
         .filter(webhook_deliveries::id.eq(delivery_id))
-        .filter(webhook_deliveries::state.eq(PENDING));
+        .filter(webhook_deliveries::state.eq(PENDING))
+        .filter(webhook_deliveries::round.eq(round));
     let moved = match next {
         Some(at) => diesel::update(target)
             .set((
@@ -458,6 +468,7 @@ pub fn requeue(
     .set((
         webhook_deliveries::state.eq(PENDING),
         webhook_deliveries::attempts.eq(0),
+        webhook_deliveries::round.eq(webhook_deliveries::round + 1),
         webhook_deliveries::next_try_ms.eq(now_ms),
         webhook_deliveries::done_ms.eq(None::<i64>),
     ))

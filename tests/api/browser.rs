@@ -155,7 +155,7 @@ impl Page {
             .unwrap()
             .to_owned();
         // A tab of our own (PUT, as current Chromium requires).
-        let target: Value = reqwest::Client::new()
+        let target: Value = crate::helpers::http_client()
             .put(format!("http://{authority}/json/new?about:blank"))
             .send()
             .await

@@ -50,6 +50,9 @@ fn serve_help_documents_every_setting_with_its_default() {
         "[default: 10]",
         "--node-connections",
         "[default: 16]",
+        "--extra-ca-file",
+        "CASHIER_EXTRA_CA_FILE",
+        "for private CAs",
         "--reconcile-every",
         "--event-retention-days",
         "[default: 7]",
@@ -129,7 +132,7 @@ async fn keys_are_shown_once_listed_without_secrets_and_revocable() {
     );
 
     // The server on that data folder accepts the key, then refuses it once revoked.
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let body = json!({"outputs": [{"address": ADDR, "amount": 1000}]});
     let create = |key: String| {
         client
@@ -229,7 +232,7 @@ async fn dev_pay_pays_an_invoice_end_to_end() {
     let db = ["--data-dir", dir.path().to_str().unwrap()];
     let (mut server, base) = serve(&db);
     let key = run_ok(&["key", "create"], &db);
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let category = "12".repeat(32);
     for body in [
         json!({"outputs": [{"address": ADDR, "amount": 10_000}], "memo": "coffee"}),
@@ -313,7 +316,7 @@ async fn dev_rehearses_the_bad_days_from_the_command_line() {
     let db = ["--data-dir", dir.path().to_str().unwrap()];
     let (mut server, base) = serve(&db);
     let key = run_ok(&["key", "create"], &db);
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let invoice: serde_json::Value = client
         .post(format!("{base}/api/jpp/invoices/"))
         .header("X-Api-Key", &key)
@@ -420,7 +423,7 @@ async fn wallets_are_made_listed_and_topped_up_from_the_command_line() {
     let row = listed.lines().find(|l| l.starts_with(&id)).unwrap();
     assert!(row.contains("2500") && row.ends_with("till 1"), "{listed}");
     assert!(!listed.contains(&inkey), "keys are never listed");
-    let wallet: serde_json::Value = reqwest::Client::new()
+    let wallet: serde_json::Value = crate::helpers::http_client()
         .get(format!("{base}/api/v1/wallet"))
         .header("X-Api-Key", &inkey)
         .send()
@@ -520,7 +523,7 @@ async fn stores_and_scoped_keys_from_the_command_line() {
     let nowhere = run_err(&["store", "confirmations", "no such shop", "1"], &db);
     assert!(nowhere.contains("no store"), "{nowhere}");
 
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let create = |key: String, body: serde_json::Value| {
         let client = client.clone();
         let url = format!("{base}/jpp/invoices/");

@@ -54,6 +54,18 @@ macro_rules! on_both_backends {
     )*};
 }
 
+/// An HTTP client as Cashier makes them (reqwest has no TLS provider of its own here).
+pub fn http_client() -> reqwest::Client {
+    http_builder().build().expect("an HTTP client")
+}
+
+/// [`http_client`]'s builder, to set more.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    cashier::outbound::Outbound::new(None)
+        .expect("the TLS setup")
+        .http()
+}
+
 pub struct TestApp {
     pub base: String,
     pub payments: cashier::service::Payments,
@@ -244,7 +256,7 @@ impl TestApp {
             payments,
             lightning,
             hub,
-            client: reqwest::Client::new(),
+            client: http_client(),
             key,
             store,
             database_url,

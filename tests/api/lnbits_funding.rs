@@ -3,6 +3,9 @@
 //! wallet Y, and Cashier hears of it on X's socket, settles it and tells its own wallet's
 //! socket. A payment out goes through X; a definite refusal fails it, and the money comes back.
 //!
+//! The same over https:// and wss://: a TLS-terminating proxy with a certificate from the
+//! test's own CA in front of LNbits, trusted through `--extra-ca-file` (issue 14's done-when).
+//!
 //! The first run installs LNbits in a virtualenv (`scripts/test` does it beforehand); it needs
 //! python3 with venv and PyPI. Never skipped: without them the test fails and says why.
 
@@ -19,6 +22,7 @@ use cashier::config::Settings;
 use clap::Parser;
 
 use crate::helpers::{Backend, TestApp};
+use crate::tls::{Ca, Crossed, TlsProxy};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -89,7 +93,7 @@ impl Lnbits {
                 .expect("the super user's token")
                 .trim()
                 .to_owned(),
-            http: reqwest::Client::new(),
+            http: crate::helpers::http_client(),
             _dir: dir,
         };
         let r = lnbits
@@ -100,6 +104,14 @@ impl Lnbits {
             .expect("LNbits answers");
         assert!(r.status().is_success(), "LNbits health: {}", r.status());
         lnbits
+    }
+
+    /// Where it listens (plain HTTP), for a proxy in front of it.
+    fn addr(&self) -> std::net::SocketAddr {
+        self.base
+            .trim_start_matches("http://")
+            .parse()
+            .expect("LNbits' address")
     }
 
     async fn account(&self, name: &str) -> Wallet {
@@ -445,6 +457,99 @@ async fn another_cashier_funds_cashier() {
     a_foreign_invoice_is_refused(&app, &adminkey, &inkey, 10, 60_000).await;
 }
 
+/// Issue 14's done-when: a real LNbits reached over HTTPS settles an invoice. LNbits stands
+/// behind a TLS proxy whose certificate comes from the test's own CA, trusted through
+/// `--extra-ca-file` alone. The wallet is read and the invoice made over REST through TLS;
+/// LNbits' settle notification comes back on the wallet socket over wss:// through the same
+/// proxy, and Cashier settles the invoice.
+async fn a_remote_lnbits_over_https_funds_cashier(backend: Backend) {
+    let lnbits = Lnbits::start().await;
+    let x = lnbits.account("cashier funding").await;
+    let y = lnbits.account("payer").await;
+    lnbits.top_up(&y, 1000).await;
+    let ca = Ca::new();
+    let mut proxy = TlsProxy::start(&ca.leaf(&["127.0.0.1"]), lnbits.addr()).await;
+    let lnbits_url = proxy.url(None);
+    let ca_file = ca.pem_file().display().to_string();
+
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            "--funding-source",
+            "lnbits",
+            "--lnbits-url",
+            &lnbits_url,
+            "--lnbits-key",
+            &x.adminkey,
+            "--extra-ca-file",
+            &ca_file,
+        ],
+    )
+    .await;
+    // REST over TLS: the remote wallet answers.
+    let status = app.lightning.funding_status().await;
+    assert_eq!(status.error, None, "{status:?}");
+    // The socket over wss://: LNbits switched protocols through the proxy.
+    proxy
+        .until(|c| matches!(c, Crossed::Answer(line) if line.starts_with("HTTP/1.1 101")))
+        .await;
+
+    let (inkey, _) = account_keys(&app, "shop").await.1;
+    let mut socket = socket(&app, &inkey).await;
+    let (status, created) = cashier_post(
+        &app,
+        "/api/v1/payments",
+        Some(&inkey),
+        json!({"out": false, "amount": 100, "memo": "via lnbits over https"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let hash = created["payment_hash"].as_str().unwrap().to_owned();
+    let bolt11 = created["bolt11"].as_str().unwrap().to_owned();
+    let in_x = lnbits
+        .get(&x.inkey, &format!("/api/v1/payments/{hash}"))
+        .await;
+    assert_eq!(in_x["paid"], false, "{in_x}");
+    assert_eq!(in_x["details"]["bolt11"], bolt11.as_str());
+
+    // Y pays it inside LNbits; the notification crosses the proxy on X's socket...
+    let (status, paid) = lnbits
+        .post_payment(&y.adminkey, json!({"out": true, "bolt11": bolt11}))
+        .await;
+    assert_eq!(status, 201, "{paid}");
+    assert_eq!(paid["status"], "success");
+    proxy
+        .until(|c| matches!(c, Crossed::Pushed(text) if text.contains(&hash)))
+        .await;
+    // ...and Cashier settles it.
+    let received = next_payment(&mut socket).await;
+    assert_eq!(received["event"], "payment_received", "{received}");
+    assert_eq!(received["payment_hash"], hash.as_str());
+    assert_eq!(received["amount"], 100);
+    assert_eq!(received["wallet_balance"], 100);
+    let view = cashier_get(&app, &format!("/api/v1/payments/{hash}"), &inkey).await;
+    assert_eq!(view["paid"], true, "{view}");
+    assert_eq!(view["preimage"], paid["preimage"]);
+    assert_eq!(
+        cashier_get(&app, "/api/v1/wallet", &inkey).await["balance"],
+        100_000
+    );
+}
+
+mod a_remote_lnbits_over_https_funds_cashier {
+    use crate::helpers::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::a_remote_lnbits_over_https_funds_cashier(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::a_remote_lnbits_over_https_funds_cashier(Backend::Postgres).await
+    }
+}
+
 #[tokio::test]
 async fn lnbits_without_its_url_or_key_does_not_start() {
     let dir = tempfile::tempdir().unwrap();
@@ -465,8 +570,19 @@ async fn lnbits_without_its_url_or_key_does_not_start() {
         (&["--lnbits-key", "k"][..], "--lnbits-url"),
         (&["--lnbits-url", "http://127.0.0.1:9"][..], "--lnbits-key"),
         (
-            &["--lnbits-url", "https://x.example", "--lnbits-key", "k"][..],
-            "no TLS",
+            &["--lnbits-url", "wss://x.example", "--lnbits-key", "k"][..],
+            "the scheme must be https or http",
+        ),
+        (
+            &[
+                "--lnbits-url",
+                "https://x.example",
+                "--lnbits-key",
+                "k",
+                "--extra-ca-file",
+                "/nonexistent/ca.pem",
+            ][..],
+            "--extra-ca-file /nonexistent/ca.pem: cannot read it",
         ),
     ] {
         let settings = Settings::try_parse_from(base.iter().chain(extra)).unwrap();

@@ -6,6 +6,9 @@
 mod browser;
 mod chain;
 mod helpers;
+// The tests' own CA and TLS proxy, shared with tests/bchn.rs.
+#[path = "../common/tls.rs"]
+mod tls;
 
 mod adversary;
 mod bad_input;

@@ -123,7 +123,7 @@ impl Paytaca {
             .trim_start_matches("http://")
             .parse()
             .expect("server address");
-        let http = reqwest::Client::builder()
+        let http = crate::helpers::http_builder()
             .http1_title_case_headers()
             .resolve("localhost", addr)
             .resolve("shop.example", addr)

@@ -57,7 +57,7 @@ async fn sigterm_during_load(backend: Backend) {
     let addr = server.addr.clone();
 
     // 1. A few invoices, each watched by sockets that keep reading.
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let mut acknowledged: Vec<Created> = Vec::new();
     for n in 0..WATCHED {
         let memo = format!("watched {n}");

@@ -930,7 +930,7 @@ mod crash {
         let mut server = Server::start_with(&database_url, &flags).await;
         let key = server.key_create(&database_url);
         let base = format!("http://{}", server.addr);
-        let client = reqwest::Client::new();
+        let client = crate::helpers::http_client();
         let r = client
             .post(format!("{base}/api/jpp/webhooks"))
             .header("X-Api-Key", &key)
@@ -1044,7 +1044,7 @@ mod examples {
         .await;
         let event_id = log[0]["event_id"].as_i64().unwrap();
 
-        let client = reqwest::Client::new();
+        let client = crate::helpers::http_client();
         let post = |body: String, header: String| {
             let client = client.clone();
             let url = url.clone();

@@ -40,11 +40,14 @@ CREATE TABLE webhook_deliveries (
     -- 'pending', 'delivered' or 'failed' (attempts used up, or the URL refused).
     state TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    -- Bumped by each redelivery, so an attempt in flight at the time cannot close it.
+    round INTEGER NOT NULL DEFAULT 0,
     next_try_ms BIGINT NOT NULL,
     created_ms BIGINT NOT NULL,
     done_ms BIGINT
 );
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_try_ms);
+-- The pending ones by when they are due: the sender's one hot lookup.
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_try_ms) WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_order ON webhook_deliveries (topic, event_id);
 CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, event_id);
 

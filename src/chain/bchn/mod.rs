@@ -36,6 +36,7 @@ use serde_json::json;
 
 use super::node::{network_of_chain, Acceptance, Broadcast, Coin, NodeError, Rejection, TxStatus};
 use super::{txid_of, Network, OutPoint, Txid};
+use crate::outbound::Outbound;
 use answers::{node_reason, reject_kind, rejection, EntryReply, MempoolEntry, TxOutReply};
 use rpc::{decode, expect_ok, unexpected, RPC_INVALID_ADDRESS_OR_KEY, RPC_VERIFY_ALREADY_IN_CHAIN};
 use transport::Transport;
@@ -67,18 +68,20 @@ struct Inner {
 }
 
 impl BchnClient {
-    /// A client for the node at `url` (`http://USER:PASSWORD@HOST:PORT`). At most
-    /// `max_concurrent` calls are in flight at once (see [`DEFAULT_MAX_CONCURRENT`]); each
-    /// call, from connecting to the last byte of the answer, gets `timeout`. Waiting for a
-    /// free slot is not part of it: nothing has been sent yet.
+    /// A client for the node at `url` (`http://USER:PASSWORD@HOST:PORT`, or https:// through
+    /// a TLS-terminating proxy, trusted as `outbound` says). At most `max_concurrent` calls
+    /// are in flight at once (see [`DEFAULT_MAX_CONCURRENT`]); each call, from connecting to
+    /// the last byte of the answer, gets `timeout`. Waiting for a free slot is not part of it:
+    /// nothing has been sent yet.
     pub fn new(
         url: &str,
         max_concurrent: usize,
         timeout: Duration,
+        outbound: &Outbound,
     ) -> Result<BchnClient, NodeError> {
         Ok(BchnClient {
             inner: Arc::new(Inner {
-                transport: Transport::new(url, max_concurrent, timeout)?,
+                transport: Transport::new(url, max_concurrent, timeout, outbound)?,
                 next_id: AtomicU64::new(1),
             }),
         })

@@ -1,7 +1,8 @@
-//! The HTTP side of the BCHN client: the reqwest client and its pool, the node URL with its
-//! credentials taken out, timeouts, the bound on calls in flight, and posting one request body
-//! and reading the answer. Everything that knows it is HTTP is here, so the JSON-RPC layer
-//! above sees a parsed reply or a [`NodeError`] already sorted by what the caller may assume.
+//! The HTTP side of the BCHN client: the reqwest client and its pool (TLS from [`Outbound`]
+//! for https://), the node URL with its credentials taken out, timeouts, the bound on calls in
+//! flight, and posting one request body and reading the answer. Everything that knows it is
+//! HTTP is here, so the JSON-RPC layer above sees a parsed reply or a [`NodeError`] already
+//! sorted by what the caller may assume.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use tokio::sync::Semaphore;
 use super::rpc::{Body, Envelope};
 use super::BchnClient;
 use crate::chain::node::NodeError;
+use crate::outbound::{tls_failure, Outbound};
 
 /// Largest answer read from the node for most calls. A verbose `getrawtransaction` of a
 /// 100 kB transaction is a few MB; anything far larger is not BCHN and must not fill memory.
@@ -54,6 +56,7 @@ impl Transport {
         url: &str,
         max_concurrent: usize,
         timeout: Duration,
+        outbound: &Outbound,
     ) -> Result<Transport, NodeError> {
         // Parse errors name the problem, never the input: the input holds the password.
         let mut url = Url::parse(url).map_err(|e| {
@@ -61,10 +64,11 @@ impl Transport {
                 "invalid node URL ({e}): expected http://USER:PASSWORD@HOST:PORT in --node-url"
             ))
         })?;
-        if url.scheme() != "http" {
+        if url.scheme() != "http" && url.scheme() != "https" {
             return Err(NodeError::Protocol(format!(
-                "the node URL must start with http:// (BCHN's RPC server speaks plain HTTP), \
-                 not {}://; reach a remote node through an SSH tunnel or a TLS-terminating proxy",
+                "the node URL must start with http:// or https://, not {}://; BCHN's RPC \
+                 server speaks plain HTTP, so https:// is for a TLS-terminating proxy in front \
+                 of it (or reach a remote node through an SSH tunnel)",
                 url.scheme()
             )));
         }
@@ -102,7 +106,8 @@ impl Transport {
             ));
         }
 
-        let http = reqwest::Client::builder()
+        let http = outbound
+            .http()
             .timeout(timeout)
             // A connect timeout of its own marks a node that never accepted the connection as
             // a connect error: nothing was sent, so the call is safe to retry.
@@ -236,7 +241,10 @@ impl Transport {
         // Our URL holds no credentials, but keep reqwest's copy out all the same.
         let e = e.without_url();
         let cause = root_cause(&e);
-        if e.is_connect() {
+        if let Some(why) = tls_failure(&e).filter(|_| e.is_connect()) {
+            // The handshake comes before the request: nothing reached the node.
+            NodeError::Unavailable(format!("cannot connect to the node at {endpoint}: {why}"))
+        } else if e.is_connect() {
             NodeError::Unavailable(format!(
                 "cannot connect to the node at {endpoint} ({cause}): check that bitcoind is \
                  running with -server=1 and that --node-url names its -rpcbind address and \

@@ -310,13 +310,14 @@ impl Sender {
         }
         let recorded = {
             let id = delivery.id.clone();
+            let round = delivery.round;
             let hash = delivery.payment_hash.clone();
             let endpoint = delivery.endpoint_id;
             let event_id = delivery.event_id;
             let attempt = attempt.clone();
             self.store
                 .write(move |c| {
-                    let moved = rows::record_attempt(c, &id, &attempt, then)?;
+                    let moved = rows::record_attempt(c, &id, round, &attempt, then)?;
                     if moved {
                         if let Some(hash) = &hash {
                             let answer = attempt.status.map_or("-1".to_owned(), |s| s.to_string());
