@@ -11,7 +11,7 @@
 //!       [--only b1,b2,b3,b4a,b4b,b6,b7,b9,b10] [--seconds 5] [--runs 3] [--connections 64]
 //!       [--rate 5000] [--payments 2000] [--watched 10000] [--pay-rate 100]
 //!       [--b9-watched 1000,100000] [--b9-rate 200] [--b9-txs 2000] [--b10-events 3000]
-//!       [--b10-rate 300] [--b10-concurrency N] [--lnbits URL,PID] [--report bench-report.json]
+//!       [--b10-rate 200,1000] [--b10-concurrency N] [--lnbits URL,PID] [--report bench-report.json]
 //!
 //! The default `--only` is every benchmark but B9.
 //!
@@ -66,10 +66,10 @@ struct Options {
     b9_watched: Vec<usize>,
     b9_rate: u64,
     b9_txs: usize,
-    /// B10: events generated per run, at this rate a second; the server's
-    /// `--webhook-concurrency` (its default when not given).
+    /// B10: events generated per run, at each of these rates a second (each rate is a run);
+    /// the server's `--webhook-concurrency` (its default when not given).
     b10_events: usize,
-    b10_rate: u64,
+    b10_rates: Vec<u64>,
     b10_concurrency: Option<u64>,
 }
 
@@ -104,7 +104,7 @@ fn options() -> Options {
         b9_rate: 200,
         b9_txs: 2000,
         b10_events: 3000,
-        b10_rate: 300,
+        b10_rates: vec![200, 1000],
         b10_concurrency: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -133,7 +133,12 @@ fn options() -> Options {
             "--b9-rate" => o.b9_rate = value.parse().expect("--b9-rate N"),
             "--b9-txs" => o.b9_txs = value.parse().expect("--b9-txs N"),
             "--b10-events" => o.b10_events = value.parse().expect("--b10-events N"),
-            "--b10-rate" => o.b10_rate = value.parse().expect("--b10-rate N"),
+            "--b10-rate" => {
+                o.b10_rates = value
+                    .split(',')
+                    .map(|n| n.parse().expect("--b10-rate N,N"))
+                    .collect()
+            }
             "--b10-concurrency" => {
                 o.b10_concurrency = Some(value.parse().expect("--b10-concurrency N"))
             }

@@ -10,13 +10,17 @@
 //!   are delivered on their third attempt after two back-offs, and every event is delivered
 //!   within a bounded time.
 //!
-//! Commit time is the outbox row's `created_ms` (the server's clock, stamped inside the
-//! committing transaction; whole milliseconds, so a latency reads up to 1 ms high); arrival is
-//! when the receiver has read a request's whole body (the same machine's clock, µs).
-//! Latency = first accepted arrival − commit, per event. Every request the receiver read is
-//! checked after the run: HMAC-SHA256 over `"<t>.<body>"` with the endpoint's secret (computed
-//! here, not with the server's code), `t` within 5 s of arrival, and the event and delivery id
-//! headers equal to the body's.
+//! Commit time is the outbox row's `created_ms`: the server's clock, stamped inside the
+//! committing transaction (so the latency includes the commit itself) in whole milliseconds
+//! (so it reads up to 1 ms high). Arrival is when the receiver has read a request's whole body
+//! (the same machine's clock, µs). Latency = first accepted arrival − commit, per event.
+//! Delivered per second (sustained) = events first accepted during the last three quarters of
+//! the time events were being made, over that time: the offered rate when the sender keeps up,
+//! its ceiling when it does not (then the events left at the last commit, and how long they
+//! took to go, say by how much). Every request the receiver read is checked after the run:
+//! HMAC-SHA256 over `"<t>.<body>"` with the endpoint's secret (computed here, not with the
+//! server's code), `t` within 5 s of arrival, and the event and delivery id headers equal to
+//! the body's.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -254,6 +258,7 @@ pub struct Run {
     pub events: usize,
     pub offered_per_s: f64,
     pub delivered: usize,
+    /// First accepted arrivals per second over the last three quarters of the generation.
     pub delivered_per_s: f64,
     /// Commit → first accepted arrival, ms, sorted.
     pub latency_ms: Vec<f64>,
@@ -265,6 +270,9 @@ pub struct Run {
     pub requests: usize,
     pub refused: usize,
     pub verified: usize,
+    /// Attempts the server logged, and how many of them it logged as answered 500.
+    pub logged_attempts: usize,
+    pub logged_500: usize,
     pub connections: usize,
     /// Events not yet delivered when the last one committed, and how long they took to go.
     pub backlog: usize,
@@ -433,6 +441,7 @@ pub async fn run(server: &Server, key: &str, mode: Mode, n: usize, rate: u64) ->
     }
 
     let (events, deliveries, attempts) = stored_rows(server).await;
+    assert_eq!(events.len(), n, "one invoice_cancelled per cancel");
     let committed: HashMap<i64, i64> = events.iter().copied().collect();
     let first_commit = events.iter().map(|e| e.1).min().unwrap_or(0);
     let last_commit = events.iter().map(|e| e.1).max().unwrap_or(0);
@@ -493,13 +502,23 @@ pub async fn run(server: &Server, key: &str, mode: Mode, n: usize, rate: u64) ->
             }
         }
     }
-    let span_s = (last_arrival_us - first_commit * 1000) as f64 / 1e6;
+    // Sustained: events first accepted while events were still being made, past the first
+    // quarter of that time (the pipeline full, retries included), per second of that window.
+    let window = (
+        (first_commit + (last_commit - first_commit) / 4) * 1000,
+        last_commit * 1000,
+    );
+    let in_window = received
+        .first_accepted
+        .values()
+        .filter(|&&at| at > window.0 && at <= window.1)
+        .count();
     Run {
         events: n,
         offered_per_s: (events.len().saturating_sub(1)) as f64
             / ((last_commit - first_commit) as f64 / 1000.0).max(0.001),
         delivered,
-        delivered_per_s: delivered as f64 / span_s.max(0.001),
+        delivered_per_s: in_window as f64 / ((window.1 - window.0) as f64 / 1e6).max(0.001),
         latency_ms,
         first_try_ms: {
             let n = first_try.len();
@@ -516,6 +535,8 @@ pub async fn run(server: &Server, key: &str, mode: Mode, n: usize, rate: u64) ->
         requests: received.hits.len(),
         refused,
         verified: received.hits.len(),
+        logged_attempts: attempts.len(),
+        logged_500: attempts.iter().filter(|a| a.2 == Some(500)).count(),
         connections: received.connections,
         backlog,
         drain_ms: (last_arrival_us - last_commit * 1000) as f64 / 1000.0,
@@ -540,11 +561,15 @@ pub fn b10(o: &Options, runtime: &tokio::runtime::Runtime, db: &str, figures: &m
     if let Some(c) = &concurrency {
         flags.extend(["--webhook-concurrency", c]);
     }
-    for mode in [Mode::Healthy, Mode::FailingHalf] {
+    for (&rate, mode) in o
+        .b10_rates
+        .iter()
+        .flat_map(|r| [(r, Mode::Healthy), (r, Mode::FailingHalf)])
+    {
         let mut runs = Vec::new();
         for _ in 0..o.runs.max(1) {
             let (server, key) = start_server_with(db, &flags);
-            let r = runtime.block_on(run(&server, &key, mode, o.b10_events, o.b10_rate));
+            let r = runtime.block_on(run(&server, &key, mode, o.b10_events, rate));
             drop(server);
             runs.push(run_line(db, mode, &r));
         }
@@ -571,10 +596,10 @@ pub fn b10(o: &Options, runtime: &tokio::runtime::Runtime, db: &str, figures: &m
             ),
         };
         println!(
-            "B10 webhooks, receiver {:<12} {db:<8} {:>5.0} events/s delivered ({} offered/s)   commit->receiver p50 {:.1} ms p99 {:.1} ms{split}   missing {} duplicates {}   requests {} refused {}, signatures checked   (median of {}, {} events each)",
+            "B10 webhooks, receiver {:<12} {db:<8} {:>5.0} events/s delivered, sustained ({} offered/s)   commit->receiver p50 {:.1} ms p99 {:.1} ms{split}   missing {} duplicates {}   requests {} refused {}, signatures checked   (median of {}, {} events each)",
             mode.name(),
             median_of("delivered_per_s"),
-            o.b10_rate,
+            rate,
             median_of("p50_ms"),
             median_of("p99_ms"),
             total("missing"),
@@ -585,7 +610,7 @@ pub fn b10(o: &Options, runtime: &tokio::runtime::Runtime, db: &str, figures: &m
             o.b10_events,
         );
         figures.push(json!({
-            "id": "B10", "db": db, "receiver": mode.name(), "offered_per_s": o.b10_rate,
+            "id": "B10", "db": db, "receiver": mode.name(), "offered_per_s": rate,
             "events": o.b10_events, "webhook_concurrency": o.b10_concurrency,
             "first_retry_ms": FIRST_RETRY_MS, "commit_time": "outbox created_ms",
             "failing": format!("odd event ids refused {REFUSALS_PER_ODD_EVENT} times, then accepted; even ones accepted at once"),
@@ -605,9 +630,9 @@ fn run_line(db: &str, mode: Mode, r: &Run) -> Value {
     );
     let cpu = |ms: u64| ms as f64 * 100.0 / r.wall_ms;
     println!(
-        "    B10 run {db:<8} {:<12} {}/{} delivered at {:.0}/s (offered {:.0}/s)   commit->receiver p50 {p50:.1} ms p99 {p99:.1} ms max {max:.1} ms   requests {} refused {} over {} connections   left at the last commit {}, gone {:.0} ms later   per event p50/p99: commit->delivery row {:.0}/{:.0} ms, ->attempt {:.0}/{:.0} ms, ->arrival {:.1}/{:.1} ms   CPU server {:.0}% bench {:.0}%",
+        "    B10 run {db:<8} {:<12} {}/{} delivered at {:.0}/s (offered {:.0}/s)   commit->receiver p50 {p50:.1} ms p99 {p99:.1} ms max {max:.1} ms   requests {} refused {} (server's log: {} attempts, {} got 500) over {} connections   left at the last commit {}, gone {:.0} ms later   per event p50/p99: commit->delivery row {:.0}/{:.0} ms, ->attempt {:.0}/{:.0} ms, ->arrival {:.1}/{:.1} ms   CPU server {:.0}% bench {:.0}%",
         mode.name(), r.delivered, r.events, r.delivered_per_s, r.offered_per_s,
-        r.requests, r.refused, r.connections, r.backlog, r.drain_ms,
+        r.requests, r.refused, r.logged_attempts, r.logged_500, r.connections, r.backlog, r.drain_ms,
         r.fan_out_ms.0, r.fan_out_ms.1, r.queued_ms.0, r.queued_ms.1, r.send_ms.0, r.send_ms.1,
         cpu(r.server_cpu_ms), cpu(r.bench_cpu_ms),
     );
@@ -618,7 +643,8 @@ fn run_line(db: &str, mode: Mode, r: &Run) -> Value {
         "first_try_events": r.first_try_ms.2, "retried_p50_ms": r.retried_ms.0,
         "retried_p99_ms": r.retried_ms.1, "retried_events": r.retried_ms.2,
         "missing": r.missing, "duplicates": r.duplicates, "requests": r.requests,
-        "refused": r.refused, "signatures_verified": r.verified, "connections": r.connections,
+        "refused": r.refused, "signatures_verified": r.verified,
+        "server_logged_attempts": r.logged_attempts, "server_logged_500": r.logged_500, "connections": r.connections,
         "backlog_at_last_commit": r.backlog, "drain_ms": r.drain_ms,
         "commit_to_delivery_row_p50_ms": r.fan_out_ms.0, "commit_to_delivery_row_p99_ms": r.fan_out_ms.1,
         "delivery_row_to_attempt_p50_ms": r.queued_ms.0, "delivery_row_to_attempt_p99_ms": r.queued_ms.1,
