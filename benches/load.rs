@@ -1,15 +1,19 @@
 //! The benchmarks of spec/quality.md: B1 (invoice create), B2 (invoice read), B3 (pay), B4a
 //! (one event to many sockets), B4b (commit -> socket under steady payments), B6 (abuse: the
-//! traffic kept during attacks, and the cost of a refusal) and B7 (internal Lightning
-//! payments).
+//! traffic kept during attacks, and the cost of a refusal), B7 (internal Lightning
+//! payments), B9 (the chain watcher) and B10 (webhooks to a local receiver).
 //!
 //! Starts the real `cashier serve` binary (release build) on a fresh database, drives it over
 //! loopback with a minimal keep-alive HTTP/1.1 client (so the client costs the shared CPU as
 //! little as possible), prints one line per figure and writes a JSON report.
 //!
-//!   cargo bench --bench load -- [--db sqlite|postgres|both] [--only b1,b2,b3,b4a,b4b,b6,b7]
-//!       [--seconds 5] [--runs 3] [--connections 64] [--rate 5000] [--payments 2000]
-//!       [--watched 10000] [--pay-rate 100] [--lnbits URL,PID] [--report bench-report.json]
+//!   cargo bench --bench load -- [--db sqlite|postgres|both]
+//!       [--only b1,b2,b3,b4a,b4b,b6,b7,b9,b10] [--seconds 5] [--runs 3] [--connections 64]
+//!       [--rate 5000] [--payments 2000] [--watched 10000] [--pay-rate 100]
+//!       [--b9-watched 1000,100000] [--b9-rate 200] [--b9-txs 2000] [--b10-events 3000]
+//!       [--b10-rate 200,1000] [--b10-concurrency N] [--lnbits URL,PID] [--report bench-report.json]
+//!
+//! The default `--only` is every benchmark but B9.
 //!
 //! PostgreSQL needs CASHIER_TEST_POSTGRES_URL (a server where the user may CREATE DATABASE);
 //! `./scripts/bench` starts a throwaway one.
@@ -34,13 +38,15 @@ mod chain;
 mod lightning;
 #[path = "load/sockets.rs"]
 mod sockets;
+#[path = "load/webhooks.rs"]
+mod webhooks;
 
 const ADDR: &str = "bchreg:qr6m7j9njldwwzlg9v7v53unlr4jkmx6eyphnpcjvs";
 const READ_IDS: usize = 10_000;
 
 struct Options {
     dbs: Vec<String>,
-    /// Which benchmarks: b1, b2, b3, b4a, b4b, b6, b7.
+    /// Which benchmarks: b1, b2, b3, b4a, b4b, b6, b7, b9, b10.
     only: Vec<String>,
     /// Payments B3 makes (one invoice and one transaction each).
     payments: usize,
@@ -60,7 +66,15 @@ struct Options {
     b9_watched: Vec<usize>,
     b9_rate: u64,
     b9_txs: usize,
+    /// B10: events generated per run, at each of these rates a second (each rate is a run);
+    /// the server's `--webhook-concurrency` (its default when not given).
+    b10_events: usize,
+    b10_rates: Vec<u64>,
+    b10_concurrency: Option<u64>,
 }
+
+/// The benchmarks that share one server per database (B9 and B10 start their own).
+const ON_SHARED_SERVER: [&str; 7] = ["b1", "b2", "b3", "b4a", "b4b", "b6", "b7"];
 
 fn options() -> Options {
     if let Some(i) = std::env::args().position(|a| a == "--floor-writer") {
@@ -73,7 +87,7 @@ fn options() -> Options {
     }
     let mut o = Options {
         dbs: vec!["sqlite".into(), "postgres".into()],
-        only: ["b1", "b2", "b3", "b4a", "b4b", "b6", "b7"]
+        only: ["b1", "b2", "b3", "b4a", "b4b", "b6", "b7", "b10"]
             .map(String::from)
             .to_vec(),
         payments: 2000,
@@ -89,6 +103,9 @@ fn options() -> Options {
         b9_watched: vec![1000, 100_000],
         b9_rate: 200,
         b9_txs: 2000,
+        b10_events: 3000,
+        b10_rates: vec![200, 1000],
+        b10_concurrency: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -115,6 +132,16 @@ fn options() -> Options {
             }
             "--b9-rate" => o.b9_rate = value.parse().expect("--b9-rate N"),
             "--b9-txs" => o.b9_txs = value.parse().expect("--b9-txs N"),
+            "--b10-events" => o.b10_events = value.parse().expect("--b10-events N"),
+            "--b10-rate" => {
+                o.b10_rates = value
+                    .split(',')
+                    .map(|n| n.parse().expect("--b10-rate N,N"))
+                    .collect()
+            }
+            "--b10-concurrency" => {
+                o.b10_concurrency = Some(value.parse().expect("--b10-concurrency N"))
+            }
             "--lnbits" => {
                 let (url, pid) = value.split_once(',').expect("--lnbits URL,PID");
                 o.lnbits = Some((url.to_owned(), pid.parse().expect("--lnbits URL,PID")));
@@ -443,6 +470,11 @@ impl Drop for Server {
 }
 
 fn start_server(db: &str) -> (Server, String) {
+    start_server_with(db, &[])
+}
+
+/// A server on a fresh database, with `extra` serve flags.
+fn start_server_with(db: &str, extra: &[&str]) -> (Server, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = match db {
         "sqlite" => format!(
@@ -481,6 +513,7 @@ fn start_server(db: &str) -> (Server, String) {
             "--sockets-total",
             "100000",
         ])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -641,9 +674,16 @@ fn main() {
                     "p50_ms": pct(0.5), "p99_ms": pct(0.99)}),
                 );
             }
-            if o.only.len() == 1 {
-                continue;
-            }
+        }
+        if o.only.iter().any(|b| b == "b10") {
+            webhooks::b10(&o, &runtime, db, &mut figures);
+        }
+        if !o
+            .only
+            .iter()
+            .any(|b| ON_SHARED_SERVER.contains(&b.as_str()))
+        {
+            continue;
         }
         let (server, key) = start_server(db);
         let host = server.addr.clone();

@@ -23,7 +23,7 @@ pub struct B9 {
     pub latency_ms: Vec<f64>,
 }
 
-fn store_of(server: &Server) -> Store {
+pub fn store_of(server: &Server) -> Store {
     let target = DatabaseTarget::parse(&server.database_url).expect("target");
     Store::open(
         &target,
