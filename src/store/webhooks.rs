@@ -13,6 +13,8 @@ use super::schema::{
 use super::{Conn, StoreError};
 
 pub const PENDING: &str = "pending";
+/// Deliveries inserted per statement on PostgreSQL (14 values each).
+const INSERT_CHUNK: usize = 64;
 pub const DELIVERED: &str = "delivered";
 pub const FAILED: &str = "failed";
 
@@ -259,11 +261,23 @@ pub fn insert_deliveries(conn: &mut Conn, new: Vec<NewDelivery>) -> Result<usize
         return Ok(0);
     }
     let n = fresh.len();
-    // One statement per row: SQLite bounds the variables in one statement.
-    for d in fresh {
-        diesel::insert_into(webhook_deliveries::table)
-            .values(&d)
-            .execute(conn)?;
+    match conn {
+        // Many rows a statement: one round trip for each chunk.
+        Conn::Postgres(pg) => {
+            for chunk in fresh.chunks(INSERT_CHUNK) {
+                diesel::insert_into(webhook_deliveries::table)
+                    .values(chunk)
+                    .execute(pg)?;
+            }
+        }
+        // In-process: a statement per row costs no round trip.
+        Conn::Sqlite(_) => {
+            for d in &fresh {
+                diesel::insert_into(webhook_deliveries::table)
+                    .values(d)
+                    .execute(conn)?;
+            }
+        }
     }
     Ok(n)
 }

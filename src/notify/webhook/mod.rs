@@ -77,6 +77,15 @@ pub fn backoff(first: Duration, attempt: u32) -> Duration {
     base.mul_f64(1.0 + rand::random::<f64>() * 0.25)
 }
 
+/// Aborts the task when dropped (the fan-out task ends with the sending loop).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Wakes the sender when an event commits (in any process: the dispatcher hears them all).
 struct Wake(Arc<Notify>);
 
@@ -97,6 +106,8 @@ pub struct Sender {
     settings: WebhookSettings,
     http: reqwest::Client,
     wake: Arc<Notify>,
+    /// Endpoint secrets read so far, by endpoint id.
+    secrets: Arc<std::sync::Mutex<HashMap<i64, String>>>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -130,6 +141,7 @@ impl Sender {
             settings,
             http,
             wake: Arc::new(Notify::new()),
+            secrets: Arc::default(),
         })
     }
 
@@ -156,18 +168,15 @@ impl Sender {
                 }
             }
         };
+        // Turning events into deliveries runs beside the sending, so a write queued behind the
+        // API's never holds up the deliveries already made.
+        let fanned = Arc::new(Notify::new());
+        let fan_out = AbortOnDrop(tokio::spawn(self.clone().fan_out_loop(fanned.clone())));
         let permits = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
         let mut busy: HashSet<String> = HashSet::new();
         let mut tasks = tokio::task::JoinSet::new();
         loop {
-            let more = match self.fan_out().await {
-                Ok(more) => more,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhooks: reading the outbox failed; retrying");
-                    false
-                }
-            };
             let next = match self
                 .start_due(&permits, &mut busy, &mut tasks, &done_tx)
                 .await
@@ -178,17 +187,16 @@ impl Sender {
                     None
                 }
             };
-            let wait = if more {
-                Duration::ZERO
-            } else {
-                next.map_or(IDLE_LOOK, |at| {
-                    Duration::from_millis(at.saturating_sub(now_ms()).max(0) as u64).min(IDLE_LOOK)
-                })
-            };
+            let wait = next.map_or(IDLE_LOOK, |at| {
+                Duration::from_millis(at.saturating_sub(now_ms()).max(0) as u64).min(IDLE_LOOK)
+            });
             tokio::select! {
-                _ = stopping.stopped() => return Ok(()),
-                _ = &mut lead.lost => return Err("lost the webhook sender's lock".into()),
-                _ = self.wake.notified() => {}
+                _ = stopping.stopped() => break,
+                _ = &mut lead.lost => {
+                    drop(fan_out);
+                    return Err("lost the webhook sender's lock".into());
+                }
+                _ = fanned.notified() => {}
                 Some(id) = done_rx.recv() => {
                     busy.remove(&id);
                     while let Ok(id) = done_rx.try_recv() {
@@ -199,11 +207,38 @@ impl Sender {
             }
             while tasks.try_join_next().is_some() {}
         }
+        drop(fan_out);
+        Ok(())
+    }
+
+    /// Fans out whenever an event commits (and on a timer, should a wake-up be lost); tells
+    /// the sending loop when there are new deliveries.
+    async fn fan_out_loop(self, fanned: Arc<Notify>) {
+        loop {
+            match self.fan_out().await {
+                Ok((made, more)) => {
+                    if made > 0 {
+                        fanned.notify_one();
+                    }
+                    if more {
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhooks: reading the outbox failed; retrying");
+                }
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(IDLE_LOOK) => {}
+            }
+        }
     }
 
     /// Turns outbox events after the cursor into deliveries, and moves the cursor past every
-    /// event looked at with no earlier id still possibly committing. Whether more are waiting.
-    async fn fan_out(&self) -> Result<bool, StoreError> {
+    /// event looked at with no earlier id still possibly committing. How many deliveries were
+    /// made, and whether more events are waiting.
+    async fn fan_out(&self) -> Result<(usize, bool), StoreError> {
         let (cursor, events) = self
             .store
             .read(|c| {
@@ -218,22 +253,23 @@ impl Sender {
             })
             .await?;
         if events.is_empty() {
-            return Ok(false);
+            return Ok((0, false));
         }
         let more = events.len() as i64 >= FAN_OUT_BATCH;
         let now = now_ms();
         let safe = safe_cursor(cursor, &events, now);
-        self.store
+        let made = self
+            .store
             .write(move |c| {
                 let new = deliveries_for(c, &events, now)?;
-                rows::insert_deliveries(c, new)?;
+                let made = rows::insert_deliveries(c, new)?;
                 if safe > cursor {
                     rows::set_cursor(c, safe)?;
                 }
-                Ok(())
+                Ok(made)
             })
             .await?;
-        Ok(more)
+        Ok((made, more))
     }
 
     /// Starts the due deliveries there is room for; when the next one not started is due.
@@ -267,8 +303,7 @@ impl Sender {
             let done = done.clone();
             tasks.spawn(async move {
                 let id = delivery.id.clone();
-                sender.attempt(delivery).await;
-                drop(permit);
+                sender.attempt(delivery, permit).await;
                 let _ = done.send(id);
             });
         }
@@ -276,13 +311,16 @@ impl Sender {
     }
 
     /// One attempt: POST, judge the answer, record it (and what it makes of the delivery).
-    async fn attempt(&self, delivery: Delivery) {
+    /// The permit bounds requests in flight, so it goes as soon as the answer is in: the
+    /// record's write may wait behind others.
+    async fn attempt(&self, delivery: Delivery, permit: tokio::sync::OwnedSemaphorePermit) {
         let at_ms = now_ms();
         let started = Instant::now();
         let (status, error) = match self.post(&delivery).await {
             Ok(status) => (Some(i32::from(status)), None),
             Err(e) => (None, Some(e)),
         };
+        drop(permit);
         let attempt = Attempt {
             at_ms,
             status,
@@ -364,6 +402,30 @@ impl Sender {
         }
     }
 
+    /// An endpoint's secret. Kept once read: a secret never changes, and a removed endpoint's
+    /// deliveries go with it.
+    async fn secret_of(&self, endpoint: i64) -> Result<String, String> {
+        if let Some(secret) = self
+            .secrets
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&endpoint).cloned())
+        {
+            return Ok(secret);
+        }
+        let secret = self
+            .store
+            .read(move |c| rows::endpoint(c, endpoint, None))
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|e| e.secret)
+            .ok_or("the endpoint was removed")?;
+        if let Ok(mut secrets) = self.secrets.lock() {
+            secrets.insert(endpoint, secret.clone());
+        }
+        Ok(secret)
+    }
+
     /// POSTs the delivery; the HTTP status, or why there was none.
     async fn post(&self, delivery: &Delivery) -> Result<u16, String> {
         // An IP-literal host never reaches the resolver: the guard checks it here. A name is
@@ -374,13 +436,7 @@ impl Sender {
             .map_err(|e| e.to_string())?;
         let key = match (&delivery.signing_key, delivery.endpoint_id) {
             (Some(key), _) => key.clone(),
-            (None, Some(endpoint)) => self
-                .store
-                .read(move |c| rows::endpoint(c, endpoint, None))
-                .await
-                .map_err(|e| e.to_string())?
-                .map(|e| e.secret)
-                .ok_or("the endpoint was removed")?,
+            (None, Some(endpoint)) => self.secret_of(endpoint).await?,
             (None, None) => return Err("nothing to sign with".into()),
         };
         let signature = sign::signature(&key, now_ms() / 1000, delivery.body.as_bytes());
