@@ -309,6 +309,16 @@ fn pending() -> diesel::expression::SqlLiteral<Bool> {
     diesel::dsl::sql::<Bool>("webhook_deliveries.state = 'pending'")
 }
 
+/// Not a delivery to an endpoint that is off. Written as a lookup by the endpoint's id, so
+/// both databases drive the query from the pending deliveries' index, never from all of an
+/// endpoint's deliveries (an `IN` list there makes SQLite read the endpoint's whole history).
+fn target_enabled() -> diesel::expression::SqlLiteral<Bool> {
+    diesel::dsl::sql::<Bool>(
+        "NOT EXISTS (SELECT 1 FROM webhook_endpoints off \
+         WHERE off.id = webhook_deliveries.endpoint_id AND NOT off.enabled)",
+    )
+}
+
 /// Deliveries due at `now_ms`, soonest first, at most `limit`, leaving out `busy` (in flight)
 /// and any with an earlier undelivered event for the same target and topic (per-invoice
 /// order), and those of disabled endpoints.
@@ -322,10 +332,9 @@ pub fn due(
         .filter(pending())
         .filter(webhook_deliveries::next_try_ms.le(now_ms))
         .filter(webhook_deliveries::id.ne_all(busy))
+        .filter(target_enabled())
         .filter(diesel::dsl::sql::<Bool>(
-            "(webhook_deliveries.endpoint_id IS NULL OR webhook_deliveries.endpoint_id IN \
-             (SELECT id FROM webhook_endpoints WHERE enabled)) \
-             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries earlier \
+            "NOT EXISTS (SELECT 1 FROM webhook_deliveries earlier \
              WHERE earlier.topic = webhook_deliveries.topic \
              AND earlier.event_id < webhook_deliveries.event_id \
              AND earlier.state = 'pending' \
@@ -343,10 +352,7 @@ pub fn next_due_ms(conn: &mut Conn, now_ms: i64) -> Result<Option<i64>, StoreErr
     Ok(webhook_deliveries::table
         .filter(pending())
         .filter(webhook_deliveries::next_try_ms.gt(now_ms))
-        .filter(diesel::dsl::sql::<Bool>(
-            "(webhook_deliveries.endpoint_id IS NULL OR webhook_deliveries.endpoint_id IN \
-             (SELECT id FROM webhook_endpoints WHERE enabled))",
-        ))
+        .filter(target_enabled())
         .select(diesel::dsl::min(webhook_deliveries::next_try_ms))
         .first::<Option<i64>>(conn)?)
 }

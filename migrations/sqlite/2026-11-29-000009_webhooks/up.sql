@@ -48,7 +48,8 @@ CREATE TABLE webhook_deliveries (
 );
 -- The pending ones by when they are due: the sender's one hot lookup.
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_try_ms) WHERE state = 'pending';
-CREATE INDEX webhook_deliveries_order ON webhook_deliveries (topic, event_id);
+-- An undelivered earlier event of the same topic holds a later one back (per-invoice order).
+CREATE INDEX webhook_deliveries_order ON webhook_deliveries (topic, event_id) WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, event_id);
 
 -- Every attempt, for the delivery log.
