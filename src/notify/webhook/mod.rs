@@ -255,9 +255,11 @@ impl Sender {
         if events.is_empty() {
             return Ok((0, false));
         }
-        let more = events.len() as i64 >= FAN_OUT_BATCH;
         let now = now_ms();
         let safe = safe_cursor(cursor, &events, now);
+        // More to read at once only when the cursor moves: behind a gap still young, the same
+        // events would be read again and again until it ages.
+        let more = events.len() as i64 >= FAN_OUT_BATCH && safe > cursor;
         let made = self
             .store
             .write(move |c| {
