@@ -167,7 +167,7 @@ mod tests {
         assert_eq!(Scopes::parse("all"), Ok(Scopes::all()));
         assert_eq!(
             Scopes::all().to_string(),
-            "invoices:create invoices:read invoices:cancel"
+            "invoices:create invoices:read invoices:cancel webhooks:manage"
         );
         let pos = Scopes::parse("invoices:create").unwrap();
         assert!(pos.contains(Scope::CreateInvoices));
