@@ -37,6 +37,8 @@ use cashier::chain::{
 use cashier::outbound::Outbound;
 use zeromq::{PubSocket, Socket, SocketSend, ZmqMessage};
 
+#[path = "common/keys.rs"]
+mod keys;
 #[path = "common/tls.rs"]
 mod tls;
 use tls::{Crossed, TlsProxy};
@@ -3044,21 +3046,7 @@ mod watching {
             let store = app.store().clone();
             let handle = app.handle();
             let running = tokio::spawn(app.run_until_stopped());
-            let key = cashier::auth::generate_key();
-            let hash = cashier::auth::key_hash(&key);
-            store
-                .write(move |c| {
-                    cashier::store::api_keys::insert(
-                        c,
-                        &hash,
-                        Some("tests"),
-                        cashier::auth::DEFAULT_STORE_ID,
-                        cashier::auth::Scopes::all(),
-                        0,
-                    )
-                })
-                .await
-                .expect("a merchant key");
+            let key = crate::keys::merchant_key(&store).await;
             Server {
                 base,
                 store,

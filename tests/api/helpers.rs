@@ -236,21 +236,7 @@ impl TestApp {
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
 
-        let key = cashier::auth::generate_key();
-        let hash = cashier::auth::key_hash(&key);
-        store
-            .write(move |c| {
-                cashier::store::api_keys::insert(
-                    c,
-                    &hash,
-                    Some("tests"),
-                    cashier::auth::DEFAULT_STORE_ID,
-                    cashier::auth::Scopes::all(),
-                    0,
-                )
-            })
-            .await
-            .expect("test key");
+        let key = crate::keys::merchant_key(&store).await;
         TestApp {
             base,
             payments,
@@ -277,16 +263,8 @@ impl TestApp {
 
     /// A new key of `store_id` holding `scopes` (e.g. "invoices:create"); returns the key.
     pub async fn make_key(&self, store_id: i64, scopes: &str) -> String {
-        let key = cashier::auth::generate_key();
-        let hash = cashier::auth::key_hash(&key);
         let scopes = cashier::auth::Scopes::parse(scopes).expect("scopes");
-        self.store
-            .write(move |c| {
-                cashier::store::api_keys::insert(c, &hash, Some("tests"), store_id, scopes, 0)
-            })
-            .await
-            .expect("key");
-        key
+        crate::keys::insert_key(&self.store, store_id, scopes).await
     }
 
     pub fn url(&self, path: &str) -> String {

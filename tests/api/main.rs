@@ -9,6 +9,9 @@ mod helpers;
 // The tests' own CA and TLS proxy, shared with tests/bchn.rs.
 #[path = "../common/tls.rs"]
 mod tls;
+// Merchant keys, shared with tests/bchn.rs.
+#[path = "../common/keys.rs"]
+mod keys;
 
 mod adversary;
 mod bad_input;
