@@ -277,13 +277,10 @@ async fn an_event_committed_before_a_crash_is_delivered_after_the_restart(app: T
     let (id, raw) = app.invoice_and_payment().await;
     let txid = txid_of(&raw);
     // The server dies right after committing a payment, before any socket heard of it: the
-    // broadcast and the commit are made here with no server (and so no dispatcher) running.
+    // claim, the broadcast and the commit are made here with no server (and so no dispatcher)
+    // running. The claim comes first, as in the pay flow: the chain watcher may still be
+    // stopping, and a transaction it saw paying an open invoice's address would pay it.
     app.stop_server().await;
-    use cashier::chain::node::Node;
-    assert_eq!(
-        app.payments.node().broadcast(&raw).await.unwrap(),
-        cashier::chain::node::Broadcast::Accepted
-    );
     let invoice_id: cashier::jpp::InvoiceId = id.parse().unwrap();
     let claim = payments::Claim {
         invoice: invoice_id,
@@ -293,11 +290,21 @@ async fn an_event_committed_before_a_crash_is_delivered_after_the_restart(app: T
         refund_to: None,
         arrival_ms: cashier::units::now_ms(),
     };
+    let claimed = app
+        .store
+        .write(move |c| payments::claim(c, &claim, cashier::units::now_ms()))
+        .await
+        .unwrap();
+    assert!(claimed);
+    use cashier::chain::node::Node;
+    assert_eq!(
+        app.payments.node().broadcast(&raw).await.unwrap(),
+        cashier::chain::node::Broadcast::Accepted
+    );
     let base = app.base.clone();
     app.store
         .write(move |c| {
             let now = cashier::units::now_ms();
-            assert!(payments::claim(c, &claim, now)?);
             // What the pay flow commits: the paid invoice and its event, in one transaction.
             let (invoice, moved) = payments::settle(c, invoice_id, txid, now)?;
             let invoice = invoice.expect("the invoice exists");
