@@ -2296,22 +2296,36 @@ async fn double_spend_proofs_none_found_and_disabled() {
         "descendants": [parent.to_hex(), id.to_hex()],
         "path": [id.to_hex(), parent.to_hex()],
     });
-    let mut stub = Stub::start(move |_, _| ok(proof.clone())).await;
+    // Two payments asked in one batch: the first has a proof (through its parent), the second
+    // none (BCHN answers null, not an error).
+    let other = txid(0x52);
+    let mut stub = Stub::start(move |_, params| {
+        if params[0] == json!(id.to_hex()) {
+            ok(proof.clone())
+        } else {
+            ok(Value::Null)
+        }
+    })
+    .await;
     assert_eq!(
-        stub.client().double_spend_proof(id).await,
-        Ok(Some(DsProof {
-            id: dspid.to_string(),
-            txid: parent,
-        }))
+        stub.client().double_spend_proofs(&[id, other]).await,
+        Ok(vec![
+            Some(DsProof {
+                id: dspid.to_string(),
+                txid: parent,
+            }),
+            None
+        ])
     );
     assert_eq!(
-        stub.next().await.call(),
-        ("getdsproof", &json!([id.to_hex(), 2, true]))
+        batch_calls(&stub.next().await),
+        vec![
+            ("getdsproof".to_string(), json!([id.to_hex(), 2, true])),
+            ("getdsproof".to_string(), json!([other.to_hex(), 2, true])),
+        ],
+        "one request for both"
     );
-
-    // No proof: BCHN answers null, not an error.
-    let stub = Stub::start(|_, _| ok(Value::Null)).await;
-    assert_eq!(stub.client().double_spend_proof(id).await, Ok(None));
+    assert_eq!(stub.client().double_spend_proofs(&[]).await, Ok(vec![]));
 
     let stub = Stub::start(|_, _| {
         err(
@@ -2321,7 +2335,7 @@ async fn double_spend_proofs_none_found_and_disabled() {
         )
     })
     .await;
-    let text = protocol(stub.client().double_spend_proof(id).await);
+    let text = protocol(stub.client().double_spend_proofs(&[id]).await);
     assert!(text.contains("-doublespendproof"), "{text}");
 
     for answer in [
@@ -2331,7 +2345,7 @@ async fn double_spend_proofs_none_found_and_disabled() {
         json!([]),
     ] {
         let stub = Stub::start(move |_, _| ok(answer.clone())).await;
-        let text = protocol(stub.client().double_spend_proof(id).await);
+        let text = protocol(stub.client().double_spend_proofs(&[id]).await);
         assert!(text.contains("getdsproof"), "{text}");
     }
 }
@@ -2349,7 +2363,7 @@ async fn watching_a_node_that_is_down_is_unavailable() {
     unavailable(client.block(block_hash(1)).await);
     unavailable(client.mempool().await);
     unavailable(client.mempool_tx(txid(1)).await);
-    unavailable(client.double_spend_proof(txid(1)).await);
+    unavailable(client.double_spend_proofs(&[txid(1)]).await);
 }
 
 #[tokio::test]

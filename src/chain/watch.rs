@@ -110,12 +110,12 @@ pub trait ChainSource: Send + Sync {
         &self,
         txid: Txid,
     ) -> impl Future<Output = Result<Option<ChainTx>, NodeError>> + Send;
-    /// The double-spend proof for a mempool transaction, if the node has one
-    /// (`getdsproof <txid>`).
-    fn double_spend_proof(
+    /// The double-spend proof of each mempool transaction, in the order asked, where the node
+    /// has one (`getdsproof <txid>`, many in one request).
+    fn double_spend_proofs(
         &self,
-        txid: Txid,
-    ) -> impl Future<Output = Result<Option<DsProof>, NodeError>> + Send;
+        txids: &[Txid],
+    ) -> impl Future<Output = Result<Vec<Option<DsProof>>, NodeError>> + Send;
 }
 
 /// Forwards each call of [`ChainSource`] to the inherent method of the same name.
@@ -137,8 +137,11 @@ macro_rules! chain_source_by_inherent_methods {
             async fn mempool_tx(&self, txid: Txid) -> Result<Option<ChainTx>, NodeError> {
                 <$type>::mempool_tx(self, txid).await
             }
-            async fn double_spend_proof(&self, txid: Txid) -> Result<Option<DsProof>, NodeError> {
-                <$type>::double_spend_proof(self, txid).await
+            async fn double_spend_proofs(
+                &self,
+                txids: &[Txid],
+            ) -> Result<Vec<Option<DsProof>>, NodeError> {
+                <$type>::double_spend_proofs(self, txids).await
             }
         }
     };

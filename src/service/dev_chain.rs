@@ -476,13 +476,20 @@ impl DevChain {
         .transpose()
     }
 
-    pub async fn double_spend_proof(&self, txid: Txid) -> Result<Option<DsProof>, NodeError> {
-        let proof = self
+    pub async fn double_spend_proofs(
+        &self,
+        txids: &[Txid],
+    ) -> Result<Vec<Option<DsProof>>, NodeError> {
+        let asked = txids.to_vec();
+        let mut ids = self
             .store
-            .read(move |c| dev_chain::proof_for(c, txid))
+            .read(move |c| dev_chain::proof_ids(c, &asked))
             .await
             .map_err(unavailable)?;
-        Ok(proof.map(|(id, _)| DsProof { id, txid }))
+        Ok(txids
+            .iter()
+            .map(|&txid| ids.remove(&txid).map(|id| DsProof { id, txid }))
+            .collect())
     }
 
     /// Everything BCHN's `testmempoolaccept` would check for a payment.

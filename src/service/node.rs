@@ -80,10 +80,10 @@ impl ChainSource for NodeClient {
         }
     }
 
-    async fn double_spend_proof(&self, txid: Txid) -> Result<Option<DsProof>, NodeError> {
+    async fn double_spend_proofs(&self, txids: &[Txid]) -> Result<Vec<Option<DsProof>>, NodeError> {
         match self {
-            NodeClient::Dev(d) => d.double_spend_proof(txid).await,
-            NodeClient::Bchn(b) => b.double_spend_proof(txid).await,
+            NodeClient::Dev(d) => d.double_spend_proofs(txids).await,
+            NodeClient::Bchn(b) => b.double_spend_proofs(txids).await,
         }
     }
 }

@@ -514,14 +514,24 @@ impl Watcher {
         // A block between the walk and the mempool read takes transactions out of the mempool
         // that the walk has not seen mined: judge absence only on an unchanged tip.
         let settled = self.node.tip().await?.hash == tip.hash;
-        for w in unmined {
+        // Proofs for every payment in the mempool without one, asked in one request.
+        let mut asked = Vec::new();
+        for w in &unmined {
+            let txid = w.txid()?;
+            if mempool.contains(&txid) && w.double_spend_proof.is_none() {
+                asked.push((w, txid));
+            }
+        }
+        let txids: Vec<Txid> = asked.iter().map(|(_, txid)| *txid).collect();
+        let proofs = self.node.double_spend_proofs(&txids).await?;
+        for ((w, _), proof) in asked.into_iter().zip(proofs) {
+            if let Some(proof) = proof {
+                self.on_proof(w, proof).await?;
+            }
+        }
+        for w in &unmined {
             let txid = w.txid()?;
             if mempool.contains(&txid) {
-                if w.double_spend_proof.is_none() {
-                    if let Some(proof) = self.node.double_spend_proof(txid).await? {
-                        self.on_proof(&w, proof).await?;
-                    }
-                }
                 continue;
             }
             if !settled {
@@ -546,7 +556,7 @@ impl Watcher {
                 }
                 TxStatus::Unknown => {
                     tracing::warn!(%txid, "chain watcher: a payment left the mempool unmined");
-                    self.gone(&w, InvalidReason::Dropped).await?;
+                    self.gone(w, InvalidReason::Dropped).await?;
                 }
             }
         }

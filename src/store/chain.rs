@@ -18,10 +18,6 @@ pub const KEEP_BLOCKS: i64 = 200;
 /// confirmations an invoice may ask for ([`crate::jpp::MAX_CONFIRMATIONS`]).
 pub const FINAL_DEPTH: i64 = 150;
 
-/// Rows changed by one UPDATE over a list, at most this many list items at a time (SQLite's
-/// bound-variable limit is far above it).
-const CHUNK: usize = 500;
-
 /// The newest block processed: `(height, hash)`.
 pub fn last_block(conn: &mut Conn) -> Result<Option<(i64, String)>, StoreError> {
     Ok(chain_blocks::table
@@ -76,7 +72,7 @@ pub fn connect(
         ))
         .execute(conn)?;
     let mut mined = 0;
-    for chunk in txids.chunks(CHUNK) {
+    for chunk in txids.chunks(super::MAX_BIND_LIST) {
         let ids: Vec<String> = chunk.iter().map(Txid::to_hex).collect();
         mined += diesel::update(
             payments::table

@@ -354,6 +354,27 @@ pub fn proof_for(conn: &mut Conn, txid: Txid) -> Result<Option<(String, Vec<u8>)
         .optional()?)
 }
 
+/// The proof ids held for any of `txids`, by txid: one query for a whole pass of the watcher.
+pub fn proof_ids(
+    conn: &mut Conn,
+    txids: &[Txid],
+) -> Result<std::collections::HashMap<Txid, String>, StoreError> {
+    let mut found = std::collections::HashMap::new();
+    for chunk in txids.chunks(super::MAX_BIND_LIST) {
+        let hex: Vec<String> = chunk.iter().map(Txid::to_hex).collect();
+        let rows: Vec<(String, String)> = dev_dsproofs::table
+            .filter(dev_dsproofs::txid.eq_any(hex))
+            .select((dev_dsproofs::txid, dev_dsproofs::id))
+            .load(conn)?;
+        for (txid, id) in rows {
+            let txid = Txid::from_hex(&txid)
+                .ok_or_else(|| StoreError::Corrupt(format!("dev proof txid {txid:?}")))?;
+            found.insert(txid, id);
+        }
+    }
+    Ok(found)
+}
+
 /// Mines a block holding only `tx`, a coin-creating transaction from the faucet. Returns its
 /// height.
 pub fn mine_faucet_tx(

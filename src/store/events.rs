@@ -22,11 +22,17 @@ pub fn insert(
             events::created_ms.eq(now_ms),
         ))
         .execute(conn)?;
+    // The writer announces it (`announce`) just before the commit.
+    super::appended_in_this_transaction();
+    Ok(())
+}
+
+/// On PostgreSQL, tells every listening process that the open transaction appended events;
+/// the notification is delivered when (and only if) it commits. Nothing to do on SQLite.
+pub(super) fn announce(conn: &mut Conn) -> Result<(), StoreError> {
     if let Conn::Postgres(_) = conn {
-        // Delivered to every listening process when (and only if) this transaction commits.
         diesel::sql_query(format!("NOTIFY {CHANNEL}")).execute(conn)?;
     }
-    super::appended_in_this_transaction();
     Ok(())
 }
 

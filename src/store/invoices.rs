@@ -185,6 +185,52 @@ pub fn get(conn: &mut Conn, id: InvoiceId) -> Result<Option<Invoice>, StoreError
     with_payment(conn, to_invoice(row)?).map(Some)
 }
 
+/// Moves the invoice from paying to paid and returns it, with `payment` (its payment, just
+/// settled) attached: one statement where a read after the update would be two more. `None`
+/// when the invoice was not paying.
+pub(super) fn paid_with(
+    conn: &mut Conn,
+    id: &str,
+    payment: &payments::PaymentRow,
+    now_ms: i64,
+) -> Result<Option<Invoice>, StoreError> {
+    let Some(row) = diesel::update(
+        invoices::table
+            .filter(invoices::id.eq(id))
+            .filter(invoices::status.eq(InvoiceStatus::Paying.as_str())),
+    )
+    .set((
+        invoices::status.eq(InvoiceStatus::Paid.as_str()),
+        invoices::updated_ms.eq(now_ms),
+    ))
+    // The columns by name: a `Selectable`'s returning clause does not build for both backends
+    // of a `MultiConnection`.
+    .returning((
+        invoices::seq,
+        invoices::id,
+        invoices::status,
+        invoices::memo,
+        invoices::outputs,
+        invoices::merchant_data,
+        invoices::created_ms,
+        invoices::expires_ms,
+        invoices::fee_per_kb,
+        invoices::store_id,
+        invoices::confirmations_required,
+        invoices::invalid_reason,
+        invoices::amount_paid,
+        invoices::address_index,
+    ))
+    .get_result::<InvoiceRow>(conn)
+    .optional()?
+    else {
+        return Ok(None);
+    };
+    let mut invoice = to_invoice(row)?;
+    invoice.payment = Some(payment.to_payment()?);
+    Ok(Some(invoice))
+}
+
 /// Adds the payment to an invoice that has one (it is looked up only then).
 fn with_payment(conn: &mut Conn, mut invoice: Invoice) -> Result<Invoice, StoreError> {
     if !matches!(

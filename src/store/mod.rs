@@ -39,6 +39,9 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 const MIGRATION_LOCK_KEY: i64 = 0x6361_7368_6965_7201;
 /// How often the SQLite WAL is checkpointed in the background.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// Most items of a list bound into one statement (`IN (…)`, `= ANY(…)`); longer lists go in
+/// chunks. SQLite's bound-variable limit is far above it.
+const MAX_BIND_LIST: usize = 500;
 /// Most jobs one write transaction takes from the queue.
 const MAX_BATCH: usize = 128;
 
@@ -133,7 +136,7 @@ where
 pub struct Store {
     backend: Backend,
     target: DatabaseTarget,
-    readers: Pool<Manager>,
+    readers: Pool<ReadManager>,
     jobs: mpsc::Sender<Box<dyn Job>>,
     /// Signalled after every commit that appended an event (and, with PostgreSQL, when any
     /// process commits one): the dispatcher waits on it.
@@ -157,9 +160,13 @@ impl Store {
             .max_size(options.read_connections.max(1))
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(5))
-            .build(Manager {
+            // No `SELECT 1` before every read: on PostgreSQL that doubled the round trips of
+            // a one-query read. A connection is dropped instead once a read on it fails and a
+            // ping after the failure fails too (`ReadManager::has_broken`).
+            .test_on_check_out(false)
+            .build(ReadManager(Manager {
                 target: target.read_only(),
-            })
+            }))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
 
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
@@ -243,7 +250,8 @@ impl Store {
         Ok(())
     }
 
-    /// Runs `f` on a pooled read-only connection.
+    /// Runs `f` on a pooled read-only connection (more than once if the connection turns out
+    /// to be dead, so `f` must only read).
     ///
     /// SQLite reads are a few microseconds of CPU that never wait for a lock (WAL readers do not
     /// block), so they run right here: a hop to a blocking thread would cost more than the
@@ -251,14 +259,30 @@ impl Store {
     pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Conn) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&mut Conn) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = self.readers.clone();
         let run = move || {
-            let mut conn = pool
-                .get()
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            f(&mut conn)
+            // A pooled connection is not pinged before use. When a read fails (rare: a read
+            // that finds nothing is `Ok`) and a ping fails too, the connection is dead (the
+            // database restarted, the socket dropped): the pool drops it and the read, which
+            // changes nothing, runs again on another. Every pooled connection may be dead
+            // after a restart, hence as many tries as the pool holds, plus a new one.
+            let mut tries = pool.max_size() + 1;
+            loop {
+                let mut conn = pool
+                    .get()
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                let result = f(&mut conn.conn);
+                tries -= 1;
+                if result.is_ok() || tries == 0 {
+                    return result;
+                }
+                conn.broken = conn.conn.batch_execute("SELECT 1").is_err();
+                if !conn.broken {
+                    return result;
+                }
+            }
         };
         match self.backend {
             Backend::Sqlite => run(),
@@ -484,8 +508,15 @@ fn writer_loop(
 }
 
 fn commit(conn: &mut Conn) -> Result<(), StoreError> {
-    let committed = <Conn as Connection>::TransactionManager::commit_transaction(conn)
-        .map_err(StoreError::from);
+    // One announcement per transaction, however many events it appended: delivered to every
+    // listening process when (and only if) the commit succeeds.
+    let announced = match APPENDED.with(|a| a.get()) {
+        true => events::announce(conn),
+        false => Ok(()),
+    };
+    let committed = announced.and_then(|()| {
+        <Conn as Connection>::TransactionManager::commit_transaction(conn).map_err(StoreError::from)
+    });
     if committed.is_err() {
         let _ = <Conn as Connection>::TransactionManager::rollback_transaction(conn);
     }
@@ -579,6 +610,35 @@ impl ManageConnection for Manager {
 
     fn has_broken(&self, _conn: &mut Conn) -> bool {
         false
+    }
+}
+
+/// A pooled read connection, marked broken when a read failed and a ping after it failed too.
+struct ReadConn {
+    conn: Conn,
+    broken: bool,
+}
+
+/// The read pool's manager: [`Manager`]'s connections, checked only after a failure.
+struct ReadManager(Manager);
+
+impl ManageConnection for ReadManager {
+    type Connection = ReadConn;
+    type Error = diesel::ConnectionError;
+
+    fn connect(&self) -> Result<ReadConn, diesel::ConnectionError> {
+        Ok(ReadConn {
+            conn: self.0.connect()?,
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut ReadConn) -> Result<(), diesel::ConnectionError> {
+        self.0.is_valid(&mut conn.conn)
+    }
+
+    fn has_broken(&self, conn: &mut ReadConn) -> bool {
+        conn.broken
     }
 }
 

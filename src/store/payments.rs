@@ -153,7 +153,8 @@ pub fn claim(conn: &mut Conn, claim: &Claim, now_ms: i64) -> Result<bool, StoreE
 }
 
 /// The broadcast succeeded: paying → paid. Returns the invoice as it is now and whether this
-/// call moved it (settling twice finds nothing to move the second time).
+/// call moved it (settling twice finds nothing to move the second time). Both updates return
+/// their rows, so the common case is two statements and no read.
 pub fn settle(
     conn: &mut Conn,
     id: InvoiceId,
@@ -174,20 +175,32 @@ pub fn settle(
         payments::chain.eq(MEMPOOL),
         payments::confirmations.eq(0),
     ))
-    .execute(conn)?;
-    if paid == 1 {
-        diesel::update(
-            invoices::table
-                .filter(invoices::id.eq(&key))
-                .filter(invoices::status.eq(InvoiceStatus::Paying.as_str())),
-        )
-        .set((
-            invoices::status.eq(InvoiceStatus::Paid.as_str()),
-            invoices::updated_ms.eq(now_ms),
-        ))
-        .execute(conn)?;
+    // The columns by name (as `invoices::paid_with` says why).
+    .returning((
+        payments::invoice_id,
+        payments::txid,
+        payments::raw_tx,
+        payments::state,
+        payments::memo,
+        payments::refund_to,
+        payments::paid_ms,
+        payments::chain,
+        payments::block_hash,
+        payments::block_height,
+        payments::confirmations,
+        payments::double_spend_proof,
+        payments::via,
+    ))
+    .get_result::<PaymentRow>(conn)
+    .optional()?;
+    let Some(payment) = paid else {
+        return Ok((invoice_rows::get(conn, id)?, false));
+    };
+    match invoice_rows::paid_with(conn, &key, &payment, now_ms)? {
+        Some(invoice) => Ok((Some(invoice), true)),
+        // The invoice had left paying some other way: show it as it is.
+        None => Ok((invoice_rows::get(conn, id)?, true)),
     }
-    Ok((invoice_rows::get(conn, id)?, paid == 1))
 }
 
 /// The network refused the transaction: forget the payment and reopen the invoice.

@@ -173,3 +173,38 @@ fn migrate_to_before_stores(backend: Backend, url: &str, old_rows: &str) {
         }
     }
 }
+
+/// Pooled read connections are not pinged before each use (a round trip per read on
+/// PostgreSQL). When the database drops every connection (a restart, a failover), a read that
+/// meets a dead one runs again on a live one: no request sees the dead connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_survive_the_database_dropping_every_connection() {
+    use diesel::{Connection, RunQueryDsl};
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let invoice = app.create_simple(1000).await;
+    let path = format!("/jpp/invoices/{}/", invoice["payment_id"].as_str().unwrap());
+    // Reads at once, so the pool holds several connections.
+    let reads = (0..16).map(|_| app.get_json(&path));
+    for (status, _) in futures_util::future::join_all(reads).await {
+        assert_eq!(status, 200);
+    }
+
+    let admin = std::env::var("CASHIER_TEST_POSTGRES_URL").unwrap();
+    let name = app.database_url.rsplit('/').next().unwrap().to_owned();
+    let mut conn = diesel::PgConnection::establish(&admin).unwrap();
+    let dropped = diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    assert!(
+        dropped >= 2,
+        "the server's connections were dropped: {dropped}"
+    );
+
+    let reads = (0..16).map(|_| app.get_json(&path));
+    for (status, body) in futures_util::future::join_all(reads).await {
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["payment_id"], invoice["payment_id"]);
+    }
+}

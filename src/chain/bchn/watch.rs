@@ -143,23 +143,48 @@ impl BchnClient {
         Ok(Some(ChainTx { txid, tx }))
     }
 
-    /// The double-spend proof for a mempool transaction or one of its unconfirmed ancestors
-    /// (`getdsproof <txid> 2 true`: the recursive search, since a double-spent parent takes
-    /// its children with it); `None` when the node has none.
-    pub async fn double_spend_proof(&self, txid: Txid) -> Result<Option<DsProof>, NodeError> {
+    /// The double-spend proof for each mempool transaction or one of its unconfirmed
+    /// ancestors (`getdsproof <txid> 2 true`: the recursive search, since a double-spent
+    /// parent takes its children with it), in the order asked; `None` where the node has none.
+    /// One batch request per [`MAX_BATCH`](super::MAX_BATCH) transactions, so a pass over
+    /// many unmined payments costs the node one round trip, not one per payment.
+    pub async fn double_spend_proofs(
+        &self,
+        txids: &[Txid],
+    ) -> Result<Vec<Option<DsProof>>, NodeError> {
         const METHOD: &str = "getdsproof";
-        match self.call(METHOD, json!([txid.to_hex(), 2, true])).await? {
-            Ok(result) => {
-                let reply: Option<DsProofReply> = decode(METHOD, result)?;
-                reply.map(|r| r.into_proof(txid)).transpose()
+        let mut proofs = Vec::with_capacity(txids.len());
+        for chunk in txids.chunks(super::MAX_BATCH) {
+            let calls = chunk
+                .iter()
+                .map(|txid| (METHOD, json!([txid.to_hex(), 2, true])))
+                .collect();
+            let replies = self.batch(calls).await?;
+            if replies.len() != chunk.len() {
+                return Err(NodeError::Protocol(format!(
+                    "{METHOD}: {} replies to {} calls",
+                    replies.len(),
+                    chunk.len()
+                )));
             }
-            Err(e) if e.code == RPC_METHOD_DISABLED => Err(NodeError::Protocol(format!(
-                "the node does not make double-spend proofs ({}): restart it without \
-                 -doublespendproof=0 so Cashier can see double spends",
-                e.message
-            ))),
-            Err(e) => Err(unexpected(METHOD, e)),
+            for (&txid, reply) in chunk.iter().zip(replies) {
+                proofs.push(match reply {
+                    Ok(result) => {
+                        let reply: Option<DsProofReply> = decode(METHOD, result)?;
+                        reply.map(|r| r.into_proof(txid)).transpose()?
+                    }
+                    Err(e) if e.code == RPC_METHOD_DISABLED => {
+                        return Err(NodeError::Protocol(format!(
+                            "the node does not make double-spend proofs ({}): restart it \
+                             without -doublespendproof=0 so Cashier can see double spends",
+                            e.message
+                        )))
+                    }
+                    Err(e) => return Err(unexpected(METHOD, e)),
+                });
+            }
         }
+        Ok(proofs)
     }
 }
 

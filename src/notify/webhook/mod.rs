@@ -44,6 +44,8 @@ const GAP_WAIT_MS: i64 = 30_000;
 /// How often a process that does not send asks for the lock again (each ask is a connection of
 /// its own, so not too often; a sender that died is replaced within this).
 const LEAD_RETRY: Duration = Duration::from_secs(5);
+/// Longest time the fan-out keeps a moved cursor in memory only (see `Sender::fan_out`).
+const CURSOR_SAVE_EVERY: Duration = Duration::from_secs(1);
 /// Longest wait between looks at the deliveries, whatever wakes the sender.
 const IDLE_LOOK: Duration = Duration::from_secs(1);
 /// Longest back-off between two attempts.
@@ -75,6 +77,15 @@ pub fn backoff(first: Duration, attempt: u32) -> Duration {
     let doubled = first.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
     let base = doubled.min(MAX_BACKOFF);
     base.mul_f64(1.0 + rand::random::<f64>() * 0.25)
+}
+
+/// The fan-out's place in the outbox: where it has read to, and what is saved.
+struct FanOutCursor {
+    /// Every event up to here has its deliveries (or made none).
+    at: i64,
+    /// The cursor as stored; after a crash the fan-out starts from here.
+    saved: i64,
+    saved_at: Instant,
 }
 
 /// Aborts the task when dropped (the fan-out task ends with the sending loop).
@@ -214,8 +225,9 @@ impl Sender {
     /// Fans out whenever an event commits (and on a timer, should a wake-up be lost); tells
     /// the sending loop when there are new deliveries.
     async fn fan_out_loop(self, fanned: Arc<Notify>) {
+        let mut cursor = None;
         loop {
-            match self.fan_out().await {
+            match self.fan_out(&mut cursor).await {
                 Ok((made, more)) => {
                     if made > 0 {
                         fanned.notify_one();
@@ -238,39 +250,60 @@ impl Sender {
     /// Turns outbox events after the cursor into deliveries, and moves the cursor past every
     /// event looked at with no earlier id still possibly committing. How many deliveries were
     /// made, and whether more events are waiting.
-    async fn fan_out(&self) -> Result<(usize, bool), StoreError> {
-        let (cursor, events) = self
+    ///
+    /// Events that make no delivery (a server without webhooks: nearly all of them) cost one
+    /// read and no write: the cursor moves in memory and is saved at most every
+    /// [`CURSOR_SAVE_EVERY`], or with the next deliveries. After a crash the events since the
+    /// saved cursor are read again, which is harmless: the inserts skip what exists.
+    async fn fan_out(
+        &self,
+        cursor: &mut Option<FanOutCursor>,
+    ) -> Result<(usize, bool), StoreError> {
+        let known = cursor.as_ref().map(|c| c.at);
+        let now = now_ms();
+        let (at, events, new) = self
             .store
-            .read(|c| {
-                let cursor = rows::cursor(c)?;
-                let newest = events::newest_id(c)?;
-                let events = if newest > cursor {
-                    rows::events_after(c, cursor, newest, FAN_OUT_BATCH)?
-                } else {
-                    Vec::new()
+            .read(move |c| {
+                let at = match known {
+                    Some(at) => at,
+                    None => rows::cursor(c)?,
                 };
-                Ok((cursor, events))
+                let newest = events::newest_id(c)?;
+                if newest <= at {
+                    return Ok((at, Vec::new(), Vec::new()));
+                }
+                let events = rows::events_after(c, at, newest, FAN_OUT_BATCH)?;
+                let new = deliveries_for(c, &events, now)?;
+                Ok((at, events, new))
             })
             .await?;
-        if events.is_empty() {
-            return Ok((0, false));
-        }
-        let now = now_ms();
-        let safe = safe_cursor(cursor, &events, now);
+        let cursor = cursor.get_or_insert(FanOutCursor {
+            at,
+            saved: at,
+            saved_at: Instant::now(),
+        });
+        let safe = safe_cursor(at, &events, now);
         // More to read at once only when the cursor moves: behind a gap still young, the same
         // events would be read again and again until it ages.
-        let more = events.len() as i64 >= FAN_OUT_BATCH && safe > cursor;
+        let more = events.len() as i64 >= FAN_OUT_BATCH && safe > at;
+        cursor.at = cursor.at.max(safe);
+        let stale = cursor.at > cursor.saved && cursor.saved_at.elapsed() >= CURSOR_SAVE_EVERY;
+        if new.is_empty() && !stale {
+            return Ok((0, more));
+        }
+        let (to, saved) = (cursor.at, cursor.saved);
         let made = self
             .store
             .write(move |c| {
-                let new = deliveries_for(c, &events, now)?;
-                let made = rows::insert_deliveries(c, new)?;
-                if safe > cursor {
-                    rows::set_cursor(c, safe)?;
+                let made = rows::insert_deliveries(c, new.clone())?;
+                if to > saved {
+                    rows::set_cursor(c, to)?;
                 }
                 Ok(made)
             })
             .await?;
+        cursor.saved = to;
+        cursor.saved_at = Instant::now();
         Ok((made, more))
     }
 
