@@ -29,6 +29,13 @@ pg_run "$pg_bindir/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w \
   -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=500" start >/dev/null \
   || { cat "$pg_dir/server.log" >&2; exit 1; }
 pg_stop() {
+  # A server that crashed or ran out of disk during the run says so in its log, which is
+  # removed next: show those lines, since the tests only see "in recovery mode".
+  if grep -qE 'PANIC|terminated by signal|No space left' "$pg_dir/server.log" 2>/dev/null; then
+    echo "the throwaway PostgreSQL failed during the run; its log says:" >&2
+    grep -E 'PANIC|terminated by signal|No space left|was terminated' "$pg_dir/server.log" | head -20 >&2
+    df -h "$pg_dir" >&2 || true
+  fi
   pg_run "$pg_bindir/pg_ctl" -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$pg_dir"
 }
