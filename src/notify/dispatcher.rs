@@ -81,6 +81,18 @@ impl Dispatcher {
         }
     }
 
+    /// Hands one event to every consumer: its message made once, the same bytes for all.
+    fn deliver(&self, id: i64, topic: &str, body: &str) {
+        let event = Delivered {
+            id,
+            topic: Topic::parse(topic),
+            message: Message::numbered(id, body),
+        };
+        for consumer in &self.consumers {
+            consumer.deliver(&event);
+        }
+    }
+
     /// Delivers events committed from now on, until `stopping`.
     pub async fn run(self, mut stopping: Stopping) -> Result<(), String> {
         let commits = self.store.commits();
@@ -89,7 +101,9 @@ impl Dispatcher {
             .read(events::newest_id)
             .await
             .map_err(|e| format!("cannot read the outbox: {e}"))?;
-        // What was committed before start is not news: sockets catch up on their own.
+        // What was committed before start is not news: sockets catch up on their own. (What
+        // commits from here on is read if it is not handed over.)
+        let _ = self.store.take_committed();
         let from = newest - LOOKBACK;
         let mut delivered: BTreeSet<i64> = self
             .store
@@ -103,8 +117,19 @@ impl Dispatcher {
                 _ = tokio::time::sleep(POLL_EVERY) => {}
                 _ = stopping.stopped() => return Ok(()),
             }
-            // New events, and any id in the look-back window not delivered yet: a gap that a
-            // slower transaction may have filled since (usually none, so nothing is re-read).
+            // This process's commits first, as its writers handed them over: no read between
+            // a commit and its sockets.
+            if let Some(local) = self.store.take_committed() {
+                for e in local {
+                    if delivered.insert(e.id) {
+                        newest = newest.max(e.id);
+                        self.deliver(e.id, &e.topic, &e.payload);
+                    }
+                }
+            }
+            // New events (other processes' too), and any id in the look-back window not
+            // delivered yet: a gap that a slower transaction may have filled since (usually
+            // none, so nothing is re-read).
             let gaps: Vec<i64> = ((newest - LOOKBACK + 1).max(1)..newest)
                 .filter(|id| !delivered.contains(id))
                 .collect();
@@ -127,17 +152,9 @@ impl Dispatcher {
             };
             let full = rows.len() as i64 >= BATCH;
             for (id, topic, body) in rows {
-                if !delivered.insert(id) {
-                    continue;
-                }
-                newest = newest.max(id);
-                let event = Delivered {
-                    id,
-                    topic: Topic::parse(&topic),
-                    message: Message::numbered(id, &body),
-                };
-                for consumer in &self.consumers {
-                    consumer.deliver(&event);
+                if delivered.insert(id) {
+                    newest = newest.max(id);
+                    self.deliver(id, &topic, &body);
                 }
             }
             delivered = delivered.split_off(&(newest - LOOKBACK));

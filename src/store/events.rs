@@ -14,16 +14,22 @@ pub fn insert(
     payload: &str,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    diesel::insert_into(events::table)
+    let id = diesel::insert_into(events::table)
         .values((
             events::topic.eq(topic),
             events::kind.eq(kind),
             events::payload.eq(payload),
             events::created_ms.eq(now_ms),
         ))
-        .execute(conn)?;
-    // The writer announces it (`announce`) just before the commit.
-    super::appended_in_this_transaction();
+        .returning(events::id)
+        .get_result::<i64>(conn)?;
+    // The writer announces it (`announce`) just before the commit, and hands it to this
+    // process's dispatcher just after.
+    super::appended_in_this_transaction(super::Appended {
+        id,
+        topic: topic.to_owned(),
+        payload: payload.to_owned(),
+    });
     Ok(())
 }
 

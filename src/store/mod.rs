@@ -141,6 +141,8 @@ pub struct Store {
     /// Signalled after every commit that appended an event (and, with PostgreSQL, when any
     /// process commits one): the dispatcher waits on it.
     commits: Arc<tokio::sync::Notify>,
+    /// What this process's writers committed, for its dispatcher ([`Store::take_committed`]).
+    handed: Arc<Mutex<HandedOver>>,
     /// Background threads watch this and stop once every clone of the store is gone.
     _alive: Arc<()>,
 }
@@ -176,16 +178,18 @@ impl Store {
             Backend::Postgres => options.postgres_writers.max(1),
         };
         let commits = Arc::new(tokio::sync::Notify::new());
+        let handed = Arc::new(Mutex::new(HandedOver::default()));
         let mut first = Some(conn);
         for n in 0..writers {
             let conn = match first.take() {
                 Some(c) => c,
                 None => manager.connect().map_err(|e| connect_error(target, e))?,
             };
-            let (queue, manager, commits) = (queue.clone(), manager.clone(), commits.clone());
+            let (queue, manager) = (queue.clone(), manager.clone());
+            let (commits, handed) = (commits.clone(), handed.clone());
             std::thread::Builder::new()
                 .name(format!("db-writer-{n}"))
-                .spawn(move || writer_loop(conn, manager, queue, &commits))
+                .spawn(move || writer_loop(conn, manager, queue, &commits, &handed))
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         }
         let alive = Arc::new(());
@@ -202,6 +206,7 @@ impl Store {
             readers,
             jobs,
             commits,
+            handed,
             _alive: alive,
         })
     }
@@ -214,6 +219,18 @@ impl Store {
     /// (the dispatcher) is expected; a signal with nobody waiting is kept for the next wait.
     pub fn commits(&self) -> Arc<tokio::sync::Notify> {
         self.commits.clone()
+    }
+
+    /// The events this process's writers committed since the last call, oldest commit first,
+    /// so the dispatcher can deliver them without reading them back. `None` when some were
+    /// dropped (the dispatcher fell far behind): then only the outbox has them all.
+    pub fn take_committed(&self) -> Option<Vec<Appended>> {
+        let mut handed = self.handed.lock().unwrap_or_else(|e| e.into_inner());
+        if std::mem::take(&mut handed.overflowed) {
+            handed.events.clear();
+            return None;
+        }
+        Some(std::mem::take(&mut handed.events))
     }
 
     /// Blocks on a `LISTEN` connection that signals [`Store::commits`] whenever any process
@@ -418,20 +435,46 @@ fn connect_error(target: &DatabaseTarget, e: diesel::ConnectionError) -> StoreEr
     StoreError::Unavailable(format!("cannot open {}: {e}", target.redacted()))
 }
 
+/// An event appended by a transaction of this process, handed to its dispatcher once the
+/// transaction committed: `(id, topic, payload)` as the outbox holds them.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub id: i64,
+    pub topic: String,
+    pub payload: String,
+}
+
+/// Most committed events waiting for the dispatcher in memory. Past it (a dispatcher far
+/// behind, or none: an operator command) they are all dropped and the dispatcher reads them
+/// from the outbox, as it does every other process's.
+const HANDED_OVER_MAX: usize = 4096;
+
+/// Committed events on their way from the writers to the dispatcher.
+#[derive(Default)]
+struct HandedOver {
+    events: Vec<Appended>,
+    /// Some were dropped: the dispatcher must read the outbox instead.
+    overflowed: bool,
+}
+
 thread_local! {
-    /// Set by `events::insert` on a writer thread: the open transaction appended an event, so
-    /// its commit must wake the dispatcher. A flag here rather than in each caller means no
-    /// caller can forget the wake-up.
-    static APPENDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Filled by `events::insert` on a writer thread: the events the open transaction appended,
+    /// so its commit wakes the dispatcher and hands them over. Kept here rather than by each
+    /// caller, so no caller can forget the wake-up.
+    static APPENDED: std::cell::RefCell<Vec<Appended>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn appended_in_this_transaction() {
-    APPENDED.with(|a| a.set(true));
+fn appended_in_this_transaction(event: Appended) {
+    APPENDED.with(|a| a.borrow_mut().push(event));
 }
 
-/// Whether the transaction since the last call appended an event; clears the flag.
-fn take_appended() -> bool {
-    APPENDED.with(|a| a.replace(false))
+fn appended_any() -> bool {
+    APPENDED.with(|a| !a.borrow().is_empty())
+}
+
+/// The events the transaction since the last call appended; clears them.
+fn take_appended() -> Vec<Appended> {
+    APPENDED.with(|a| std::mem::take(&mut *a.borrow_mut()))
 }
 
 /// Takes what is queued, runs it in one transaction, commits, then tells each job.
@@ -440,11 +483,21 @@ fn writer_loop(
     manager: Manager,
     queue: Arc<Mutex<mpsc::Receiver<Box<dyn Job>>>>,
     commits: &tokio::sync::Notify,
+    handed: &Mutex<HandedOver>,
 ) {
-    // Wakes the dispatcher if a committed transaction appended an event (a rolled-back one
-    // may have set the flag too: a spare wake-up costs one empty read).
+    // Hands the events a committed transaction appended to this process's dispatcher and
+    // wakes it; those of a rolled-back one are dropped.
     let committed = |outcome: &Result<(), StoreError>| {
-        if take_appended() && outcome.is_ok() {
+        let appended = take_appended();
+        if outcome.is_ok() && !appended.is_empty() {
+            if let Ok(mut handed) = handed.lock() {
+                if handed.events.len() + appended.len() > HANDED_OVER_MAX {
+                    handed.events.clear();
+                    handed.overflowed = true;
+                } else {
+                    handed.events.extend(appended);
+                }
+            }
             commits.notify_one();
         }
     };
@@ -510,7 +563,7 @@ fn writer_loop(
 fn commit(conn: &mut Conn) -> Result<(), StoreError> {
     // One announcement per transaction, however many events it appended: delivered to every
     // listening process when (and only if) the commit succeeds.
-    let announced = match APPENDED.with(|a| a.get()) {
+    let announced = match appended_any() {
         true => events::announce(conn),
         false => Ok(()),
     };

@@ -618,3 +618,17 @@ fn token_of(t: &Value) -> TokenData {
     });
     TokenData::new(category, t["amount"].as_u64().unwrap_or(0), nft).unwrap()
 }
+
+/// A store of its own on `database_url` (one reader, one writer), beside any server on it:
+/// no dispatcher, no duties.
+pub async fn open_store(database_url: &str) -> Store {
+    let target = cashier::store::DatabaseTarget::parse(database_url).unwrap();
+    let options = cashier::store::StoreOptions {
+        read_connections: 1,
+        postgres_writers: 1,
+    };
+    tokio::task::spawn_blocking(move || Store::open(&target, &options))
+        .await
+        .unwrap()
+        .unwrap()
+}

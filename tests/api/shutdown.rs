@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-use cashier::store::{invoices, DatabaseTarget, Store, StoreOptions};
+use cashier::store::{invoices, Store};
 
 use crate::helpers::{empty_database, Backend, ADDR};
 
@@ -258,7 +258,7 @@ async fn sigterm_during_load(backend: Backend) {
 
     // Nothing acknowledged is lost: every invoice a client was told exists is in the database,
     // as it was asked for.
-    let store = open_store(&database_url).await;
+    let store = crate::helpers::open_store(&database_url).await;
     let missing = stored_invoices_missing(&store, acknowledged.clone()).await;
     assert!(
         missing.is_empty(),
@@ -647,19 +647,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The acknowledged invoices that are not in the database (or not as they were asked for).
-async fn open_store(database_url: &str) -> Store {
-    let target = DatabaseTarget::parse(database_url).unwrap();
-    let options = StoreOptions {
-        read_connections: 1,
-        postgres_writers: 1,
-    };
-    tokio::task::spawn_blocking(move || Store::open(&target, &options))
-        .await
-        .unwrap()
-        .unwrap()
 }
 
 /// The memo of every invoice of the default store.

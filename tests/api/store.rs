@@ -11,6 +11,16 @@ on_both_backends!(
     pruning_removes_only_events_past_retention,
 );
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_events_handed_over_sqlite() {
+    committed_events_are_handed_over_once_and_bounded(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_events_handed_over_postgres() {
+    committed_events_are_handed_over_once_and_bounded(Backend::Postgres).await
+}
+
 async fn a_failing_write_leaves_the_others_in_its_batch_intact(app: TestApp) {
     let taken = cashier::auth::key_hash(&app.key);
     let mut writes = Vec::new();
@@ -207,4 +217,66 @@ async fn reads_survive_the_database_dropping_every_connection() {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["payment_id"], invoice["payment_id"]);
     }
+}
+
+/// The writers hand this process's dispatcher what they committed, so it need not read it
+/// back: every event of a committed transaction, in order, once; nothing of a rolled-back
+/// one; and when nobody takes them (an operator command) they are dropped past a bound, and
+/// the dispatcher is told to read the outbox instead.
+async fn committed_events_are_handed_over_once_and_bounded(backend: Backend) {
+    use cashier::store::events;
+    let (url, _dir) = empty_database(backend);
+    let store = crate::helpers::open_store(&url).await;
+    let append = |n: usize, then_fail: bool| {
+        let store = store.clone();
+        async move {
+            store
+                .write(move |c| {
+                    for i in 0..n {
+                        events::insert(
+                            c,
+                            "invoice:t",
+                            "invoice_cancelled",
+                            &format!("{{\"n\":{i}}}"),
+                            1,
+                        )?;
+                    }
+                    if then_fail {
+                        return Err(StoreError::Conflict("rolled back on purpose".into()));
+                    }
+                    Ok(())
+                })
+                .await
+        }
+    };
+    append(3, false).await.unwrap();
+    assert!(append(2, true).await.is_err());
+    let handed = store.take_committed().expect("nothing dropped");
+    let ids: Vec<i64> = handed.iter().map(|e| e.id).collect();
+    assert_eq!(
+        handed.len(),
+        3,
+        "the rolled-back events are not handed over: {ids:?}"
+    );
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert_eq!(handed[2].payload, "{\"n\":2}");
+    assert_eq!(handed[0].topic, "invoice:t");
+    let stored = store.read(|c| events::after(c, 0, 100)).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|(id, _, _)| *id).collect::<Vec<_>>(),
+        ids,
+        "what is handed over is what the outbox holds"
+    );
+    assert_eq!(
+        store.take_committed().map(|e| e.len()),
+        Some(0),
+        "handed over once"
+    );
+
+    // Nobody takes them: past the bound they are all dropped, and the next take says so.
+    for _ in 0..9 {
+        append(500, false).await.unwrap();
+    }
+    assert!(store.take_committed().is_none());
+    assert_eq!(store.take_committed().map(|e| e.len()), Some(0));
 }
