@@ -114,13 +114,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let merchant = manager(&req, &state).await?;
     let id = parse_id(&id)?;
-    let endpoint = state
-        .webhooks
-        .list(Some(merchant.store_id))
-        .await?
-        .into_iter()
-        .find(|e| e.id == id)
-        .ok_or(WebhookError::NotFound(id))?;
+    let endpoint = state.webhooks.get(id, Some(merchant.store_id)).await?;
     Ok(HttpResponse::Ok().json(endpoint_json(&endpoint, false)))
 }
 

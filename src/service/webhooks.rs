@@ -73,6 +73,14 @@ impl Webhooks {
             .await?)
     }
 
+    /// One endpoint, if it is the store's (`None`: any store's, as the operator sees them).
+    pub async fn get(&self, id: i64, store_id: Option<i64>) -> Result<Endpoint, WebhookError> {
+        self.store
+            .read(move |c| rows::endpoint(c, id, store_id))
+            .await?
+            .ok_or(WebhookError::NotFound(id))
+    }
+
     pub async fn remove(&self, id: i64, store_id: Option<i64>) -> Result<(), WebhookError> {
         self.store
             .write(move |c| rows::remove_endpoint(c, id, store_id))

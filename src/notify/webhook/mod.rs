@@ -351,7 +351,14 @@ impl Sender {
     async fn attempt(&self, delivery: Delivery, permit: tokio::sync::OwnedSemaphorePermit) {
         let at_ms = now_ms();
         let started = Instant::now();
-        let (status, error) = match self.post(&delivery).await {
+        // An IP-literal host never reaches the resolver: the guard checks it here. A name is
+        // checked by the resolver, on the addresses the connection then uses.
+        let form = self.settings.guard.check_form(&delivery.url);
+        let posted = match &form {
+            Ok(_) => self.post(&delivery).await,
+            Err(e) => Err(e.to_string()),
+        };
+        let (status, error) = match posted {
             Ok(status) => (Some(i32::from(status)), None),
             Err(e) => (None, Some(e)),
         };
@@ -366,7 +373,7 @@ impl Sender {
         let delivered = status.is_some_and(|s| (200..300).contains(&s));
         // A URL that is not one (a Lightning invoice's `webhook` is not checked when it is
         // given, as in LNbits) will never work: no point trying it for a day.
-        let hopeless = self.settings.guard.check_form(&delivery.url).is_err();
+        let hopeless = form.is_err();
         let then = if delivered {
             Then::Delivered
         } else if hopeless || attempts >= self.settings.max_attempts {
@@ -461,14 +468,9 @@ impl Sender {
         Ok(secret)
     }
 
-    /// POSTs the delivery; the HTTP status, or why there was none.
+    /// POSTs the delivery, its URL's form checked already (`attempt`); the HTTP status, or
+    /// why there was none.
     async fn post(&self, delivery: &Delivery) -> Result<u16, String> {
-        // An IP-literal host never reaches the resolver: the guard checks it here. A name is
-        // checked by the resolver, on the addresses the connection then uses.
-        self.settings
-            .guard
-            .check_form(&delivery.url)
-            .map_err(|e| e.to_string())?;
         let key = match (&delivery.signing_key, delivery.endpoint_id) {
             (Some(key), _) => key.clone(),
             (None, Some(endpoint)) => self.secret_of(endpoint).await?,
@@ -542,24 +544,17 @@ fn deliveries_for(
     // An endpoint that is off gets its deliveries too: they wait, and are sent when it is on
     // again, so turning it off loses nothing.
     let endpoints = rows::endpoints(c, None)?;
-    let invoice_ids: Vec<String> = events
-        .iter()
-        .filter_map(|e| e.topic.strip_prefix("invoice:").map(str::to_owned))
-        .collect();
     let stores = if endpoints.is_empty() {
         HashMap::new()
     } else {
-        rows::stores_of(c, &invoice_ids)?
+        stores_of(c, events)?
     };
     let mut new = Vec::new();
     for event in events {
-        if let Some(invoice) = event.topic.strip_prefix("invoice:") {
-            let Some(&store) = stores.get(invoice) else {
-                continue;
-            };
+        if event.topic.starts_with("invoice:") {
             for endpoint in endpoints
                 .iter()
-                .filter(|e| e.store_id == store && e.after_event < event.id && e.wants(&event.kind))
+                .filter(|e| e.after_event < event.id && reaches(e, event, &stores))
             {
                 new.push(endpoint_delivery(endpoint, event, now_ms));
             }
@@ -571,6 +566,28 @@ fn deliveries_for(
         }
     }
     Ok(new)
+}
+
+/// The store of each invoice the invoice events among `events` are about, by invoice id.
+fn stores_of(
+    c: &mut crate::store::Conn,
+    events: &[OutboxEvent],
+) -> Result<HashMap<String, i64>, StoreError> {
+    let invoice_ids: Vec<String> = events
+        .iter()
+        .filter_map(|e| e.topic.strip_prefix("invoice:").map(str::to_owned))
+        .collect();
+    rows::stores_of(c, &invoice_ids)
+}
+
+/// Whether `event` is for `endpoint`: about an invoice of its store, of a kind it wants.
+fn reaches(endpoint: &rows::Endpoint, event: &OutboxEvent, stores: &HashMap<String, i64>) -> bool {
+    event
+        .topic
+        .strip_prefix("invoice:")
+        .and_then(|invoice| stores.get(invoice))
+        .is_some_and(|&store| store == endpoint.store_id)
+        && endpoint.wants(&event.kind)
 }
 
 fn new_delivery_id() -> String {
@@ -657,20 +674,10 @@ pub fn redeliver(
         let Some(last) = events.last().map(|e| e.id) else {
             break;
         };
-        let invoice_ids: Vec<String> = events
-            .iter()
-            .filter_map(|e| e.topic.strip_prefix("invoice:").map(str::to_owned))
-            .collect();
-        let stores = rows::stores_of(c, &invoice_ids)?;
+        let stores = stores_of(c, &events)?;
         let new = events
             .iter()
-            .filter(|e| {
-                e.topic
-                    .strip_prefix("invoice:")
-                    .and_then(|i| stores.get(i))
-                    .is_some_and(|s| *s == endpoint.store_id)
-                    && endpoint.wants(&e.kind)
-            })
+            .filter(|e| reaches(endpoint, e, &stores))
             .map(|e| endpoint_delivery(endpoint, e, now_ms))
             .collect();
         rows::insert_deliveries(c, new)?;
