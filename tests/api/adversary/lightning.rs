@@ -101,6 +101,8 @@ async fn pay(app: &TestApp, payer: &LnWallet, bolt11: &str) -> (u16, Value) {
 #[derive(Debug, PartialEq)]
 struct Snapshot {
     balances: Vec<i64>,
+    /// Each wallet's kept balance and the sum of its payment rows (always equal).
+    kept_and_summed: Vec<(i64, i64)>,
     payments: Vec<Value>,
     events: Vec<Vec<(i64, String, String)>>,
     /// The attacked invoice as its payee sees it.
@@ -119,6 +121,7 @@ impl Scene<'_> {
     async fn snapshot(&self) -> Snapshot {
         let mut s = Snapshot {
             balances: vec![],
+            kept_and_summed: vec![],
             payments: vec![],
             events: vec![],
             invoice: get(
@@ -135,6 +138,16 @@ impl Scene<'_> {
                 .push(get(self.app, &w.inkey, "/api/v1/payments?limit=200").await);
             s.events
                 .push(self.app.events(&format!("wallet:{}", w.id)).await);
+            let id = w.id.clone();
+            let checked = self
+                .app
+                .store
+                .read(move |c| cashier::store::lightning::check_balances(c, Some(&id)))
+                .await
+                .unwrap();
+            let kept_and_summed = (checked[0].running_msat, checked[0].summed_msat);
+            assert!(checked[0].agrees(), "{checked:?}");
+            s.kept_and_summed.push(kept_and_summed);
         }
         s
     }
