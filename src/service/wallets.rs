@@ -13,7 +13,8 @@ use crate::lightning::funding::{
     Funding, FundingSource, FundingStatus, InvoiceRequest, Outcome, Settled,
 };
 use crate::lightning::{
-    decode, is_issued, sats_to_msat, LnError, LnPayment, NewInvoice, PayStatus, Wallet,
+    decode, is_issued, sats_to_msat, BalanceCheck, LnError, LnPayment, NewInvoice, PayStatus,
+    Wallet,
 };
 use crate::notify::{self, Event};
 use crate::store::{lightning as db, Conn, Store, StoreError};
@@ -91,6 +92,26 @@ impl Lightning {
             .read(move |c| db::balance_msat(c, &id))
             .await?
             .ok_or(LnError::WalletNotFound)
+    }
+
+    /// Each wallet's (or `only` that one's) kept balance beside the sum of its payment rows.
+    /// With `repair`, every kept balance is set to its sum, all in one transaction, and the
+    /// answer says what each was before.
+    pub async fn check_balances(
+        &self,
+        only: Option<&str>,
+        repair: bool,
+    ) -> Result<Vec<BalanceCheck>, LnError> {
+        let only = only.map(str::to_owned);
+        Ok(if repair {
+            self.store
+                .write(move |c| db::repair_balances(c, only.as_deref()))
+                .await?
+        } else {
+            self.store
+                .read(move |c| db::check_balances(c, only.as_deref()))
+                .await?
+        })
     }
 
     /// Credits a wallet, as an ordinary incoming payment with the memo "Admin credit".
