@@ -236,6 +236,13 @@ impl Lightning {
                         }
                         issued.amount_msat
                     }
+                    // A zero amount is no payment (LNbits: "not supported"), and must not
+                    // reach the funding source as one.
+                    None if asked == 0 => {
+                        return Ok(Err(LnError::Invalid(
+                            "Amountless invoices not supported.".into(),
+                        )))
+                    }
                     None => asked,
                 };
                 if before < amount {
