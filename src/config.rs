@@ -173,6 +173,17 @@ pub enum WalletCommand {
         /// Sats to credit.
         sats: u64,
     },
+    /// Compare each wallet's kept balance with the sum of its payments (the truth), one line
+    /// per wallet; exits non-zero if any differ. Safe on a running server.
+    Check {
+        /// Check only this wallet (its id).
+        #[arg(long)]
+        wallet: Option<String>,
+        /// Set each kept balance that differs to its payments' sum, all in one transaction;
+        /// then exits zero.
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -315,6 +315,46 @@ async fn wallet(command: WalletCommand, database: DatabaseSettings) -> Result<()
                 balance / 1000
             );
         }
+        WalletCommand::Check { wallet, repair } => {
+            let checked = lightning
+                .check_balances(wallet.as_deref(), repair)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let (Some(id), true) = (&wallet, checked.is_empty()) {
+                return Err(format!("no wallet {id} in this database"));
+            }
+            let mut differ = Vec::new();
+            for c in &checked {
+                if c.agrees() {
+                    println!(
+                        "ok        {} {} msat  {}",
+                        c.wallet_id, c.summed_msat, c.name
+                    );
+                    continue;
+                }
+                let figures = format!(
+                    "kept {} msat, payments sum to {} msat",
+                    c.running_msat, c.summed_msat
+                );
+                if repair {
+                    println!(
+                        "repaired  {} {figures}; now {}  {}",
+                        c.wallet_id, c.summed_msat, c.name
+                    );
+                } else {
+                    println!("DIFFERS   {} {figures}  {}", c.wallet_id, c.name);
+                    differ.push(format!("{} ({figures})", c.wallet_id));
+                }
+            }
+            if !differ.is_empty() {
+                return Err(format!(
+                    "{} of {} wallets differ from their payments: {}. The payments are the truth: `cashier wallet check --repair` sets each balance to their sum",
+                    differ.len(),
+                    checked.len(),
+                    differ.join("; ")
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -24,6 +24,24 @@ pub struct Wallet {
     pub created_ms: i64,
 }
 
+/// A wallet's running balance beside what its payment rows add up to (`cashier wallet check`).
+/// The rows are the truth; the running total is kept so that a payment reads one row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceCheck {
+    pub wallet_id: String,
+    pub name: String,
+    /// The total kept on the wallet's row.
+    pub running_msat: i64,
+    /// Settled rows plus outgoing ones still pending, summed.
+    pub summed_msat: i64,
+}
+
+impl BalanceCheck {
+    pub fn agrees(&self) -> bool {
+        self.running_msat == self.summed_msat
+    }
+}
+
 /// The three states of LNbits' payments; anything ambiguous stays pending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayStatus {

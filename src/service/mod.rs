@@ -43,6 +43,10 @@ impl From<StoreError> for InvoiceError {
 
 impl From<StoreError> for LnError {
     fn from(e: StoreError) -> Self {
-        LnError::Storage(Box::new(e))
+        match e {
+            // An amount a balance cannot hold is refused (nothing was written), not a failure.
+            StoreError::OutOfRange(why) => LnError::Invalid(why),
+            e => LnError::Storage(Box::new(e)),
+        }
     }
 }

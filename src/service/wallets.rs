@@ -1,7 +1,7 @@
 //! Lightning wallet operations over one store and one funding source. Every change of a
-//! payment's state and its socket event are written in one transaction; a wallet is debited
-//! only inside the transaction that checked its balance, so concurrent payments cannot
-//! overdraw it.
+//! payment's state, its wallet's balance and its socket event are written in one transaction;
+//! a wallet is debited only inside the transaction that checked its balance, under the
+//! wallet's row lock, so concurrent payments cannot overdraw it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,8 @@ use crate::lightning::funding::{
     Funding, FundingSource, FundingStatus, InvoiceRequest, Outcome, Settled,
 };
 use crate::lightning::{
-    decode, is_issued, sats_to_msat, LnError, LnPayment, NewInvoice, PayStatus, Wallet,
+    decode, is_issued, sats_to_msat, BalanceCheck, LnError, LnPayment, NewInvoice, PayStatus,
+    Wallet,
 };
 use crate::notify::{self, Event};
 use crate::store::{lightning as db, Conn, Store, StoreError};
@@ -79,24 +80,38 @@ impl Lightning {
             .await?)
     }
 
+    /// Every wallet with its balance in msat.
     pub async fn wallets(&self) -> Result<Vec<(Wallet, i64)>, LnError> {
-        Ok(self
-            .store
-            .read(|c| {
-                db::list_wallets(c)?
-                    .into_iter()
-                    .map(|w| {
-                        let balance = db::balance_msat(c, &w.id)?;
-                        Ok((w, balance))
-                    })
-                    .collect()
-            })
-            .await?)
+        Ok(self.store.read(db::list_wallets).await?)
     }
 
+    /// The wallet's balance in msat: one row read, however long its history.
     pub async fn balance_msat(&self, wallet_id: &str) -> Result<i64, LnError> {
         let id = wallet_id.to_owned();
-        Ok(self.store.read(move |c| db::balance_msat(c, &id)).await?)
+        self.store
+            .read(move |c| db::balance_msat(c, &id))
+            .await?
+            .ok_or(LnError::WalletNotFound)
+    }
+
+    /// Each wallet's (or `only` that one's) kept balance beside the sum of its payment rows.
+    /// With `repair`, every kept balance is set to its sum, all in one transaction, and the
+    /// answer says what each was before.
+    pub async fn check_balances(
+        &self,
+        only: Option<&str>,
+        repair: bool,
+    ) -> Result<Vec<BalanceCheck>, LnError> {
+        let only = only.map(str::to_owned);
+        Ok(if repair {
+            self.store
+                .write(move |c| db::repair_balances(c, only.as_deref()))
+                .await?
+        } else {
+            self.store
+                .read(move |c| db::check_balances(c, only.as_deref()))
+                .await?
+        })
     }
 
     /// Credits a wallet, as an ordinary incoming payment with the memo "Admin credit".
@@ -194,14 +209,18 @@ impl Lightning {
         let now = now_ms();
         // Whether the invoice is one of this server's is read inside the transaction that
         // pays it: no second look, and no window between the look and the payment. Every
-        // refusal comes before the first write, so a refused payment changes nothing.
+        // refusal comes before the first write (the locks write nothing), or, for a credit a
+        // balance cannot hold, is an error that rolls the write back: a refused payment
+        // changes nothing.
         let (outgoing, internal) = self
             .store
             .write(move |c| {
-                if !db::lock_wallet(c, &wallet_id)? {
-                    return Ok(Err(LnError::WalletNotFound));
-                }
+                // Read before the locks, to know which wallet an internal payment credits; its
+                // state is checked again by the conditional settle below.
                 let payee = db::incoming_by_hash(c, &hash)?;
+                let Some(before) = lock_wallets(c, &wallet_id, payee.as_ref())? else {
+                    return Ok(Err(LnError::WalletNotFound));
+                };
                 // A hash of ours is settled here or not at all: never sent out through the
                 // funding source, and only for the invoice we issued, at the amount we stored.
                 let amount = match &payee {
@@ -217,9 +236,15 @@ impl Lightning {
                         }
                         issued.amount_msat
                     }
+                    // A zero amount is no payment (LNbits: "not supported"), and must not
+                    // reach the funding source as one.
+                    None if asked == 0 => {
+                        return Ok(Err(LnError::Invalid(
+                            "Amountless invoices not supported.".into(),
+                        )))
+                    }
                     None => asked,
                 };
-                let before = db::balance_msat(c, &wallet_id)?;
                 if before < amount {
                     return Ok(Err(LnError::InsufficientBalance));
                 }
@@ -263,7 +288,8 @@ impl Lightning {
                     return Ok(Ok((out, false)));
                 };
                 // Checked pending above; the condition makes "paid once" hold under any
-                // concurrency all the same.
+                // concurrency all the same. Settling credits the payee, the insert below
+                // debits the payer: both balances move in this transaction.
                 if !db::settle(c, &incoming.checking_id, None, now)? {
                     return Ok(Err(LnError::AlreadyPaid));
                 }
@@ -272,7 +298,7 @@ impl Lightning {
                     // Paying itself: both rows move the one balance.
                     announce(c, &out, now)?;
                 } else {
-                    // The balance was read under the lock a moment ago: no second sum.
+                    // The balance was read under the lock a moment ago: no second read.
                     notify::append(c, &Event::wallet_payment(&out, before - amount), now)?;
                 }
                 incoming.status = PayStatus::Success;
@@ -302,6 +328,11 @@ impl Lightning {
         let payment = self
             .store
             .write(move |c| {
+                let Some(wallet_id) = db::wallet_of_payment(c, &id)? else {
+                    return Ok(None);
+                };
+                // The wallet's lock before the payment's row, as every writer takes them.
+                db::lock_wallet(c, &wallet_id)?;
                 let changed = db::settle(c, &id, settled.preimage.as_deref(), now)?;
                 let payment = db::payment_any(c, &id)?;
                 if let (true, Some(p)) = (changed, &payment) {
@@ -317,7 +348,16 @@ impl Lightning {
     async fn fail(&self, checking_id: &str) -> Result<(), LnError> {
         let id = checking_id.to_owned();
         let now = now_ms();
-        self.store.write(move |c| db::fail(c, &id, now)).await?;
+        self.store
+            .write(move |c| {
+                if let Some(wallet_id) = db::wallet_of_payment(c, &id)? {
+                    // The wallet's lock before the payment's row, as every writer takes them.
+                    db::lock_wallet(c, &wallet_id)?;
+                    db::fail(c, &id, now)?;
+                }
+                Ok(())
+            })
+            .await?;
         Ok(())
     }
 
@@ -382,8 +422,33 @@ impl Lightning {
     }
 }
 
-/// Appends the payment's socket event, with the wallet's balance after it.
+/// Locks the payer's wallet and, for an internal payment, the payee's, in the order of their
+/// ids: two wallets paying each other at once then wait for one another instead of
+/// deadlocking (PostgreSQL). Answers the payer's balance, `None` if there is no such wallet.
+fn lock_wallets(
+    c: &mut Conn,
+    payer: &str,
+    payee: Option<&LnPayment>,
+) -> Result<Option<i64>, StoreError> {
+    let payee = payee
+        .map(|p| p.wallet_id.as_str())
+        .filter(|&id| id != payer);
+    let mut payer_balance = None;
+    let mut ids = [Some(payer), payee];
+    ids.sort_unstable();
+    for id in ids.into_iter().flatten() {
+        let balance = db::lock_wallet(c, id)?;
+        if id == payer {
+            payer_balance = balance;
+        }
+    }
+    Ok(payer_balance)
+}
+
+/// Appends the payment's socket event, with the wallet's balance after it (read in the
+/// transaction that moved it).
 fn announce(c: &mut Conn, payment: &LnPayment, now_ms: i64) -> Result<(), StoreError> {
-    let balance = db::balance_msat(c, &payment.wallet_id)?;
+    let balance = db::balance_msat(c, &payment.wallet_id)?
+        .ok_or_else(|| StoreError::Corrupt(format!("wallet {} vanished", payment.wallet_id)))?;
     notify::append(c, &Event::wallet_payment(payment, balance), now_ms)
 }

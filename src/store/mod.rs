@@ -71,6 +71,10 @@ pub enum StoreError {
     /// A conditional write found the row changed under it; the write was rolled back.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A write would take a stored total out of its range (a wallet's balance below zero or
+    /// past `i64::MAX` msat); the write was rolled back.
+    #[error("out of range: {0}")]
+    OutOfRange(String),
 }
 
 impl From<diesel::result::Error> for StoreError {

@@ -111,6 +111,7 @@ diesel::table! {
         inkey_hash -> Binary,
         adminkey_hash -> Binary,
         created_ms -> BigInt,
+        balance_msat -> BigInt,
     }
 }
 

@@ -1,11 +1,15 @@
-//! The `cashier` binary itself: keys, refusing bad database URLs, help, graceful shutdown.
+//! The `cashier` binary itself: keys, refusing bad database URLs, help, graceful shutdown,
+//! the operator's wallet commands.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::helpers::ADDR;
+use crate::helpers::{TestApp, ADDR};
+use crate::on_both_backends;
+
+on_both_backends!(wallet_check_compares_kept_balances_with_the_payments);
 
 fn cashier() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cashier"));
@@ -690,4 +694,97 @@ async fn webhooks_from_the_command_line() {
     assert_eq!(run_ok(&["webhook", "list"], &db).lines().count(), 1);
     server.kill().unwrap();
     let _ = server.wait();
+}
+
+/// `cashier wallet check` beside a running server: every kept balance agrees with its
+/// payments; one changed behind the server's back is named with both figures (exit non-zero)
+/// until `--repair` sets it back to the payments' sum.
+async fn wallet_check_compares_kept_balances_with_the_payments(app: TestApp) {
+    use cashier::store::schema::wallets;
+    use diesel::prelude::*;
+    let db = ["--database-url", app.database_url.as_str()];
+    let (a, b) = (app.ln_account("till").await, app.ln_account("shop").await);
+    app.lightning.top_up(&a.id, 5000).await.unwrap();
+    let invoice = app.ln_invoice(&b, 1200, "coffee").await;
+    let (status, paid) = app
+        .ln_payments_post(
+            &a.adminkey,
+            json!({"out": true, "bolt11": invoice["bolt11"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{paid}");
+    let line = |out: &str, id: &str| {
+        out.lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("no line for {id} in {out}"))
+            .to_owned()
+    };
+
+    let all = run_ok(&["wallet", "check"], &db);
+    assert_eq!(all.lines().count(), 2, "{all}");
+    let of_a = line(&all, &a.id);
+    assert!(
+        of_a.starts_with("ok") && of_a.contains(" 3800000 msat"),
+        "{all}"
+    );
+    assert!(of_a.ends_with("till"), "{all}");
+    assert!(line(&all, &b.id).contains(" 1200000 msat"), "{all}");
+
+    // One more msat kept than the payments hold, written behind the server's back.
+    let id = a.id.clone();
+    app.store
+        .write(move |c| {
+            diesel::update(wallets::table.find(&id))
+                .set(wallets::balance_msat.eq(wallets::balance_msat + 1))
+                .execute(c)
+                .map_err(Into::into)
+        })
+        .await
+        .unwrap();
+    let figures = "kept 3800001 msat, payments sum to 3800000 msat";
+    let out = cashier()
+        .args(["wallet", "check"])
+        .args(db)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a difference must fail the check");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(line(&stdout, &a.id).starts_with("DIFFERS"), "{stdout}");
+    assert!(line(&stdout, &a.id).contains(figures), "{stdout}");
+    assert!(line(&stdout, &b.id).starts_with("ok"), "{stdout}");
+    assert!(
+        stderr.contains(&a.id) && stderr.contains(figures) && !stderr.contains(&b.id),
+        "{stderr}"
+    );
+    // One wallet at a time.
+    let only_b = run_ok(&["wallet", "check", "--wallet", &b.id], &db);
+    assert_eq!(only_b.lines().count(), 1, "{only_b}");
+    assert!(run_err(&["wallet", "check", "--wallet", &a.id], &db).contains(figures));
+    let nobody = run_err(&["wallet", "check", "--wallet", "nosuchwallet"], &db);
+    assert!(nobody.contains("no wallet nosuchwallet"), "{nobody}");
+
+    // The payments are the truth: the repair sets the kept balance to their sum.
+    let repaired = run_ok(&["wallet", "check", "--repair"], &db);
+    let of_a = line(&repaired, &a.id);
+    assert!(
+        of_a.starts_with("repaired") && of_a.contains(figures),
+        "{repaired}"
+    );
+    assert!(line(&repaired, &b.id).starts_with("ok"), "{repaired}");
+    let after = run_ok(&["wallet", "check"], &db);
+    assert!(after.lines().all(|l| l.starts_with("ok")), "{after}");
+    let wallet: serde_json::Value = app
+        .client
+        .get(app.url("/api/v1/wallet"))
+        .header("X-Api-Key", &a.inkey)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(wallet["balance"], 3_800_000);
 }

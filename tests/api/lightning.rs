@@ -183,6 +183,14 @@ async fn concurrent_payments_cannot_overdraw(app: TestApp) {
         .all(|(_, b)| b["detail"] == "Insufficient balance."));
     assert_eq!(balance(&app, &a.inkey).await, 0);
     assert_eq!(balance(&app, &b.inkey).await, 5_000_000);
+    // The balances kept on the wallets' rows are what their payment rows add up to.
+    let checked = app
+        .store
+        .read(|c| cashier::store::lightning::check_balances(c, None))
+        .await
+        .unwrap();
+    assert_eq!(checked.len(), 2);
+    assert!(checked.iter().all(|c| c.agrees()), "{checked:?}");
 }
 
 async fn a_push_needs_the_wallets_admin_key(app: TestApp) {

@@ -208,7 +208,8 @@ async fn cashier_get(app: &TestApp, path: &str, key: &str) -> Value {
 }
 
 /// An invoice of another Cashier, which the remote funding source cannot pay: it says
-/// "failed", Cashier fails the payment, and the wallet keeps `balance_msat`.
+/// "failed", Cashier fails the payment, and the wallet keeps `balance_msat` (kept on its row
+/// and summed from its payments alike).
 async fn a_foreign_invoice_is_refused(
     app: &TestApp,
     adminkey: &str,
@@ -245,6 +246,17 @@ async fn a_foreign_invoice_is_refused(
     assert_eq!(
         cashier_get(app, "/api/v1/wallet", inkey).await["balance"],
         balance_msat
+    );
+    // Every settlement learnt from the source, every payment out through it and this failure
+    // kept each wallet's balance equal to the sum of its payment rows.
+    let checked = app
+        .store
+        .read(|c| cashier::store::lightning::check_balances(c, None))
+        .await
+        .unwrap();
+    assert!(
+        !checked.is_empty() && checked.iter().all(|c| c.agrees()),
+        "{checked:?}"
     );
 }
 

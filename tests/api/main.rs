@@ -21,6 +21,7 @@ mod dialects;
 mod examples;
 mod invoices;
 mod lightning;
+mod lightning_balance;
 mod lightning_examples;
 mod lnbits_funding;
 mod pay;

@@ -109,7 +109,7 @@ async fn keys_made_before_stores_keep_working() {
              INSERT INTO invoices (id, status, outputs, created_ms, expires_ms, fee_per_kb, api_key_id, updated_ms)
              VALUES ('{id}', 'open', '{outputs}', 1, 4102444800000, 1000, 1, 1);"
         );
-        migrate_to_before_stores(backend, &url, &old_rows);
+        migrate_to_before(backend, &url, "2026-11-29-000005", &old_rows);
 
         let app = TestApp::spawn_on_database(url, dir).await;
         let r = app
@@ -142,8 +142,77 @@ async fn keys_made_before_stores_keep_working() {
     }
 }
 
-/// Applies the migrations that came before stores, then `old_rows`.
-fn migrate_to_before_stores(backend: Backend, url: &str, old_rows: &str) {
+/// A database from before wallets kept their balance on their row: the upgrade sets each from
+/// its payment rows (settled ones and outgoing ones still pending; never an open invoice or a
+/// failed payment), and the server answers those balances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_balances_are_filled_in_from_the_payments_on_upgrade() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let (url, dir) = empty_database(backend);
+        let keys: Vec<String> = (0..4)
+            .map(|_| hex::encode(rand::random::<[u8; 16]>()))
+            .collect();
+        let blob = |key: &str| {
+            let hash = hex::encode(cashier::auth::key_hash(key));
+            match backend {
+                Backend::Sqlite => format!("X'{hash}'"),
+                Backend::Postgres => format!("'\\x{hash}'"),
+            }
+        };
+        let payment = |id: &str, wallet: &str, amount: i64, fee: i64, status: &str| {
+            format!(
+                "INSERT INTO ln_payments (checking_id, payment_hash, wallet_id, amount_msat, fee_msat, bolt11, status, extra, created_ms, updated_ms)
+                 VALUES ('{id}', '{id}', '{wallet}', {amount}, {fee}, '', '{status}', '{{}}', 1, 1);"
+            )
+        };
+        let old_rows = [
+            format!(
+                "INSERT INTO wallets (id, name, inkey_hash, adminkey_hash, created_ms) VALUES
+                 ('wa', 'a', {}, {}, 1), ('wb', 'b', {}, {}, 2);",
+                blob(&keys[0]),
+                blob(&keys[1]),
+                blob(&keys[2]),
+                blob(&keys[3])
+            ),
+            payment("in-settled", "wa", 10_000_000, 0, "success"),
+            payment("out-settled", "wa", -3_000_000, -1_000, "success"),
+            payment("out-pending", "wa", -2_000_000, 0, "pending"),
+            payment("in-open", "wa", 5_000_000, 0, "pending"),
+            payment("out-failed", "wa", -1_000_000, 0, "failed"),
+            payment("in-failed", "wb", 700_000, 0, "failed"),
+        ]
+        .concat();
+        migrate_to_before(backend, &url, "2026-11-29-000010", &old_rows);
+
+        let app = TestApp::spawn_on_database(url, dir).await;
+        for (key, want) in [(&keys[0], 4_999_000), (&keys[2], 0)] {
+            let wallet: serde_json::Value = app
+                .client
+                .get(app.url("/api/v1/wallet"))
+                .header("X-Api-Key", key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(wallet["balance"], want, "{backend:?}: {wallet}");
+        }
+        let checked = app
+            .store
+            .read(|c| cashier::store::lightning::check_balances(c, None))
+            .await
+            .unwrap();
+        assert_eq!(checked.len(), 2, "{backend:?}");
+        assert!(
+            checked.iter().all(|c| c.agrees()),
+            "{backend:?}: {checked:?}"
+        );
+    }
+}
+
+/// Applies the migrations whose folders sort before `cutoff`, then `old_rows`.
+fn migrate_to_before(backend: Backend, url: &str, cutoff: &str, old_rows: &str) {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
     use diesel_migrations::{FileBasedMigrations, MigrationHarness};
@@ -158,7 +227,7 @@ fn migrate_to_before_stores(backend: Backend, url: &str, old_rows: &str) {
     for entry in std::fs::read_dir(&all).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name().into_string().unwrap();
-        if name.as_str() < "2026-11-29-000005" {
+        if name.as_str() < cutoff {
             let to = before.path().join(&name);
             std::fs::create_dir(&to).unwrap();
             for file in ["up.sql", "down.sql"] {

@@ -26,6 +26,7 @@ on_both_backends!(
     a_forged_local_hash_never_reaches_the_funding_source,
     a_wallet_cannot_forge_its_own_invoice,
     the_genuine_invoice_moves_the_stored_amount,
+    amounts_at_the_edges_are_refused_and_change_nothing,
 );
 
 /// The invoice every attack goes after: 100,000 sats to the merchant.
@@ -101,6 +102,8 @@ async fn pay(app: &TestApp, payer: &LnWallet, bolt11: &str) -> (u16, Value) {
 #[derive(Debug, PartialEq)]
 struct Snapshot {
     balances: Vec<i64>,
+    /// Each wallet's kept balance and the sum of its payment rows (always equal).
+    kept_and_summed: Vec<(i64, i64)>,
     payments: Vec<Value>,
     events: Vec<Vec<(i64, String, String)>>,
     /// The attacked invoice as its payee sees it.
@@ -119,6 +122,7 @@ impl Scene<'_> {
     async fn snapshot(&self) -> Snapshot {
         let mut s = Snapshot {
             balances: vec![],
+            kept_and_summed: vec![],
             payments: vec![],
             events: vec![],
             invoice: get(
@@ -135,6 +139,16 @@ impl Scene<'_> {
                 .push(get(self.app, &w.inkey, "/api/v1/payments?limit=200").await);
             s.events
                 .push(self.app.events(&format!("wallet:{}", w.id)).await);
+            let id = w.id.clone();
+            let checked = self
+                .app
+                .store
+                .read(move |c| cashier::store::lightning::check_balances(c, Some(&id)))
+                .await
+                .unwrap();
+            let kept_and_summed = (checked[0].running_msat, checked[0].summed_msat);
+            assert!(checked[0].agrees(), "{checked:?}");
+            s.kept_and_summed.push(kept_and_summed);
         }
         s
     }
@@ -526,4 +540,76 @@ async fn the_genuine_invoice_moves_the_stored_amount(app: TestApp) {
     // One event each side.
     assert_eq!(after.events[0].len(), before.events[0].len() + 1);
     assert_eq!(after.events[1].len(), before.events[1].len() + 1);
+}
+
+/// Amounts at the edges: none, less than none, more than a balance (an i64 of msat) holds.
+/// Each is refused and changes nothing; a refused internal payment leaves neither side moved.
+async fn amounts_at_the_edges_are_refused_and_change_nothing(app: TestApp) {
+    let (m, a, invoice) = setup(&app, 2 * SATS).await;
+    let scene = Scene {
+        app: &app,
+        wallets: vec![&m, &a],
+        payee: &m,
+        hash: hash_of(&invoice),
+    };
+    for amount in [
+        json!(0),
+        json!(-1),
+        json!(-0.0),
+        json!(i64::MIN),
+        json!(10_000_001),
+        json!(i64::MAX),
+        json!(u64::MAX),
+        json!(1e30),
+    ] {
+        let before = scene.snapshot().await;
+        let (status, body) = app
+            .ln_payments_post(&m.inkey, json!({"out": false, "amount": amount}))
+            .await;
+        assert_eq!(status, 400, "{amount}: {body}");
+        assert_eq!(scene.snapshot().await, before, "{amount}");
+    }
+    // A zero-amount invoice from elsewhere is no payment: refused before the funding source
+    // is asked (which would leave a failed row).
+    let nowhere = hex::encode(rand::random::<[u8; 32]>());
+    let zero = forge(
+        &nowhere,
+        Some(0),
+        Description::Text("nothing"),
+        &random_key(),
+    );
+    scene
+        .refused(&a, &zero, 400, "Amountless invoices not supported.")
+        .await;
+
+    // A balance never passes i64::MAX msat: a credit that would is refused whole.
+    let full = u64::try_from(i64::MAX / 1000).unwrap();
+    let rich = app.ln_account("rich").await;
+    app.lightning.top_up(&rich.id, full).await.unwrap();
+    let to_rich = app.ln_invoice(&rich, 1, "one sat too many").await;
+    let scene = Scene {
+        app: &app,
+        wallets: vec![&m, &a, &rich],
+        payee: &rich,
+        hash: hash_of(&to_rich),
+    };
+    let before = scene.snapshot().await;
+    assert_eq!(before.balances[2], i64::MAX / 1000 * 1000);
+    for sats in [1, full, u64::MAX] {
+        let refused = app.lightning.top_up(&rich.id, sats).await;
+        assert!(
+            matches!(refused, Err(cashier::lightning::LnError::Invalid(_))),
+            "{sats}: {refused:?}"
+        );
+        assert_eq!(scene.snapshot().await, before, "top-up of {sats}");
+    }
+    // Paid from another wallet, the payee's credit would overflow: the payer is not debited,
+    // the invoice stays open, no row and no event on either side.
+    let overflow = format!(
+        "A wallet's balance cannot move by 1000 msat: it would go below zero or past {} msat.",
+        i64::MAX
+    );
+    let bolt11 = to_rich["bolt11"].as_str().unwrap();
+    scene.refused(&a, bolt11, 400, &overflow).await;
+    scene.assert_pending().await;
 }
