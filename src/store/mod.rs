@@ -42,6 +42,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// Most items of a list bound into one statement (`IN (…)`, `= ANY(…)`); longer lists go in
 /// chunks. SQLite's bound-variable limit is far above it.
 const MAX_BIND_LIST: usize = 500;
+/// Runs a job gets, alone, when it keeps giving way to other transactions (deadlocks).
+const TRANSIENT_TRIES: u32 = 4;
 /// Most jobs one write transaction takes from the queue.
 const MAX_BATCH: usize = 128;
 
@@ -77,6 +79,27 @@ pub enum StoreError {
     OutOfRange(String),
 }
 
+impl StoreError {
+    /// A PostgreSQL deadlock or serialization failure: the transaction was chosen to give way
+    /// to another one and rolled back, and running it again alone is the documented remedy.
+    /// (Writers of several jobs' batches can cross in the order they lock rows, such as the two
+    /// wallets of a Lightning payment.)
+    pub fn is_transient(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            StoreError::Database(Error::DatabaseError(
+                DatabaseErrorKind::SerializationFailure,
+                _,
+            )) => true,
+            // diesel names no kind for SQLSTATE 40P01; its message is PostgreSQL's own.
+            StoreError::Database(Error::DatabaseError(DatabaseErrorKind::Unknown, info)) => {
+                info.message().starts_with("deadlock detected")
+            }
+            _ => false,
+        }
+    }
+}
+
 impl From<diesel::result::Error> for StoreError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
@@ -105,6 +128,9 @@ trait Job: Send {
     fn run(&mut self, conn: &mut Conn) -> bool;
     /// Hands the kept result to the caller once the transaction committed (or the commit error).
     fn finish(self: Box<Self>, outcome: Result<(), &StoreError>);
+    /// Whether its last run failed only because another transaction was in the way (see
+    /// [`StoreError::is_transient`]): running it again may well succeed.
+    fn failed_transiently(&self) -> bool;
 }
 
 struct Pending<T, F> {
@@ -133,6 +159,10 @@ where
             (Ok(()), None) => Err(StoreError::Unavailable("the write did not run".into())),
         };
         let _ = self.reply.send(result);
+    }
+
+    fn failed_transiently(&self) -> bool {
+        matches!(&self.result, Some(Err(e)) if e.is_transient())
     }
 }
 
@@ -541,23 +571,32 @@ fn writer_loop(
         }
         let _ = <Conn as Connection>::TransactionManager::rollback_transaction(&mut conn);
         take_appended();
-        if batch.len() == 1 {
+        if batch.len() == 1 && !batch.iter().any(|job| job.failed_transiently()) {
             // Its own failure, already rolled back: the caller gets that error.
             for job in batch {
                 job.finish(Ok(()));
             }
             continue;
         }
-        // Someone failed: give every job a transaction of its own.
+        // Someone failed: give every job a transaction of its own, and one that gave way to
+        // another transaction a few more tries.
         for mut job in batch {
-            let outcome = begin(&mut conn).map_err(StoreError::from).and_then(|()| {
-                if job.run(&mut conn) {
-                    commit(&mut conn)
-                } else {
-                    <Conn as Connection>::TransactionManager::rollback_transaction(&mut conn)
-                        .map_err(StoreError::from)
+            let mut tries = TRANSIENT_TRIES;
+            let outcome = loop {
+                let outcome = begin(&mut conn).map_err(StoreError::from).and_then(|()| {
+                    if job.run(&mut conn) {
+                        commit(&mut conn)
+                    } else {
+                        <Conn as Connection>::TransactionManager::rollback_transaction(&mut conn)
+                            .map_err(StoreError::from)
+                    }
+                });
+                tries -= 1;
+                if tries == 0 || !job.failed_transiently() {
+                    break outcome;
                 }
-            });
+                take_appended();
+            };
             committed(&outcome);
             job.finish(outcome.as_ref().map(|_| ()));
         }
@@ -714,4 +753,55 @@ pub struct Lead {
     /// Keeps `lost` pending where nothing can be lost (SQLite).
     _never: Option<tokio::sync::oneshot::Sender<()>>,
     pub lost: tokio::sync::oneshot::Receiver<()>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error};
+
+    struct Info(&'static str);
+
+    impl DatabaseErrorInformation for Info {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn database(kind: DatabaseErrorKind, message: &'static str) -> StoreError {
+        StoreError::Database(Error::DatabaseError(kind, Box::new(Info(message))))
+    }
+
+    #[test]
+    fn only_giving_way_to_another_transaction_is_worth_a_retry() {
+        // PostgreSQL's words for SQLSTATE 40P01, which diesel files under Unknown.
+        assert!(database(DatabaseErrorKind::Unknown, "deadlock detected").is_transient());
+        assert!(database(
+            DatabaseErrorKind::SerializationFailure,
+            "could not serialize access due to concurrent update"
+        )
+        .is_transient());
+        assert!(!database(DatabaseErrorKind::Unknown, "syntax error at or near").is_transient());
+        assert!(!database(DatabaseErrorKind::CheckViolation, "deadlock detected?").is_transient());
+        assert!(!StoreError::Duplicate("deadlock detected".into()).is_transient());
+        assert!(!StoreError::Conflict("deadlock detected".into()).is_transient());
+    }
 }
