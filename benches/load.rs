@@ -1,19 +1,25 @@
 //! The benchmarks of spec/quality.md: B1 (invoice create), B2 (invoice read), B3 (pay), B4a
-//! (one event to many sockets), B4b (commit -> socket under steady payments), B6 (abuse: the
-//! traffic kept during attacks, and the cost of a refusal), B7 (internal Lightning
-//! payments), B9 (the chain watcher) and B10 (webhooks to a local receiver).
+//! (one event to many sockets), B4b (commit -> socket under steady payments), B5 (slow sockets
+//! and churn: the server's RSS each second, the healthy sockets' delays with and without the
+//! slow ones), B6 (abuse: the traffic kept during attacks, and the cost of a refusal), B7
+//! (internal Lightning payments), B8 (cost as the data grows: each operation's p50/p99 on a
+//! database seeded with 1k, 100k, 1M rows a table), B9 (the chain watcher) and B10 (webhooks
+//! to a local receiver).
 //!
 //! Starts the real `cashier serve` binary (release build) on a fresh database, drives it over
 //! loopback with a minimal keep-alive HTTP/1.1 client (so the client costs the shared CPU as
 //! little as possible), prints one line per figure and writes a JSON report.
 //!
 //!   cargo bench --bench load -- [--db sqlite|postgres|both]
-//!       [--only b1,b2,b3,b4a,b4b,b6,b7,b9,b10] [--seconds 5] [--runs 3] [--connections 64]
+//!       [--only b1,b2,b3,b4a,b4b,b5,b6,b7,b8,b9,b10] [--seconds 5] [--runs 3] [--connections 64]
 //!       [--rate 5000] [--payments 2000] [--watched 10000] [--pay-rate 100]
+//!       [--b5-sockets 1000] [--b5-slow 100] [--b5-topics 10] [--b5-rate 100] [--b5-churn 200]
+//!       [--b5-seconds 30] [--b8-rows 1000,100000,1000000] [--b8-requests 300]
 //!       [--b9-watched 1000,100000] [--b9-rate 200] [--b9-txs 2000] [--b10-events 3000]
 //!       [--b10-rate 200,1000] [--b10-concurrency N] [--lnbits URL,PID] [--report bench-report.json]
 //!
-//! The default `--only` is every benchmark but B9.
+//! The default `--only` is every benchmark but B8 and B9, which seed their databases by the
+//! hundred thousand (B8 takes minutes a size at 1M rows).
 //!
 //! PostgreSQL needs CASHIER_TEST_POSTGRES_URL (a server where the user may CREATE DATABASE);
 //! `./scripts/bench` starts a throwaway one.
@@ -34,8 +40,12 @@ use tokio::net::TcpStream;
 mod abuse;
 #[path = "load/chain.rs"]
 mod chain;
+#[path = "load/growth.rs"]
+mod growth;
 #[path = "load/lightning.rs"]
 mod lightning;
+#[path = "load/slow.rs"]
+mod slow;
 #[path = "load/sockets.rs"]
 mod sockets;
 #[path = "load/webhooks.rs"]
@@ -46,7 +56,7 @@ const READ_IDS: usize = 10_000;
 
 struct Options {
     dbs: Vec<String>,
-    /// Which benchmarks: b1, b2, b3, b4a, b4b, b6, b7, b9, b10.
+    /// Which benchmarks: b1, b2, b3, b4a, b4b, b5, b6, b7, b8, b9, b10.
     only: Vec<String>,
     /// Payments B3 makes (one invoice and one transaction each).
     payments: usize,
@@ -71,9 +81,21 @@ struct Options {
     b10_events: usize,
     b10_rates: Vec<u64>,
     b10_concurrency: Option<u64>,
+    /// B8: rows already stored in each table (each size is a run), and requests timed per
+    /// operation.
+    b8_rows: Vec<usize>,
+    b8_requests: usize,
+    /// B5: sockets, how many never read, invoices they watch, events a second over those,
+    /// new sockets a second, and seconds.
+    b5_sockets: usize,
+    b5_slow: usize,
+    b5_topics: usize,
+    b5_rate: u64,
+    b5_churn: u64,
+    b5_seconds: u64,
 }
 
-/// The benchmarks that share one server per database (B9 and B10 start their own).
+/// The benchmarks that share one server per database (B5, B8, B9 and B10 start their own).
 const ON_SHARED_SERVER: [&str; 7] = ["b1", "b2", "b3", "b4a", "b4b", "b6", "b7"];
 
 fn options() -> Options {
@@ -87,7 +109,7 @@ fn options() -> Options {
     }
     let mut o = Options {
         dbs: vec!["sqlite".into(), "postgres".into()],
-        only: ["b1", "b2", "b3", "b4a", "b4b", "b6", "b7", "b10"]
+        only: ["b1", "b2", "b3", "b4a", "b4b", "b5", "b6", "b7", "b10"]
             .map(String::from)
             .to_vec(),
         payments: 2000,
@@ -106,6 +128,14 @@ fn options() -> Options {
         b10_events: 3000,
         b10_rates: vec![200, 1000],
         b10_concurrency: None,
+        b8_rows: vec![1000, 100_000, 1_000_000],
+        b8_requests: 300,
+        b5_sockets: 1000,
+        b5_slow: 100,
+        b5_topics: 10,
+        b5_rate: 100,
+        b5_churn: 200,
+        b5_seconds: 30,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -142,6 +172,19 @@ fn options() -> Options {
             "--b10-concurrency" => {
                 o.b10_concurrency = Some(value.parse().expect("--b10-concurrency N"))
             }
+            "--b8-rows" => {
+                o.b8_rows = value
+                    .split(',')
+                    .map(|n| n.parse().expect("--b8-rows N,N"))
+                    .collect()
+            }
+            "--b8-requests" => o.b8_requests = value.parse().expect("--b8-requests N"),
+            "--b5-sockets" => o.b5_sockets = value.parse().expect("--b5-sockets N"),
+            "--b5-slow" => o.b5_slow = value.parse().expect("--b5-slow N"),
+            "--b5-topics" => o.b5_topics = value.parse().expect("--b5-topics N"),
+            "--b5-rate" => o.b5_rate = value.parse().expect("--b5-rate N"),
+            "--b5-churn" => o.b5_churn = value.parse().expect("--b5-churn N"),
+            "--b5-seconds" => o.b5_seconds = value.parse().expect("--b5-seconds N"),
             "--lnbits" => {
                 let (url, pid) = value.split_once(',').expect("--lnbits URL,PID");
                 o.lnbits = Some((url.to_owned(), pid.parse().expect("--lnbits URL,PID")));
@@ -475,6 +518,20 @@ fn start_server(db: &str) -> (Server, String) {
 
 /// A server on a fresh database, with `extra` serve flags.
 fn start_server_with(db: &str, extra: &[&str]) -> (Server, String) {
+    let fresh = fresh_database(db);
+    let key = fresh.key.clone();
+    (serve(fresh, extra), key)
+}
+
+/// A new empty database (migrated) and a merchant key for it, before any server runs on it.
+struct Fresh {
+    dir: tempfile::TempDir,
+    /// The URL `cashier serve` takes.
+    url: String,
+    key: String,
+}
+
+fn fresh_database(db: &str) -> Fresh {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = match db {
         "sqlite" => format!(
@@ -483,8 +540,7 @@ fn start_server_with(db: &str, extra: &[&str]) -> (Server, String) {
         ),
         _ => postgres_database(),
     };
-    let bin = env!("CARGO_BIN_EXE_cashier");
-    let key_out = Command::new(bin)
+    let key_out = Command::new(env!("CARGO_BIN_EXE_cashier"))
         .args(["key", "create", "--database-url", &url])
         .output()
         .expect("cashier key create");
@@ -497,8 +553,17 @@ fn start_server_with(db: &str, extra: &[&str]) -> (Server, String) {
         .expect("utf8")
         .trim()
         .to_owned();
-    let url = url.replace("?mode=rwc", "");
-    let mut child = Command::new(bin)
+    Fresh {
+        dir,
+        url: url.replace("?mode=rwc", ""),
+        key,
+    }
+}
+
+/// Starts `cashier serve` on `fresh`, with `extra` serve flags; returns once it listens.
+fn serve(fresh: Fresh, extra: &[&str]) -> Server {
+    let Fresh { dir, url, .. } = fresh;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cashier"))
         .args([
             "serve",
             "--listen",
@@ -527,15 +592,12 @@ fn start_server_with(db: &str, extra: &[&str]) -> (Server, String) {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    (
-        Server {
-            child,
-            addr,
-            database_url: url,
-            _dir: dir,
-        },
-        key,
-    )
+    Server {
+        child,
+        addr,
+        database_url: url,
+        _dir: dir,
+    }
 }
 
 fn postgres_database() -> String {
@@ -677,6 +739,13 @@ fn main() {
         }
         if o.only.iter().any(|b| b == "b10") {
             webhooks::b10(&o, &runtime, db, &mut figures);
+        }
+        // B8 seeds up to a million rows a table, B5 makes its own slow sockets: a server each.
+        if o.only.iter().any(|b| b == "b8") {
+            growth::b8(&o, &runtime, db, &mut figures);
+        }
+        if o.only.iter().any(|b| b == "b5") {
+            slow::b5(&o, &runtime, db, &mut figures);
         }
         if !o
             .only

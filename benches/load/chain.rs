@@ -35,7 +35,7 @@ pub fn store_of(server: &Server) -> Store {
     .expect("store")
 }
 
-fn random_address() -> Address {
+pub fn random_address() -> Address {
     Address::p2pkh(Network::Regtest, rand::random())
 }
 
@@ -83,21 +83,24 @@ async fn seed(store: &Store, m: usize, keep: usize) -> Vec<(String, Address)> {
     kept
 }
 
-pub async fn b9(server: &Server, key: &str, m: usize, rate: u64, txs: usize) -> B9 {
-    let store = store_of(server);
-    let targets = seed(&store, m, txs / 2).await;
+/// Coins for signed transactions: a key and `n` confirmed outputs of `each` sats it can
+/// spend, from faucet coins fanned out 400 to a transaction (a body the dev endpoints take)
+/// and one block mined.
+pub struct Funded {
+    pub secp: bitcoin::secp256k1::Secp256k1<bitcoin::secp256k1::All>,
+    pub key: bitcoin::secp256k1::SecretKey,
+    pub coins: Vec<(OutPoint, Output)>,
+}
+
+pub async fn fund(conn: &mut Conn, server: &Server, key: &str, n: usize, each: u64) -> Funded {
     let secp = bitcoin::secp256k1::Secp256k1::new();
     let wallet_key = wallet::random_key();
     let script = cashier::chain::sighash::p2pkh_locking_bytecode(&wallet_key.public_key(&secp));
     let mut hash = [0u8; 20];
     hash.copy_from_slice(&script[3..23]);
     let own = Address::p2pkh(Network::Regtest, hash);
-    let mut conn = Conn::open(&server.addr).await;
-    let each = 3000u64;
-    // Coins: faucet coins fanned out into one output per transaction, 400 to a fan-out (a
-    // body the dev endpoints take).
-    let mut coins: Vec<(OutPoint, Output)> = Vec::with_capacity(txs);
-    for chunk in (0..txs).collect::<Vec<_>>().chunks(400) {
+    let mut coins: Vec<(OutPoint, Output)> = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(400) {
         let total = each * chunk.len() as u64 + 100_000;
         let faucet = json!({"address": own.to_cashaddr(false), "amount": total});
         assert_eq!(
@@ -151,6 +154,22 @@ pub async fn b9(server: &Server, key: &str, m: usize, rate: u64, txs: usize) -> 
             .expect("mine"),
         200
     );
+    Funded {
+        secp,
+        key: wallet_key,
+        coins,
+    }
+}
+
+pub async fn b9(server: &Server, key: &str, m: usize, rate: u64, txs: usize) -> B9 {
+    let store = store_of(server);
+    let targets = seed(&store, m, txs / 2).await;
+    let mut conn = Conn::open(&server.addr).await;
+    let Funded {
+        secp,
+        key: wallet_key,
+        coins,
+    } = fund(&mut conn, server, key, txs, 3000).await;
     // Every transaction signed before the clock starts.
     let mut requests = Vec::with_capacity(txs);
     let mut paying: HashMap<Txid, String> = HashMap::new();
