@@ -1,4 +1,5 @@
-//! The benchmarks of spec/quality.md: B1 (invoice create), B2 (invoice read), B3 (pay), B4a
+//! The benchmarks of spec/quality.md: B1 (invoice create), B2 (invoice read), B3 (pay on the
+//! dev chain), B3n (pay on a BCHN stub with the node's latency injected: `load/node.rs`), B4a
 //! (one event to many sockets), B4b (commit -> socket under steady payments), B6 (abuse: the
 //! traffic kept during attacks, and the cost of a refusal), B7 (internal Lightning
 //! payments), B9 (the chain watcher) and B10 (webhooks to a local receiver).
@@ -8,8 +9,10 @@
 //! little as possible), prints one line per figure and writes a JSON report.
 //!
 //!   cargo bench --bench load -- [--db sqlite|postgres|both]
-//!       [--only b1,b2,b3,b4a,b4b,b6,b7,b9,b10] [--seconds 5] [--runs 3] [--connections 64]
+//!       [--only b1,b2,b3,b3n,b4a,b4b,b6,b7,b9,b10] [--seconds 5] [--runs 3] [--connections 64]
 //!       [--rate 5000] [--payments 2000] [--watched 10000] [--pay-rate 100]
+//!       [--node-stub-latency-ms 0.7] [--node-stub-gettxout-ms MS] [--node-stub-send-ms MS]
+//!       [--b3n-inputs 1,10] [--b3n-concurrency 1,16]
 //!       [--b9-watched 1000,100000] [--b9-rate 200] [--b9-txs 2000] [--b10-events 3000]
 //!       [--b10-rate 200,1000] [--b10-concurrency N] [--lnbits URL,PID] [--report bench-report.json]
 //!
@@ -36,6 +39,8 @@ mod abuse;
 mod chain;
 #[path = "load/lightning.rs"]
 mod lightning;
+#[path = "load/node.rs"]
+mod node;
 #[path = "load/sockets.rs"]
 mod sockets;
 #[path = "load/webhooks.rs"]
@@ -46,7 +51,7 @@ const READ_IDS: usize = 10_000;
 
 struct Options {
     dbs: Vec<String>,
-    /// Which benchmarks: b1, b2, b3, b4a, b4b, b6, b7, b9, b10.
+    /// Which benchmarks: b1, b2, b3, b3n, b4a, b4b, b6, b7, b9, b10.
     only: Vec<String>,
     /// Payments B3 makes (one invoice and one transaction each).
     payments: usize,
@@ -71,9 +76,14 @@ struct Options {
     b10_events: usize,
     b10_rates: Vec<u64>,
     b10_concurrency: Option<u64>,
+    /// B3n: the node stub's latency by method; payments of each of these input counts, sent
+    /// over each of these numbers of connections (each pair is a row).
+    node_latency: node::Latency,
+    b3n_inputs: Vec<usize>,
+    b3n_concurrency: Vec<usize>,
 }
 
-/// The benchmarks that share one server per database (B9 and B10 start their own).
+/// The benchmarks that share one server per database (B3n, B9 and B10 start their own).
 const ON_SHARED_SERVER: [&str; 7] = ["b1", "b2", "b3", "b4a", "b4b", "b6", "b7"];
 
 fn options() -> Options {
@@ -87,7 +97,7 @@ fn options() -> Options {
     }
     let mut o = Options {
         dbs: vec!["sqlite".into(), "postgres".into()],
-        only: ["b1", "b2", "b3", "b4a", "b4b", "b6", "b7", "b10"]
+        only: ["b1", "b2", "b3", "b3n", "b4a", "b4b", "b6", "b7", "b10"]
             .map(String::from)
             .to_vec(),
         payments: 2000,
@@ -106,6 +116,24 @@ fn options() -> Options {
         b10_events: 3000,
         b10_rates: vec![200, 1000],
         b10_concurrency: None,
+        node_latency: node::Latency {
+            gettxout: Duration::from_micros(700),
+            send: Duration::from_micros(700),
+            other: Duration::from_micros(700),
+        },
+        b3n_inputs: vec![1, 10],
+        b3n_concurrency: vec![1, 16],
+    };
+    let millis = |v: &str, flag: &str| {
+        let ms: f64 = v.parse().unwrap_or_else(|_| panic!("{flag} MS (e.g. 0.7)"));
+        Duration::from_secs_f64(ms / 1000.0)
+    };
+    // Every call of the stub takes `base`, unless its method is given a latency of its own.
+    let (mut base, mut gettxout, mut send) = (o.node_latency.other, None, None);
+    let list = |v: &str, flag: &str| -> Vec<usize> {
+        v.split(',')
+            .map(|n| n.parse().unwrap_or_else(|_| panic!("{flag} N,N")))
+            .collect()
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -142,6 +170,11 @@ fn options() -> Options {
             "--b10-concurrency" => {
                 o.b10_concurrency = Some(value.parse().expect("--b10-concurrency N"))
             }
+            "--node-stub-latency-ms" => base = millis(&value, "--node-stub-latency-ms"),
+            "--node-stub-gettxout-ms" => gettxout = Some(millis(&value, "--node-stub-gettxout-ms")),
+            "--node-stub-send-ms" => send = Some(millis(&value, "--node-stub-send-ms")),
+            "--b3n-inputs" => o.b3n_inputs = list(&value, "--b3n-inputs"),
+            "--b3n-concurrency" => o.b3n_concurrency = list(&value, "--b3n-concurrency"),
             "--lnbits" => {
                 let (url, pid) = value.split_once(',').expect("--lnbits URL,PID");
                 o.lnbits = Some((url.to_owned(), pid.parse().expect("--lnbits URL,PID")));
@@ -154,6 +187,11 @@ fn options() -> Options {
         }
         i += 2;
     }
+    o.node_latency = node::Latency {
+        gettxout: gettxout.unwrap_or(base),
+        send: send.unwrap_or(base),
+        other: base,
+    };
     o
 }
 
@@ -677,6 +715,10 @@ fn main() {
         }
         if o.only.iter().any(|b| b == "b10") {
             webhooks::b10(&o, &runtime, db, &mut figures);
+        }
+        // Its own server, on a BCHN stub instead of the dev chain.
+        if o.only.iter().any(|b| b == "b3n") {
+            node::b3n(&o, &runtime, db, &mut figures);
         }
         if !o
             .only
