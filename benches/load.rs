@@ -1,4 +1,5 @@
-//! The benchmarks of spec/quality.md: B1 (invoice create), B2 (invoice read), B3 (pay), B4a
+//! The benchmarks of spec/quality.md: B1 (invoice create), B2 (invoice read), B3 (pay on the
+//! dev chain), B3n (pay on a BCHN stub with the node's latency injected: `load/node.rs`), B4a
 //! (one event to many sockets), B4b (commit -> socket under steady payments), B5 (slow sockets
 //! and churn: the server's RSS each second, the healthy sockets' delays with and without the
 //! slow ones), B6 (abuse: the traffic kept during attacks, and the cost of a refusal), B7
@@ -11,8 +12,10 @@
 //! little as possible), prints one line per figure and writes a JSON report.
 //!
 //!   cargo bench --bench load -- [--db sqlite|postgres|both]
-//!       [--only b1,b2,b3,b4a,b4b,b5,b6,b7,b8,b9,b10] [--seconds 5] [--runs 3] [--connections 64]
-//!       [--rate 5000] [--payments 2000] [--watched 10000] [--pay-rate 100]
+//!       [--only b1,b2,b3,b3n,b4a,b4b,b5,b6,b7,b8,b9,b10] [--seconds 5] [--runs 3]
+//!       [--connections 64] [--rate 5000] [--payments 2000] [--watched 10000] [--pay-rate 100]
+//!       [--node-stub-latency-ms 0.7] [--node-stub-gettxout-ms MS] [--node-stub-send-ms MS]
+//!       [--b3n-inputs 1,10] [--b3n-concurrency 1,16]
 //!       [--b5-sockets 1000] [--b5-slow 100] [--b5-topics 10] [--b5-rate 100] [--b5-churn 200]
 //!       [--b5-seconds 30] [--b8-rows 1000,100000,1000000] [--b8-requests 300]
 //!       [--b9-watched 1000,100000] [--b9-rate 200] [--b9-txs 2000] [--b10-events 3000]
@@ -44,6 +47,8 @@ mod chain;
 mod growth;
 #[path = "load/lightning.rs"]
 mod lightning;
+#[path = "load/node.rs"]
+mod node;
 #[path = "load/slow.rs"]
 mod slow;
 #[path = "load/sockets.rs"]
@@ -56,7 +61,7 @@ const READ_IDS: usize = 10_000;
 
 struct Options {
     dbs: Vec<String>,
-    /// Which benchmarks: b1, b2, b3, b4a, b4b, b5, b6, b7, b8, b9, b10.
+    /// Which benchmarks: b1, b2, b3, b3n, b4a, b4b, b5, b6, b7, b8, b9, b10.
     only: Vec<String>,
     /// Payments B3 makes (one invoice and one transaction each).
     payments: usize,
@@ -93,9 +98,15 @@ struct Options {
     b5_rate: u64,
     b5_churn: u64,
     b5_seconds: u64,
+    /// B3n: the node stub's latency by method; payments of each of these input counts, sent
+    /// over each of these numbers of connections (each pair is a row).
+    node_latency: node::Latency,
+    b3n_inputs: Vec<usize>,
+    b3n_concurrency: Vec<usize>,
 }
 
-/// The benchmarks that share one server per database (B5, B8, B9 and B10 start their own).
+/// The benchmarks that share one server per database (B3n, B5, B8, B9 and B10 start their
+/// own).
 const ON_SHARED_SERVER: [&str; 7] = ["b1", "b2", "b3", "b4a", "b4b", "b6", "b7"];
 
 fn options() -> Options {
@@ -109,9 +120,11 @@ fn options() -> Options {
     }
     let mut o = Options {
         dbs: vec!["sqlite".into(), "postgres".into()],
-        only: ["b1", "b2", "b3", "b4a", "b4b", "b5", "b6", "b7", "b10"]
-            .map(String::from)
-            .to_vec(),
+        only: [
+            "b1", "b2", "b3", "b3n", "b4a", "b4b", "b5", "b6", "b7", "b10",
+        ]
+        .map(String::from)
+        .to_vec(),
         payments: 2000,
         seconds: 5,
         runs: 3,
@@ -136,6 +149,24 @@ fn options() -> Options {
         b5_rate: 100,
         b5_churn: 200,
         b5_seconds: 30,
+        node_latency: node::Latency {
+            gettxout: Duration::from_micros(700),
+            send: Duration::from_micros(700),
+            other: Duration::from_micros(700),
+        },
+        b3n_inputs: vec![1, 10],
+        b3n_concurrency: vec![1, 16],
+    };
+    let millis = |v: &str, flag: &str| {
+        let ms: f64 = v.parse().unwrap_or_else(|_| panic!("{flag} MS (e.g. 0.7)"));
+        Duration::from_secs_f64(ms / 1000.0)
+    };
+    // Every call of the stub takes `base`, unless its method is given a latency of its own.
+    let (mut base, mut gettxout, mut send) = (o.node_latency.other, None, None);
+    let list = |v: &str, flag: &str| -> Vec<usize> {
+        v.split(',')
+            .map(|n| n.parse().unwrap_or_else(|_| panic!("{flag} N,N")))
+            .collect()
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -185,6 +216,11 @@ fn options() -> Options {
             "--b5-rate" => o.b5_rate = value.parse().expect("--b5-rate N"),
             "--b5-churn" => o.b5_churn = value.parse().expect("--b5-churn N"),
             "--b5-seconds" => o.b5_seconds = value.parse().expect("--b5-seconds N"),
+            "--node-stub-latency-ms" => base = millis(&value, "--node-stub-latency-ms"),
+            "--node-stub-gettxout-ms" => gettxout = Some(millis(&value, "--node-stub-gettxout-ms")),
+            "--node-stub-send-ms" => send = Some(millis(&value, "--node-stub-send-ms")),
+            "--b3n-inputs" => o.b3n_inputs = list(&value, "--b3n-inputs"),
+            "--b3n-concurrency" => o.b3n_concurrency = list(&value, "--b3n-concurrency"),
             "--lnbits" => {
                 let (url, pid) = value.split_once(',').expect("--lnbits URL,PID");
                 o.lnbits = Some((url.to_owned(), pid.parse().expect("--lnbits URL,PID")));
@@ -197,6 +233,11 @@ fn options() -> Options {
         }
         i += 2;
     }
+    o.node_latency = node::Latency {
+        gettxout: gettxout.unwrap_or(base),
+        send: send.unwrap_or(base),
+        other: base,
+    };
     o
 }
 
@@ -739,6 +780,10 @@ fn main() {
         }
         if o.only.iter().any(|b| b == "b10") {
             webhooks::b10(&o, &runtime, db, &mut figures);
+        }
+        // Its own server, on a BCHN stub instead of the dev chain.
+        if o.only.iter().any(|b| b == "b3n") {
+            node::b3n(&o, &runtime, db, &mut figures);
         }
         // B8 seeds up to a million rows a table, B5 makes its own slow sockets: a server each.
         if o.only.iter().any(|b| b == "b8") {
