@@ -290,7 +290,9 @@ pub async fn run(server: &Server, key: &str, o: &Options, slow: usize) -> Run {
             }
         })
     };
-    // The events, paced on one connection.
+    // The events, paced on one connection: a new one, since the setup's has been idle for
+    // longer than the server keeps one open; replaced if the server closes it.
+    let mut conn = Conn::open(&addr).await;
     let gap = Duration::from_secs(1) / o.b5_rate.max(1) as u32;
     let t0 = tokio::time::Instant::now();
     let mut sent = 0u64;
@@ -301,7 +303,14 @@ pub async fn run(server: &Server, key: &str, o: &Options, slow: usize) -> Run {
         if measured && !measuring.load(Ordering::Relaxed) {
             measuring.store(true, Ordering::Relaxed);
         }
-        if conn.call(request).await.expect("broadcast") == 200 && measured {
+        let accepted = match conn.call(request).await {
+            Ok(status) => status == 200,
+            Err(_) => {
+                conn = Conn::open(&addr).await;
+                false
+            }
+        };
+        if accepted && measured {
             sent += 1;
             sent_by_topic[i % topics] += 1;
         }
