@@ -37,6 +37,8 @@ pub struct Run {
     pub churn_ok: u64,
     pub churn_failed: u64,
     pub warm_up: u64,
+    /// Close codes of the healthy sockets the server closed during the run.
+    pub healthy_closed: Vec<u16>,
 }
 
 impl Run {
@@ -197,6 +199,7 @@ pub async fn run(server: &Server, key: &str, o: &Options, slow: usize) -> Run {
     let measuring = Arc::new(AtomicBool::new(false));
     let delays: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::new()));
     let received = Arc::new(AtomicU64::new(0));
+    let dropped: Arc<Mutex<Vec<u16>>> = Arc::new(Mutex::new(Vec::new()));
     let mut healthy_on = vec![0u64; topics];
     let mut stalled = Vec::with_capacity(slow);
     let mut readers = Vec::with_capacity(sockets);
@@ -209,8 +212,15 @@ pub async fn run(server: &Server, key: &str, o: &Options, slow: usize) -> Run {
         healthy_on[s % topics] += 1;
         let mut ws = healthy_socket(&addr, &path).await;
         let (measuring, delays, received) = (measuring.clone(), delays.clone(), received.clone());
+        let dropped = dropped.clone();
         readers.push(tokio::spawn(async move {
             while let Some(Ok(frame)) = ws.next().await {
+                if let Frame::Close(close) = &frame {
+                    // Closed by the server before the run ended: counted, with the reason.
+                    let code = close.as_ref().map_or(0, |c| u16::from(c.code));
+                    dropped.lock().expect("dropped").push(code);
+                    break;
+                }
                 if let Frame::Text(text) = frame {
                     let now = chrono::Utc::now();
                     if !measuring.load(Ordering::Relaxed) {
@@ -290,7 +300,9 @@ pub async fn run(server: &Server, key: &str, o: &Options, slow: usize) -> Run {
             }
         })
     };
-    // The events, paced on one connection.
+    // The events, paced on one connection: a new one, since the setup's has been idle for
+    // longer than the server keeps one open; replaced if the server closes it.
+    let mut conn = Conn::open(&addr).await;
     let gap = Duration::from_secs(1) / o.b5_rate.max(1) as u32;
     let t0 = tokio::time::Instant::now();
     let mut sent = 0u64;
@@ -301,7 +313,14 @@ pub async fn run(server: &Server, key: &str, o: &Options, slow: usize) -> Run {
         if measured && !measuring.load(Ordering::Relaxed) {
             measuring.store(true, Ordering::Relaxed);
         }
-        if conn.call(request).await.expect("broadcast") == 200 && measured {
+        let accepted = match conn.call(request).await {
+            Ok(status) => status == 200,
+            Err(_) => {
+                conn = Conn::open(&addr).await;
+                false
+            }
+        };
+        if accepted && measured {
             sent += 1;
             sent_by_topic[i % topics] += 1;
         }
@@ -321,6 +340,7 @@ pub async fn run(server: &Server, key: &str, o: &Options, slow: usize) -> Run {
         .map(|(e, h)| e * h)
         .sum();
     let latencies_us = std::mem::take(&mut *delays.lock().expect("delays"));
+    let healthy_closed = std::mem::take(&mut *dropped.lock().expect("dropped"));
     Run {
         slow,
         timeline,
@@ -336,6 +356,7 @@ pub async fn run(server: &Server, key: &str, o: &Options, slow: usize) -> Run {
         churn_ok: churn_ok.load(Ordering::Relaxed),
         churn_failed: churn_failed.load(Ordering::Relaxed),
         warm_up,
+        healthy_closed,
     }
 }
 
@@ -355,7 +376,7 @@ pub fn b5(o: &Options, runtime: &tokio::runtime::Runtime, db: &str, figures: &mu
             .collect();
         let files: Vec<String> = r.timeline.iter().map(|(_, _, f)| f.to_string()).collect();
         println!(
-            "B5 {db:<8} {} sockets ({} never read), {} events/s on {} invoices, {} connects/s, {} s: healthy commit->frame p50 {p50:.2} ms p99 {p99:.2} ms (paid_at: up to 1 ms high), frames {}/{}; churn {} heard, {} failed; RSS after {} s warm-up {:.1} MiB, highest after {:.1} MiB ({:+.1} MiB)",
+            "B5 {db:<8} {} sockets ({} never read), {} events/s on {} invoices, {} connects/s, {} s: healthy commit->frame p50 {p50:.2} ms p99 {p99:.2} ms (paid_at: up to 1 ms high), frames {}/{}, healthy sockets closed by the server {:?}; churn {} heard, {} failed; RSS after {} s warm-up {:.1} MiB, highest after {:.1} MiB ({:+.1} MiB)",
             o.b5_sockets,
             r.slow,
             o.b5_rate,
@@ -364,6 +385,7 @@ pub fn b5(o: &Options, runtime: &tokio::runtime::Runtime, db: &str, figures: &mu
             o.b5_seconds,
             r.received,
             r.expected,
+            r.healthy_closed,
             r.churn_ok,
             r.churn_failed,
             r.warm_up,
@@ -377,7 +399,7 @@ pub fn b5(o: &Options, runtime: &tokio::runtime::Runtime, db: &str, figures: &mu
             "events_per_s": o.b5_rate, "topics": o.b5_topics, "connects_per_s": o.b5_churn,
             "seconds": o.b5_seconds, "healthy_p50_ms": p50, "healthy_p99_ms": p99,
             "frames_expected": r.expected, "frames_received": r.received, "events_sent": r.events_sent,
-            "churn_heard": r.churn_ok, "churn_failed": r.churn_failed,
+            "churn_heard": r.churn_ok, "churn_failed": r.churn_failed, "healthy_closed": r.healthy_closed,
             "rss_kib_after_warm_up": rss_at, "rss_kib_highest_after": rss_top,
             "timeline": r.timeline}));
         p99s.push(p99);

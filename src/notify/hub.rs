@@ -15,14 +15,25 @@ pub const SUBSCRIBER_QUEUE: usize = 64;
 /// closed) without slowing anyone else.
 #[derive(Debug, Default)]
 pub struct Hub {
-    topics: Mutex<HashMap<Topic, broadcast::Sender<Message>>>,
+    topics: Mutex<Topics>,
+}
+
+#[derive(Debug, Default)]
+struct Topics {
+    senders: HashMap<Topic, broadcast::Sender<Message>>,
+    /// How many topics there were after the last sweep of abandoned ones.
+    swept_at: usize,
 }
 
 impl Hub {
     /// Subscribes to `topic`; messages published from now on arrive on the receiver.
     pub fn subscribe(&self, topic: &Topic) -> broadcast::Receiver<Message> {
         let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        if !topics.senders.contains_key(topic) {
+            topics.forget_abandoned();
+        }
         topics
+            .senders
             .entry(topic.clone())
             .or_insert_with(|| broadcast::channel(SUBSCRIBER_QUEUE).0)
             .subscribe()
@@ -31,12 +42,33 @@ impl Hub {
     /// Hands `message` to every subscriber of `topic` (none: nothing happens).
     pub fn publish(&self, topic: &Topic, message: Message) {
         let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(sender) = topics.get(topic) {
+        if let Some(sender) = topics.senders.get(topic) {
             if sender.send(message).is_err() {
                 // Nobody listens any more.
-                topics.remove(topic);
+                topics.senders.remove(topic);
             }
         }
+    }
+
+    /// Topics held, with or without subscribers.
+    pub fn topics(&self) -> usize {
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics.senders.len()
+    }
+}
+
+impl Topics {
+    /// Drops the topics whose subscribers have all gone, once the map has doubled since the
+    /// last time. A topic is otherwise dropped only when a message finds nobody, and most
+    /// never get another: a paid invoice's page that closes leaves its channel (and its
+    /// queue of 64 slots) behind, which added up with every checkout page ever opened. Doing
+    /// it on doubling keeps the cost per new topic constant.
+    fn forget_abandoned(&mut self) {
+        if self.senders.len() < (2 * self.swept_at).max(64) {
+            return;
+        }
+        self.senders.retain(|_, s| s.receiver_count() > 0);
+        self.swept_at = self.senders.len();
     }
 }
 
@@ -47,5 +79,36 @@ impl Consumer for Hub {
 
     fn deliver(&self, event: &Delivered) {
         self.publish(&event.topic, event.message.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jpp::InvoiceId;
+
+    #[test]
+    fn topics_whose_subscribers_left_are_forgotten_without_a_message() {
+        let hub = Hub::default();
+        // Pages that open on an invoice, read, and close: no event ever comes after.
+        for _ in 0..10_000 {
+            drop(hub.subscribe(&Topic::Invoice(InvoiceId::random())));
+        }
+        assert!(hub.topics() <= 128, "{} topics kept", hub.topics());
+    }
+
+    #[test]
+    fn a_topic_with_a_subscriber_is_kept_and_still_delivers() {
+        let hub = Hub::default();
+        let watched = Topic::Invoice(InvoiceId::random());
+        let mut live = hub.subscribe(&watched);
+        for _ in 0..10_000 {
+            drop(hub.subscribe(&Topic::Invoice(InvoiceId::random())));
+        }
+        hub.publish(&watched, Message::unnumbered("still here"));
+        assert_eq!(
+            live.try_recv().map(|m| m.text.to_string()).ok().as_deref(),
+            Some("still here")
+        );
     }
 }
