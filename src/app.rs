@@ -54,6 +54,9 @@ pub struct Application {
     /// The TLS every call out uses (the node, the funding source, webhooks).
     outbound: Outbound,
     reconcile_every: std::time::Duration,
+    /// How old a claim must be before a periodic pass touches it: a live request's broadcast
+    /// (here or in another process) ends within the node's timeout.
+    reconcile_grace: std::time::Duration,
     event_retention: std::time::Duration,
     /// Closes the sockets (1001) when shutdown begins.
     sockets_stop: Signal,
@@ -144,7 +147,7 @@ impl Application {
         // A crash or an unknown broadcast outcome may have left payments claimed but not
         // settled: finish them before taking new ones.
         let settled = payments
-            .reconcile()
+            .reconcile(None)
             .await
             .map_err(|e| StartError::Reconcile(e.to_string()))?;
         if settled > 0 {
@@ -259,6 +262,7 @@ impl Application {
             webhook_sender,
             outbound,
             reconcile_every: std::time::Duration::from_secs(settings.reconcile_every),
+            reconcile_grace: std::time::Duration::from_secs(2 * settings.node_timeout),
             event_retention: std::time::Duration::from_secs(
                 u64::from(settings.event_retention_days) * 86_400,
             ),
@@ -340,7 +344,10 @@ impl Application {
         duties.spawn("webhook-sender", move |stopping| {
             sender.clone().run(stopping)
         });
-        let payments = self.payments.clone();
+        let (payments, grace) = (
+            self.payments.clone(),
+            self.reconcile_grace.as_millis() as i64,
+        );
         duties.every(
             "reconciler",
             self.reconcile_every,
@@ -349,7 +356,7 @@ impl Application {
                 let payments = payments.clone();
                 async move {
                     payments
-                        .reconcile()
+                        .reconcile(Some(crate::units::now_ms() - grace))
                         .await
                         .map(drop)
                         .map_err(|e| e.to_string())

@@ -516,6 +516,13 @@ impl DevChain {
                     .map_while(Option::as_ref)
                     .find_map(|r| r.spent_by.as_deref())
                     .and_then(Txid::from_hex);
+                // Spent by this very transaction, accepted between the two reads (a second
+                // broadcast of it racing the first): known, as BCHN would answer.
+                if first_spender == Some(txid) {
+                    if let Some(known) = dev_chain::tx(c, txid)? {
+                        return Ok((Some(known), Vec::new(), false));
+                    }
+                }
                 let in_mempool = match first_spender {
                     Some(id) => matches!(dev_chain::tx(c, id)?, Some((None, _))),
                     None => false,

@@ -344,12 +344,12 @@ impl Payments {
             .await?)
     }
 
-    fn gate(&self, txid: Txid) -> Arc<tokio::sync::Mutex<()>> {
+    pub(super) fn gate(&self, txid: Txid) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(txid).or_default().clone()
     }
 
-    fn release_gate(&self, txid: Txid, gate: Arc<tokio::sync::Mutex<()>>) {
+    pub(super) fn release_gate(&self, txid: Txid, gate: Arc<tokio::sync::Mutex<()>>) {
         let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         drop(gate);
         // Only the map holds it now: nobody else is waiting on this txid.

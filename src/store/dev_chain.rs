@@ -171,11 +171,15 @@ pub fn accept(
         let spent = diesel::update(
             dev_coins::table
                 .filter(dev_coins::txid.eq(input.prevout.txid.to_hex()))
-                .filter(dev_coins::vout.eq(input.prevout.vout as i32))
+                .filter(dev_coins::vout.eq(stored_vout(input.prevout.vout)))
                 .filter(dev_coins::spent_by.is_null()),
         )
         .set(dev_coins::spent_by.eq(&id))
         .execute(conn)?;
+        if spent != 1 && spender(conn, &input.prevout)?.as_deref() == Some(id.as_str()) {
+            // This very transaction was accepted by a broadcast racing this one.
+            return Err(StoreError::Duplicate(format!("transaction {txid}")));
+        }
         if spent != 1 {
             return Err(StoreError::Conflict(format!(
                 "coin {}:{} is missing or already spent",
@@ -192,6 +196,17 @@ pub fn accept(
         ))
         .execute(conn)?;
     add_coins(conn, &id, tx, None)
+}
+
+/// The transaction that spent a coin, if any.
+fn spender(conn: &mut Conn, outpoint: &OutPoint) -> Result<Option<String>, StoreError> {
+    Ok(dev_coins::table
+        .filter(dev_coins::txid.eq(outpoint.txid.to_hex()))
+        .filter(dev_coins::vout.eq(stored_vout(outpoint.vout)))
+        .select(dev_coins::spent_by)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
 }
 
 fn add_coins(conn: &mut Conn, txid: &str, tx: &Tx, height: Option<i64>) -> Result<(), StoreError> {

@@ -100,10 +100,11 @@ pub fn for_invoice(conn: &mut Conn, id: &str) -> Result<Option<PaymentRow>, Stor
         .optional()?)
 }
 
-/// Payments whose broadcast has not been settled either way.
-pub fn in_flight(conn: &mut Conn) -> Result<Vec<PaymentRow>, StoreError> {
+/// Payments whose broadcast has not been settled either way, claimed before `before_ms`.
+pub fn in_flight(conn: &mut Conn, before_ms: i64) -> Result<Vec<PaymentRow>, StoreError> {
     Ok(payments::table
         .filter(payments::state.eq(BROADCASTING))
+        .filter(payments::created_ms.lt(before_ms))
         .select(PaymentRow::as_select())
         .load(conn)?)
 }

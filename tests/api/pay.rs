@@ -24,6 +24,9 @@ on_both_backends!(
     a_broadcast_transaction_below_the_invoices_rate_is_refused,
     a_transaction_the_node_saw_before_the_invoices_second_is_a_replay,
     a_double_spend_is_named_as_one_and_changes_nothing,
+    a_transaction_broadcast_twice_at_once_is_accepted_both_times,
+    payments_racing_the_reconciler_are_each_paid_once,
+    a_periodic_reconcile_leaves_a_claim_younger_than_its_cutoff_alone,
 );
 
 mod node_down {
@@ -973,4 +976,113 @@ async fn a_broadcast_payment_is_settled_after_a_restart_without_a_second_broadca
         serde_json::from_str::<Value>(&events[0].2).unwrap()["memo"],
         "from the wallet"
     );
+}
+
+/// Two broadcasts of one transaction at once (a request and a reconciler, here or in another
+/// process): BCHN answers the second "already in the mempool", never a conflict with itself,
+/// and so must the dev chain that plays it in the tests.
+async fn a_transaction_broadcast_twice_at_once_is_accepted_both_times(app: TestApp) {
+    use cashier::chain::node::{Broadcast, TxStatus};
+    let invoice = create(
+        &app,
+        json!({"outputs": [{"address": ADDR, "amount": 6000}]}),
+    )
+    .await;
+    let mut raws = Vec::new();
+    for _ in 0..20 {
+        raws.push(funded_payment(&app, &invoice).await.1);
+    }
+    let node = app.payments.node();
+    let answers = join_all(
+        raws.iter()
+            .flat_map(|raw| [node.broadcast(raw), node.broadcast(raw)]),
+    )
+    .await;
+    for (i, answer) in answers.into_iter().enumerate() {
+        assert_eq!(answer.unwrap(), Broadcast::Accepted, "broadcast {i}");
+    }
+    for raw in &raws {
+        assert!(matches!(
+            node.tx_status(txid_of(raw)).await.unwrap(),
+            TxStatus::Mempool { .. }
+        ));
+    }
+}
+
+/// The reconciler runs while wallets pay: it never takes a payment away from the request that
+/// is broadcasting it, so each is paid once, with one event, and every wallet hears 200.
+async fn payments_racing_the_reconciler_are_each_paid_once(app: TestApp) {
+    let mut payments = Vec::new();
+    for _ in 0..24 {
+        let invoice = create(
+            &app,
+            json!({"outputs": [{"address": ADDR, "amount": 6000}]}),
+        )
+        .await;
+        let raw = funded_payment(&app, &invoice).await.1;
+        payments.push((id_of(&invoice), raw));
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let reconciling = async {
+        let mut passes = 0;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) || passes == 0 {
+            app.payments.reconcile(None).await.unwrap();
+            passes += 1;
+            tokio::task::yield_now().await;
+        }
+    };
+    let paying = async {
+        let answers = join_all(payments.iter().map(|(id, raw)| app.post_tx(id, "pay", raw))).await;
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        answers
+    };
+    let (answers, ()) = tokio::join!(paying, reconciling);
+    for ((id, raw), (status, body)) in payments.iter().zip(answers) {
+        assert_eq!(status, 200, "{id}: {body}");
+        assert_eq!(body["status"], "paid");
+        assert_eq!(body["payment"]["txid"], txid_of(raw).to_hex());
+        assert_eq!(app.events(&format!("invoice:{id}")).await.len(), 1, "{id}");
+    }
+}
+
+/// A claim younger than the periodic pass's cutoff may be a request's (of this process or
+/// another) still waiting on its broadcast: the pass leaves it; an older one it finishes.
+async fn a_periodic_reconcile_leaves_a_claim_younger_than_its_cutoff_alone(app: TestApp) {
+    let invoice = create(
+        &app,
+        json!({"outputs": [{"address": ADDR, "amount": 6000}]}),
+    )
+    .await;
+    let id = id_of(&invoice);
+    let raw = funded_payment(&app, &invoice).await.1;
+    let txid = txid_of(&raw);
+    let claimed_ms = cashier::units::now_ms();
+    let claim = cashier::store::payments::Claim {
+        invoice: id.parse().unwrap(),
+        txid,
+        raw_tx: raw.clone(),
+        memo: None,
+        refund_to: None,
+        arrival_ms: claimed_ms,
+    };
+    assert!(app
+        .store
+        .write(move |c| cashier::store::payments::claim(c, &claim, claimed_ms))
+        .await
+        .unwrap());
+
+    assert_eq!(app.payments.reconcile(Some(claimed_ms)).await.unwrap(), 0);
+    let (_, still) = app.get_json(&format!("/jpp/invoices/{id}/")).await;
+    assert_eq!(still["status"], "paying");
+    assert_eq!(dev_broadcasts(&app), 0);
+    assert!(app.events(&format!("invoice:{id}")).await.is_empty());
+
+    assert_eq!(
+        app.payments.reconcile(Some(claimed_ms + 1)).await.unwrap(),
+        1
+    );
+    let (_, after) = app.get_json(&format!("/jpp/invoices/{id}/")).await;
+    assert_eq!(after["status"], "paid", "{after}");
+    assert_eq!(dev_broadcasts(&app), 1);
+    assert_eq!(app.events(&format!("invoice:{id}")).await.len(), 1);
 }
