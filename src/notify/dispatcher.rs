@@ -1,9 +1,10 @@
 //! Moves committed events from the outbox to the consumers.
 //!
-//! The dispatcher reads new events by id whenever the store says a transaction that appended
-//! one committed (in this process, or in another through PostgreSQL `NOTIFY`), and on a short
-//! timer as a safety net should a wake-up be lost. Each event's message is made once and the
-//! same bytes go to every consumer.
+//! This process's writers hand the dispatcher the events they committed, which it delivers
+//! without reading them back. It reads new events by id from the outbox when another process
+//! committed some (PostgreSQL `NOTIFY`), when hand-overs were dropped, and on a short timer as
+//! a safety net should a wake-up be lost. Each event's message is made once and the same bytes
+//! go to every consumer.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -112,19 +113,23 @@ impl Dispatcher {
             .map(|rows| rows.into_iter().map(|(id, _, _)| id).collect())
             .unwrap_or_default();
         loop {
-            tokio::select! {
-                _ = commits.notified() => {}
-                _ = tokio::time::sleep(POLL_EVERY) => {}
+            let timer = tokio::select! {
+                _ = commits.notified() => false,
+                _ = tokio::time::sleep(POLL_EVERY) => true,
                 _ = stopping.stopped() => return Ok(()),
-            }
+            };
             // This process's commits first, as its writers handed them over: no read between
-            // a commit and its sockets.
+            // a commit and its sockets. When that is all there is, the outbox is not read:
+            // another process's commits, dropped hand-overs and the timer say otherwise.
             if let Some(local) = self.store.take_committed() {
                 for e in local {
                     if delivered.insert(e.id) {
                         newest = newest.max(e.id);
                         self.deliver(e.id, &e.topic, &e.payload);
                     }
+                }
+                if !timer {
+                    continue;
                 }
             }
             // New events (other processes' too), and any id in the look-back window not

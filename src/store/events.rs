@@ -34,10 +34,15 @@ pub fn insert(
 }
 
 /// On PostgreSQL, tells every listening process that the open transaction appended events;
-/// the notification is delivered when (and only if) it commits. Nothing to do on SQLite.
-pub(super) fn announce(conn: &mut Conn) -> Result<(), StoreError> {
+/// the notification is delivered when (and only if) it commits, and names its `origin` (a
+/// store's own hex name) so the committing process's listener can ignore it. Nothing to do
+/// on SQLite.
+pub(super) fn announce(conn: &mut Conn, origin: &str) -> Result<(), StoreError> {
     if let Conn::Postgres(_) = conn {
-        diesel::sql_query(format!("NOTIFY {CHANNEL}")).execute(conn)?;
+        diesel::sql_query("SELECT pg_notify($1, $2)")
+            .bind::<diesel::sql_types::Text, _>(CHANNEL)
+            .bind::<diesel::sql_types::Text, _>(origin)
+            .execute(conn)?;
     }
     Ok(())
 }
@@ -64,11 +69,14 @@ pub type OnPush = std::sync::Arc<dyn Fn(&str, &str) + Send + Sync>;
 /// the socket, so the listener polls; a local poll with nothing waiting is one system call.
 const LISTEN_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// Holds a `LISTEN` connection and calls `wake` on every event notification (and hands
-/// pushes to `on_push`), reconnecting when the connection fails, while `keep` can be upgraded.
+/// Holds a `LISTEN` connection and calls `elsewhere` on every event notification not from
+/// `origin` (another process committed: its events must be read), and when it reconnects (one
+/// may have been missed); hands pushes to `on_push`; reconnects when the connection fails,
+/// while `keep` can be upgraded.
 pub(super) fn listen(
     url: &str,
-    wake: &tokio::sync::Notify,
+    origin: &str,
+    elsewhere: &dyn Fn(),
     on_push: &OnPush,
     keep: &std::sync::Weak<()>,
 ) {
@@ -92,9 +100,8 @@ pub(super) fn listen(
         };
         retry = std::time::Duration::from_millis(100);
         // A notification may have been missed while reconnecting: look once.
-        wake.notify_one();
+        elsewhere();
         'connected: while keep.strong_count() > 0 {
-            let mut heard = false;
             for n in conn.notifications_iter() {
                 match n {
                     Ok(n) if n.channel == PUSH_CHANNEL => {
@@ -106,16 +113,16 @@ pub(super) fn listen(
                             on_push(topic, data);
                         }
                     }
-                    Ok(_) => heard = true,
+                    // This store's own commit: its dispatcher has those events already.
+                    Ok(n) if n.payload == origin => {}
+                    // In order with the pushes: a push heard after a commit finds it told.
+                    Ok(_) => elsewhere(),
                     Err(e) => {
                         tracing::warn!(error = %e, "event listener: connection lost; reconnecting");
-                        wake.notify_one();
+                        elsewhere();
                         break 'connected;
                     }
                 }
-            }
-            if heard {
-                wake.notify_one();
             }
             std::thread::sleep(LISTEN_POLL);
         }

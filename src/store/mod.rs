@@ -177,6 +177,9 @@ pub struct Store {
     commits: Arc<tokio::sync::Notify>,
     /// What this process's writers committed, for its dispatcher ([`Store::take_committed`]).
     handed: Arc<Mutex<HandedOver>>,
+    /// This store's name in its `NOTIFY`s, so its listener can tell another process's commits
+    /// (to be read from the outbox) from its own (handed over already).
+    origin: Arc<str>,
     /// Background threads watch this and stop once every clone of the store is gone.
     _alive: Arc<()>,
 }
@@ -213,6 +216,7 @@ impl Store {
         };
         let commits = Arc::new(tokio::sync::Notify::new());
         let handed = Arc::new(Mutex::new(HandedOver::default()));
+        let origin: Arc<str> = hex::encode(rand::random::<[u8; 8]>()).into();
         let mut first = Some(conn);
         for n in 0..writers {
             let conn = match first.take() {
@@ -220,10 +224,10 @@ impl Store {
                 None => manager.connect().map_err(|e| connect_error(target, e))?,
             };
             let (queue, manager) = (queue.clone(), manager.clone());
-            let (commits, handed) = (commits.clone(), handed.clone());
+            let (commits, handed, origin) = (commits.clone(), handed.clone(), origin.clone());
             std::thread::Builder::new()
                 .name(format!("db-writer-{n}"))
-                .spawn(move || writer_loop(conn, manager, queue, &commits, &handed))
+                .spawn(move || writer_loop(conn, manager, queue, &commits, &handed, &origin))
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         }
         let alive = Arc::new(());
@@ -241,6 +245,7 @@ impl Store {
             jobs,
             commits,
             handed,
+            origin,
             _alive: alive,
         })
     }
@@ -256,11 +261,13 @@ impl Store {
     }
 
     /// The events this process's writers committed since the last call, oldest commit first,
-    /// so the dispatcher can deliver them without reading them back. `None` when some were
-    /// dropped (the dispatcher fell far behind): then only the outbox has them all.
+    /// so the dispatcher can deliver them without reading them back. `None` when the outbox
+    /// holds committed events that were not handed over: some were dropped (the dispatcher
+    /// fell far behind), or another process committed some, or the listener reconnected and
+    /// may have missed word of them.
     pub fn take_committed(&self) -> Option<Vec<Appended>> {
         let mut handed = self.handed.lock().unwrap_or_else(|e| e.into_inner());
-        if std::mem::take(&mut handed.overflowed) {
+        if std::mem::take(&mut handed.read_outbox) {
             handed.events.clear();
             return None;
         }
@@ -272,7 +279,14 @@ impl Store {
     /// at once on SQLite, where there is one process and its writers signal commits themselves.
     pub fn listen(&self, on_push: &events::OnPush, keep: &std::sync::Weak<()>) {
         if let DatabaseTarget::Postgres { url } = &self.target {
-            events::listen(url, &self.commits, on_push, keep);
+            let elsewhere = || {
+                self.handed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .read_outbox = true;
+                self.commits.notify_one();
+            };
+            events::listen(url, &self.origin, &elsewhere, on_push, keep);
         }
     }
 
@@ -487,8 +501,8 @@ const HANDED_OVER_MAX: usize = 4096;
 #[derive(Default)]
 struct HandedOver {
     events: Vec<Appended>,
-    /// Some were dropped: the dispatcher must read the outbox instead.
-    overflowed: bool,
+    /// The outbox holds committed events not among `events`: the dispatcher must read it.
+    read_outbox: bool,
 }
 
 thread_local! {
@@ -518,6 +532,7 @@ fn writer_loop(
     queue: Arc<Mutex<mpsc::Receiver<Box<dyn Job>>>>,
     commits: &tokio::sync::Notify,
     handed: &Mutex<HandedOver>,
+    origin: &str,
 ) {
     // Hands the events a committed transaction appended to this process's dispatcher and
     // wakes it; those of a rolled-back one are dropped.
@@ -527,7 +542,7 @@ fn writer_loop(
             if let Ok(mut handed) = handed.lock() {
                 if handed.events.len() + appended.len() > HANDED_OVER_MAX {
                     handed.events.clear();
-                    handed.overflowed = true;
+                    handed.read_outbox = true;
                 } else {
                     handed.events.extend(appended);
                 }
@@ -562,7 +577,7 @@ fn writer_loop(
         // Stop at the first failure: on PostgreSQL the rest of the transaction is void anyway.
         let all_ok = batch.iter_mut().all(|job| job.run(&mut conn));
         if all_ok {
-            let outcome = commit(&mut conn);
+            let outcome = commit(&mut conn, origin);
             committed(&outcome);
             for job in batch {
                 job.finish(outcome.as_ref().map(|_| ()));
@@ -585,7 +600,7 @@ fn writer_loop(
             let outcome = loop {
                 let outcome = begin(&mut conn).map_err(StoreError::from).and_then(|()| {
                     if job.run(&mut conn) {
-                        commit(&mut conn)
+                        commit(&mut conn, origin)
                     } else {
                         <Conn as Connection>::TransactionManager::rollback_transaction(&mut conn)
                             .map_err(StoreError::from)
@@ -603,11 +618,11 @@ fn writer_loop(
     }
 }
 
-fn commit(conn: &mut Conn) -> Result<(), StoreError> {
+fn commit(conn: &mut Conn, origin: &str) -> Result<(), StoreError> {
     // One announcement per transaction, however many events it appended: delivered to every
     // listening process when (and only if) the commit succeeds.
     let announced = match appended_any() {
-        true => events::announce(conn),
+        true => events::announce(conn, origin),
         false => Ok(()),
     };
     let committed = announced.and_then(|()| {

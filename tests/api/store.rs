@@ -21,6 +21,62 @@ async fn committed_events_handed_over_postgres() {
     committed_events_are_handed_over_once_and_bounded(Backend::Postgres).await
 }
 
+/// With PostgreSQL, a store's listener tells its dispatcher to read the outbox when another
+/// process committed events, and not for its own commits, which were handed over already.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_another_processs_commits_send_the_dispatcher_to_the_outbox() {
+    use cashier::store::events;
+    let (url, _dir) = empty_database(Backend::Postgres);
+    let (ours, theirs) = (
+        crate::helpers::open_store(&url).await,
+        crate::helpers::open_store(&url).await,
+    );
+    // Our listener, as the bridge runs it; pushes come through in order with the rest.
+    let (pushed_tx, mut pushed) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let on_push: events::OnPush = std::sync::Arc::new(move |_topic: &str, data: &str| {
+        let _ = pushed_tx.send(data.to_owned());
+    });
+    let running = std::sync::Arc::new(());
+    let keep = std::sync::Arc::downgrade(&running);
+    let listener = ours.clone();
+    std::thread::spawn(move || listener.listen(&on_push, &keep));
+    let commits = ours.commits();
+    // The listener says once that it (re)connected: the outbox is read then.
+    commits.notified().await;
+    assert!(ours.take_committed().is_none());
+
+    let append = |store: &cashier::store::Store, topic: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .write(move |c| events::insert(c, topic, "invoice_cancelled", "{}", 1))
+                .await
+                .unwrap()
+        }
+    };
+    // Our own commit, then a push: when the push is heard, so was the commit's notification.
+    append(&ours, "invoice:ours").await;
+    ours.write(|c| events::push(c, "invoice:x", "marker"))
+        .await
+        .unwrap();
+    assert_eq!(pushed.recv().await.as_deref(), Some("marker"));
+    let handed = ours
+        .take_committed()
+        .expect("our own commit is no reason to read");
+    assert_eq!(handed.len(), 1);
+    assert_eq!(handed[0].topic, "invoice:ours");
+
+    // Another process's commit: read the outbox.
+    append(&theirs, "invoice:theirs").await;
+    loop {
+        commits.notified().await;
+        if ours.take_committed().is_none() {
+            break;
+        }
+    }
+    drop(running);
+}
+
 async fn a_failing_write_leaves_the_others_in_its_batch_intact(app: TestApp) {
     let taken = cashier::auth::key_hash(&app.key);
     let mut writes = Vec::new();

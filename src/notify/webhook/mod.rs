@@ -48,6 +48,10 @@ const LEAD_RETRY: Duration = Duration::from_secs(5);
 const CURSOR_SAVE_EVERY: Duration = Duration::from_secs(1);
 /// Longest wait between looks at the deliveries, whatever wakes the sender.
 const IDLE_LOOK: Duration = Duration::from_secs(1);
+/// Least time between two fan-out passes. Every commit wakes the fan-out, and each pass costs
+/// reads; a busy server's events are taken a few milliseconds' worth at a time instead, which
+/// a merchant's backend (an HTTP call away) cannot tell.
+const FAN_OUT_SPACING: Duration = Duration::from_millis(10);
 /// Longest back-off between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3 * 3600);
 /// Most bytes of a receiver's answer read (and thrown away): the status is what counts.
@@ -240,6 +244,7 @@ impl Sender {
                     tracing::warn!(error = %e, "webhooks: reading the outbox failed; retrying");
                 }
             }
+            tokio::time::sleep(FAN_OUT_SPACING).await;
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(IDLE_LOOK) => {}
