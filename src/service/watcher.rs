@@ -514,27 +514,27 @@ impl Watcher {
         // A block between the walk and the mempool read takes transactions out of the mempool
         // that the walk has not seen mined: judge absence only on an unchanged tip.
         let settled = self.node.tip().await?.hash == tip.hash;
+        let unmined = unmined
+            .iter()
+            .map(|w| {
+                let txid = w.txid()?;
+                Ok((w, txid, mempool.contains(&txid)))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         // Proofs for every payment in the mempool without one, asked in one request.
-        let mut asked = Vec::new();
-        for w in &unmined {
-            let txid = w.txid()?;
-            if mempool.contains(&txid) && w.double_spend_proof.is_none() {
-                asked.push((w, txid));
-            }
-        }
-        let txids: Vec<Txid> = asked.iter().map(|(_, txid)| *txid).collect();
+        let asked: Vec<_> = unmined
+            .iter()
+            .filter(|(w, _, pooled)| *pooled && w.double_spend_proof.is_none())
+            .collect();
+        let txids: Vec<Txid> = asked.iter().map(|(_, txid, _)| *txid).collect();
         let proofs = self.node.double_spend_proofs(&txids).await?;
-        for ((w, _), proof) in asked.into_iter().zip(proofs) {
+        for ((w, _, _), proof) in asked.into_iter().zip(proofs) {
             if let Some(proof) = proof {
                 self.on_proof(w, proof).await?;
             }
         }
-        for w in &unmined {
-            let txid = w.txid()?;
-            if mempool.contains(&txid) {
-                continue;
-            }
-            if !settled {
+        for &(w, txid, pooled) in &unmined {
+            if pooled || !settled {
                 continue;
             }
             match self.node.tx_status(txid).await? {
