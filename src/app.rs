@@ -82,6 +82,13 @@ impl Shutdown {
 
 /// Longest wait for requests in flight once shutdown begins.
 pub const DRAIN_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+/// A peer that has kept its receive window shut (it stopped reading) or acknowledged nothing for
+/// this long is gone: the kernel ends its connection, and actix then drops it. Actix itself never
+/// would: a connection whose write buffer is full waits for the peer however long that takes
+/// (actix-http's h1 dispatcher has no write deadline), and a peer that acknowledges the kernel's
+/// window probes without reading keeps it open for good, holding a file descriptor and, for a
+/// socket, its place under `--sockets-per-address` (http/ws.rs).
+pub const STALLED_PEER: std::time::Duration = std::time::Duration::from_secs(10);
 /// Longest wait for the background duties to stop, after the HTTP server has.
 const DUTIES_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Longest wait for queued writes to commit, last of all.
@@ -231,6 +238,8 @@ impl Application {
         .on_connect(|io, _| {
             if let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() {
                 let _ = tcp.set_nodelay(true);
+                #[cfg(target_os = "linux")]
+                let _ = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(STALLED_PEER));
             }
         })
         // Slow headers are cut by this deadline; slow bodies by `read_body_in_time`.

@@ -5,8 +5,12 @@
 //! What the client sends is never relayed or acted on; pings are answered; a client that falls
 //! too far behind is closed (1013) so it never slows the others.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Item, Message as Frame, Session};
 use serde_json::json;
@@ -24,8 +28,10 @@ const MAX_INBOUND_MESSAGE: usize = 4 * 1024;
 /// Most frames one message may be split into: empty continuation frames cost nothing to send
 /// and would otherwise never end.
 const MAX_CONTINUATIONS: usize = 64;
-/// A message that cannot be handed to a peer within this time means the peer stopped reading:
-/// its socket is dropped rather than held open.
+/// A message (or close frame) that cannot be handed to a peer within this time means the peer
+/// stopped reading: its socket is dropped rather than held open. Its connection, whose buffers
+/// are full, is then ended by the kernel (`STALLED_PEER` in app.rs): actix itself would keep
+/// it open for as long as the peer acknowledges without reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default)]
@@ -67,6 +73,31 @@ fn too_many_sockets() -> HttpResponse {
         }))
 }
 
+/// The socket's response body, which actix drives until the connection is gone, holding the
+/// socket's place under the caps. When the server stops serving a socket whose peer stopped
+/// reading, its connection stays open (actix no longer polls the body while its write buffer
+/// is full, so neither the dropped session nor anything else ends it) until the kernel gives
+/// up: the place is freed then, not before, or one address could hold any number of them.
+struct Held {
+    body: BoxBody,
+    _slot: Slot,
+}
+
+impl MessageBody for Held {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.body).poll_next(cx)
+    }
+}
+
 /// Completes the handshake and serves the subscription; `None` (an unknown id or key) is
 /// closed at once with 1008, the same answer whatever was wrong.
 fn open(
@@ -77,16 +108,16 @@ fn open(
     subscription: Option<Subscription>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let (response, session, stream) = actix_ws::handle(req, body)?;
+    let response = response
+        .map_body(|_, body| Held { body, _slot: slot })
+        .map_into_boxed_body();
     let stream = stream.max_frame_size(MAX_INBOUND_MESSAGE);
     let Some(sub) = subscription else {
         actix_web::rt::spawn(close(session, CloseCode::Policy, "unknown id"));
         return Ok(response);
     };
     let (ping_every, stopping) = (state.ping_every, state.stopping.clone());
-    actix_web::rt::spawn(async move {
-        serve(session, stream, sub, ping_every, stopping).await;
-        drop(slot);
-    });
+    actix_web::rt::spawn(serve(session, stream, sub, ping_every, stopping));
     Ok(response)
 }
 
@@ -215,7 +246,7 @@ async fn serve(
                     }
                 }
                 Some(Ok(Frame::Close(_))) | None => {
-                    let _ = session.close(None).await;
+                    let _ = tokio::time::timeout(SEND_TIMEOUT, session.close(None)).await;
                     return;
                 }
                 // Text, binary, pongs: proof of life, never relayed or acted on.
@@ -266,11 +297,13 @@ async fn send(session: &mut Session, message: Message) -> bool {
     )
 }
 
+/// Sends a close frame, waiting no longer than for a message: a peer that stopped reading
+/// must not hold this task. The server waits for no answer: actix ends the connection once the
+/// frame is written.
 async fn close(session: Session, code: CloseCode, why: &str) {
-    let _ = session
-        .close(Some(CloseReason {
-            code,
-            description: Some(why.to_owned()),
-        }))
-        .await;
+    let reason = CloseReason {
+        code,
+        description: Some(why.to_owned()),
+    };
+    let _ = tokio::time::timeout(SEND_TIMEOUT, session.close(Some(reason))).await;
 }

@@ -50,6 +50,12 @@ impl Hub {
         }
     }
 
+    /// Subscribers of `topic` now: the sockets being served it.
+    pub fn subscribers(&self, topic: &Topic) -> usize {
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics.senders.get(topic).map_or(0, |s| s.receiver_count())
+    }
+
     /// Topics held, with or without subscribers.
     pub fn topics(&self) -> usize {
         let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());

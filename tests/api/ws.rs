@@ -3,6 +3,8 @@
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -21,6 +23,12 @@ on_both_backends!(
     an_open_socket_hears_the_expiry,
     a_slow_socket_is_dropped_and_never_slows_a_healthy_one,
     an_event_committed_before_a_crash_is_delivered_after_the_restart,
+);
+on_both_backends!(["--sockets-per-address", "3"] =>
+    a_socket_that_stopped_reading_keeps_its_place_until_its_connection_ends,
+);
+on_both_backends!(["--sockets-per-address", "1", "--ws-ping-secs", "1"] =>
+    a_peer_that_never_answers_a_close_does_not_keep_its_place,
 );
 
 /// Every text message until the server answers our close: what it sent before.
@@ -210,6 +218,233 @@ async fn a_slow_socket_is_dropped_and_never_slows_a_healthy_one(app: TestApp) {
     );
 }
 
+/// The address sockets come from, and another one (any of 127.0.0.0/8 reaches the server).
+const HOME: [u8; 4] = [127, 0, 0, 1];
+const ELSEWHERE: [u8; 4] = [127, 0, 0, 2];
+
+/// Asks for a socket to `path` by hand, from the local address `from`: the status of the answer
+/// (whose head is read byte by byte, so no frame bytes are taken), its body when it is not 101,
+/// and the connection. Nothing reads from it or answers the server's pings unless the test does.
+async fn handshake(app: &TestApp, path: &str, from: [u8; 4]) -> (u16, String, TcpStream) {
+    let host = app.base.trim_start_matches("http://").to_owned();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind((std::net::Ipv4Addr::from(from), 0).into())
+        .unwrap();
+    let mut tcp = socket
+        .connect(host.parse().unwrap())
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.expect("handshake");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.expect("handshake answer"));
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    let status = head[9..12].parse().expect("a status");
+    let mut body = Vec::new();
+    if status != 101 {
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |n| n.trim().parse().expect("a length"));
+        body.resize(length, 0);
+        tcp.read_exact(&mut body).await.expect("the answer's body");
+    }
+    (status, String::from_utf8_lossy(&body).into_owned(), tcp)
+}
+
+/// A socket to `path` from `from`, opened by hand (see [`handshake`]).
+async fn raw_socket(app: &TestApp, path: &str, from: [u8; 4]) -> TcpStream {
+    let (status, body, tcp) = handshake(app, path, from).await;
+    assert_eq!(status, 101, "{body}");
+    tcp
+}
+
+/// Asserts that a socket to `path` from `from` is refused as one too many.
+async fn refused(app: &TestApp, path: &str, from: [u8; 4]) {
+    let (status, body, _) = handshake(app, path, from).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("too_many_sockets"), "{body}");
+}
+
+/// A socket to `path` from `from` once the server has given back the place of one it has let
+/// go (which it does as it drops the connection, just before or after the peer can tell).
+async fn accepted_again(app: &TestApp, path: &str, from: [u8; 4]) -> TcpStream {
+    for _ in 0..100 {
+        let (status, body, tcp) = handshake(app, path, from).await;
+        match status {
+            101 => return tcp,
+            429 => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            _ => panic!("{status}: {body}"),
+        }
+    }
+    panic!("the place was never given back");
+}
+
+/// One server frame: opcode and payload (server frames are never masked).
+async fn frame(tcp: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let first = tcp.read_u8().await.ok()?;
+    let len = match tcp.read_u8().await.ok()? & 0x7f {
+        126 => tcp.read_u16().await.ok()? as usize,
+        127 => tcp.read_u64().await.ok()? as usize,
+        n => n as usize,
+    };
+    let mut payload = vec![0; len];
+    tcp.read_exact(&mut payload).await.ok()?;
+    Some((first & 0x0f, payload))
+}
+
+/// The next text frame's JSON, past pings (left unanswered).
+async fn text(tcp: &mut TcpStream) -> Value {
+    loop {
+        match frame(tcp).await {
+            Some((0x1, payload)) => return serde_json::from_slice(&payload).expect("JSON"),
+            Some((0x9, _)) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// Waits, at most 30 s, until the server has ended `tcp`, without reading from it: reading
+/// would let the server write what it holds and close politely, which a peer that stopped
+/// reading never allows. Its connection gone, the server answers the client's keepalive probe
+/// with a reset.
+async fn ended_without_reading(tcp: &TcpStream) {
+    let second = std::time::Duration::from_secs(1);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(second)
+        .with_interval(second);
+    socket2::SockRef::from(tcp)
+        .set_tcp_keepalive(&keepalive)
+        .unwrap();
+    let ready = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tcp.ready(tokio::io::Interest::ERROR),
+    )
+    .await
+    .expect("the server ends the connection of a peer that stopped reading")
+    .unwrap();
+    assert!(ready.is_error());
+    let error = socket2::SockRef::from(tcp).take_error().unwrap();
+    assert!(error.is_some(), "the connection ended with an error");
+}
+
+/// Sockets that never read, flooded until the server stops serving them, keep their places
+/// while their connections stay open (the server cannot end them politely: their buffers are
+/// full); the server then ends those connections itself, and the places come back.
+async fn a_socket_that_stopped_reading_keeps_its_place_until_its_connection_ends(app: TestApp) {
+    const CAP: usize = 3;
+    let id = app.create_simple(1000).await["payment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/ws/jpp/invoice/{id}/");
+    let topic = cashier::notify::Topic::parse(&format!("invoice:{id}"));
+    // A page from another address reads everything: it paces the flood.
+    let mut healthy = raw_socket(&app, &path, ELSEWHERE).await;
+    let mut stalled = Vec::new();
+    for _ in 0..CAP {
+        stalled.push(raw_socket(&app, &path, HOME).await);
+    }
+    refused(&app, &path, HOME).await;
+    let pad = "x".repeat(64 * 1024);
+    const TOTAL: usize = 400; // 25 MiB: more than any socket buffer holds
+    for batch in 0..TOTAL / 8 {
+        for i in 0..8 {
+            let n = batch * 8 + i;
+            app.hub.publish(
+                &topic,
+                cashier::notify::Message::unnumbered(
+                    json!({"type": "test", "n": n, "pad": pad}).to_string(),
+                ),
+            );
+        }
+        for i in 0..8 {
+            assert_eq!(text(&mut healthy).await["n"], batch * 8 + i);
+        }
+    }
+    // The server stops serving the stalled sockets (they fell behind, or a message could not be
+    // handed to them in time): only the healthy page is left subscribed.
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while app.hub.subscribers(&topic) > 1 {
+            // A pause between looks, not a wait for anything: the loop ends on the count.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the stalled sockets are let go");
+    assert_eq!(app.hub.subscribers(&topic), 1);
+    // Their connections are still open, so they still count: one more is refused.
+    refused(&app, &path, HOME).await;
+    // The server ends each of them, though the peer never reads.
+    for tcp in &stalled {
+        ended_without_reading(tcp).await;
+    }
+    // Their places are back, and only theirs: the cap is what it was.
+    let mut again = vec![accepted_again(&app, &path, HOME).await];
+    for _ in 1..CAP {
+        again.push(raw_socket(&app, &path, HOME).await);
+    }
+    refused(&app, &path, HOME).await;
+    // The healthy page, from another address, was never touched.
+    app.hub.publish(
+        &topic,
+        cashier::notify::Message::unnumbered(json!({"type": "test", "n": "last"}).to_string()),
+    );
+    assert_eq!(text(&mut healthy).await["n"], "last");
+}
+
+/// A peer that reads but never answers the server's close (here: after pings it never
+/// answered) is not waited for: its connection ends and its place comes back.
+async fn a_peer_that_never_answers_a_close_does_not_keep_its_place(app: TestApp) {
+    let id = app.create_simple(1000).await["payment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // An unknown invoice is closed at once (1008), and not waited for either.
+    for (path, known) in [
+        (format!("/ws/jpp/invoice/{id}/"), true),
+        (
+            "/ws/jpp/invoice/00000000000000000000000000000000/".to_owned(),
+            false,
+        ),
+    ] {
+        let mut silent = accepted_again(&app, &path, HOME).await;
+        if known {
+            // Open until pings go unanswered: it holds the only place.
+            refused(&app, &path, HOME).await;
+        }
+        let close = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            loop {
+                match frame(&mut silent).await {
+                    Some((0x8, payload)) => break payload,
+                    Some((0x9, _)) => continue,
+                    other => panic!("expected pings then a close, got {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("the server closes the socket");
+        let code = u16::from_be_bytes([close[0], close[1]]);
+        assert!(code == 1001 || code == 1008, "{path}: {code}");
+        let end = tokio::time::timeout(std::time::Duration::from_secs(30), frame(&mut silent))
+            .await
+            .expect("the connection ends without an answer to the close");
+        assert!(end.is_none(), "{path}: {end:?}");
+        // The place is back, and the cap is what it was.
+        let _again = accepted_again(&app, &path, HOME).await;
+        if known {
+            refused(&app, &path, HOME).await;
+        }
+    }
+}
+
 mod per_address_cap {
     use super::*;
     use crate::helpers::Backend;
@@ -336,45 +571,6 @@ async fn an_event_committed_before_a_crash_is_delivered_after_the_restart(app: T
 mod keep_alive {
     use super::*;
     use crate::helpers::Backend;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    /// Opens the socket by hand, so that nothing answers the server's pings.
-    async fn raw_socket(app: &TestApp, id: &str) -> tokio::net::TcpStream {
-        let host = app.base.trim_start_matches("http://").to_owned();
-        let mut tcp = tokio::net::TcpStream::connect(&host)
-            .await
-            .expect("connect");
-        let request = format!(
-            "GET /ws/jpp/invoice/{id}/ HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             Sec-WebSocket-Version: 13\r\n\r\n"
-        );
-        tcp.write_all(request.as_bytes()).await.expect("handshake");
-        // Read the 101 answer byte by byte, up to its blank line: no frame bytes are taken.
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(tcp.read_u8().await.expect("handshake answer"));
-        }
-        assert!(
-            head.starts_with(b"HTTP/1.1 101"),
-            "{}",
-            String::from_utf8_lossy(&head)
-        );
-        tcp
-    }
-
-    /// One server frame: opcode and payload (server frames are never masked).
-    async fn frame(tcp: &mut tokio::net::TcpStream) -> Option<(u8, Vec<u8>)> {
-        let first = tcp.read_u8().await.ok()?;
-        let len = match tcp.read_u8().await.ok()? & 0x7f {
-            126 => tcp.read_u16().await.ok()? as usize,
-            127 => tcp.read_u64().await.ok()? as usize,
-            n => n as usize,
-        };
-        let mut payload = vec![0; len];
-        tcp.read_exact(&mut payload).await.ok()?;
-        Some((first & 0x0f, payload))
-    }
 
     /// A peer that never answers is pinged, then closed as gone (1001), and the connection
     /// ends; a peer that answers stays open through the same stretch.
@@ -388,7 +584,7 @@ mod keep_alive {
         let mut live = connect(&app, &format!("/ws/jpp/invoice/{id}/")).await;
         // Reading is what makes the client library answer pings.
         let live = tokio::spawn(async move { next_text(&mut live).await });
-        let mut dead = raw_socket(&app, &id).await;
+        let mut dead = raw_socket(&app, &format!("/ws/jpp/invoice/{id}/"), HOME).await;
         let mut pings = 0;
         let closed = tokio::time::timeout(std::time::Duration::from_secs(30), async {
             loop {
