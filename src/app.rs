@@ -88,7 +88,8 @@ pub const DRAIN_WITHIN: std::time::Duration = std::time::Duration::from_secs(10)
 /// (actix-http's h1 dispatcher has no write deadline), and a peer that acknowledges the kernel's
 /// window probes without reading keeps it open for good, holding a file descriptor and, for a
 /// socket, its place under `--sockets-per-address` (http/ws.rs).
-pub const STALLED_PEER: std::time::Duration = std::time::Duration::from_secs(10);
+/// Long enough for a phone's checkout page to ride out a short loss of signal.
+pub const STALLED_PEER: std::time::Duration = std::time::Duration::from_secs(30);
 /// Longest wait for the background duties to stop, after the HTTP server has.
 const DUTIES_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Longest wait for queued writes to commit, last of all.

@@ -311,7 +311,7 @@ async fn text(tcp: &mut TcpStream) -> Value {
     }
 }
 
-/// Waits, at most 30 s, until the server has ended `tcp`, without reading from it: reading
+/// Waits, at most 120 s, until the server has ended `tcp` (`STALLED_PEER` after it stalled), without reading from it: reading
 /// would let the server write what it holds and close politely, which a peer that stopped
 /// reading never allows. Its connection gone, the server answers the client's keepalive probe
 /// with a reset.
@@ -324,7 +324,7 @@ async fn ended_without_reading(tcp: &TcpStream) {
         .set_tcp_keepalive(&keepalive)
         .unwrap();
     let ready = tokio::time::timeout(
-        std::time::Duration::from_secs(30),
+        std::time::Duration::from_secs(120),
         tcp.ready(tokio::io::Interest::ERROR),
     )
     .await
