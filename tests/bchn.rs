@@ -31,7 +31,7 @@ use cashier::chain::node::{
 };
 use cashier::chain::watch::{BlockHash, ChainSource, ChainTx, DsProof, Header, Notice};
 use cashier::chain::{
-    txid_of, Input, Network, Nft, NftCapability, OutPoint, Output, TokenData, Tx, Txid,
+    txid_of, Input, Network, Nft, NftCapability, OutPoint, Output, TokenData, Tx, Txid, MAX_INPUTS,
     MAX_MONEY_SATS,
 };
 use cashier::outbound::Outbound;
@@ -1099,6 +1099,37 @@ async fn coins_asks_for_every_outpoint_in_one_batch_and_keeps_the_order() {
     ids.dedup();
     assert_eq!(ids.len(), 3, "distinct ids");
     assert!(calls.iter().all(|c| c["jsonrpc"] == "1.0"));
+}
+
+#[tokio::test]
+async fn the_largest_payments_coins_are_one_request() {
+    let mut stub = Stub::start(|method, _| {
+        assert_eq!(method, "gettxout");
+        ok(Value::Null)
+    })
+    .await;
+    let client = stub.client();
+    let outpoints: Vec<OutPoint> = (0..=MAX_INPUTS)
+        .map(|n| OutPoint {
+            txid: txid((n % 251) as u8),
+            vout: n as u32,
+        })
+        .collect();
+    // As many inputs as the largest payment can have: one request.
+    let coins = client.coins(&outpoints[..MAX_INPUTS]).await.expect("coins");
+    assert_eq!(coins.len(), MAX_INPUTS);
+    let seen = stub.drain();
+    assert_eq!(seen.len(), 1, "one request for every coin of a payment");
+    assert_eq!(seen[0].body.as_array().map(Vec::len), Some(MAX_INPUTS));
+    // One more than any payment has: the bound on a request still holds.
+    let coins = client.coins(&outpoints).await.expect("coins");
+    assert_eq!(coins.len(), MAX_INPUTS + 1);
+    let sizes: Vec<usize> = stub
+        .drain()
+        .iter()
+        .map(|s| s.body.as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(sizes, [MAX_INPUTS, 1]);
 }
 
 #[tokio::test]

@@ -35,7 +35,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::node::{network_of_chain, Acceptance, Broadcast, Coin, NodeError, Rejection, TxStatus};
-use super::{txid_of, Network, OutPoint, Txid};
+use super::{txid_of, Network, OutPoint, Txid, MAX_INPUTS};
 use crate::outbound::Outbound;
 use answers::{node_reason, reject_kind, rejection, EntryReply, MempoolEntry, TxOutReply};
 use rpc::{decode, expect_ok, unexpected, RPC_INVALID_ADDRESS_OR_KEY, RPC_VERIFY_ALREADY_IN_CHAIN};
@@ -48,9 +48,12 @@ pub use zmq::ZmqHints;
 /// depth exceeded" instead of queueing them.
 pub const DEFAULT_MAX_CONCURRENT: usize = 16;
 
-/// Outpoints asked about in one batch request, so one huge transaction makes a few bounded
-/// requests rather than one unbounded one.
-const MAX_BATCH: usize = 500;
+/// Outpoints asked about in one batch request: every input of the largest payment
+/// ([`MAX_INPUTS`]), so a payment's coins are one request, one round trip and one slot of the
+/// node's work queue, whatever its size. The bound stays for longer lists (no payment has
+/// one), so no request grows past about 300 kB asked and 1 MB answered (BCHN takes bodies of
+/// up to 32 MB).
+const MAX_BATCH: usize = MAX_INPUTS;
 
 /// A BCHN node reached over JSON-RPC. Cheap to clone: clones share the connection pool and
 /// the bound on concurrent calls.
@@ -114,8 +117,8 @@ impl BchnClient {
     pub async fn coins(&self, outpoints: &[OutPoint]) -> Result<Vec<Option<Coin>>, NodeError> {
         const METHOD: &str = "gettxout";
         let mut coins = Vec::with_capacity(outpoints.len());
-        // One batch request per chunk rather than one request per outpoint: one round trip
-        // and one slot of the node's work queue, however many inputs a payment has.
+        // One batch request per chunk rather than one request per outpoint; a payment's
+        // outpoints fit in one chunk.
         for chunk in outpoints.chunks(MAX_BATCH) {
             // BCHN reads `n` as a signed 32-bit int and errors above that; no transaction
             // has 2^31 outputs, so such a coin cannot exist and the node need not be asked.
