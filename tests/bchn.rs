@@ -27,11 +27,11 @@ use tokio::sync::{mpsc, Semaphore};
 use cashier::chain::bchn::{sats_from_bch_text, BchnClient, ZmqHints};
 use cashier::chain::block::{header_hash, merkle_root_of};
 use cashier::chain::node::{
-    Acceptance, Broadcast, Coin, NodeError, RejectKind, Rejection, TxStatus,
+    Acceptance, Broadcast, Coin, CoinsAndAcceptance, NodeError, RejectKind, Rejection, TxStatus,
 };
 use cashier::chain::watch::{BlockHash, ChainSource, ChainTx, DsProof, Header, Notice};
 use cashier::chain::{
-    txid_of, Input, Network, Nft, NftCapability, OutPoint, Output, TokenData, Tx, Txid,
+    txid_of, Input, Network, Nft, NftCapability, OutPoint, Output, TokenData, Tx, Txid, MAX_INPUTS,
     MAX_MONEY_SATS,
 };
 use cashier::outbound::Outbound;
@@ -1102,6 +1102,301 @@ async fn coins_asks_for_every_outpoint_in_one_batch_and_keeps_the_order() {
 }
 
 #[tokio::test]
+async fn the_largest_payments_coins_are_one_request() {
+    let mut stub = Stub::start(|method, _| {
+        assert_eq!(method, "gettxout");
+        ok(Value::Null)
+    })
+    .await;
+    let client = stub.client();
+    let outpoints: Vec<OutPoint> = (0..=MAX_INPUTS)
+        .map(|n| OutPoint {
+            txid: txid((n % 251) as u8),
+            vout: n as u32,
+        })
+        .collect();
+    // As many inputs as the largest payment can have: one request.
+    let coins = client.coins(&outpoints[..MAX_INPUTS]).await.expect("coins");
+    assert_eq!(coins.len(), MAX_INPUTS);
+    let seen = stub.drain();
+    assert_eq!(seen.len(), 1, "one request for every coin of a payment");
+    assert_eq!(seen[0].body.as_array().map(Vec::len), Some(MAX_INPUTS));
+    // One more than any payment has: the bound on a request still holds.
+    let coins = client.coins(&outpoints).await.expect("coins");
+    assert_eq!(coins.len(), MAX_INPUTS + 1);
+    let sizes: Vec<usize> = stub
+        .drain()
+        .iter()
+        .map(|s| s.body.as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(sizes, [MAX_INPUTS, 1]);
+}
+
+/// The methods of each request the stub received since last asked, in the order sent (a
+/// single call is a request of one).
+fn request_methods(stub: &mut Stub) -> Vec<Vec<String>> {
+    stub.drain()
+        .iter()
+        .map(|s| match s.body.as_array() {
+            Some(calls) => calls
+                .iter()
+                .map(|c| c["method"].as_str().unwrap_or("").to_owned())
+                .collect(),
+            None => vec![s.body["method"].as_str().unwrap_or("").to_owned()],
+        })
+        .collect()
+}
+
+/// `n` × `gettxout`, then `testmempoolaccept`: the one request paying asks before the claim.
+fn coins_then_check(n: usize) -> Vec<String> {
+    let mut methods = vec!["gettxout".to_owned(); n];
+    methods.push("testmempoolaccept".to_owned());
+    methods
+}
+
+#[tokio::test]
+async fn coins_and_acceptance_are_one_batch_with_the_check_last() {
+    let raw = raw_tx(3);
+    let hex_raw = hex::encode(&raw);
+    let mut stub = Stub::start(move |method, params| match method {
+        "gettxout" => txout(&format!("0.0000{}000", params[1]), 2, None),
+        "testmempoolaccept" => {
+            let raw = hex::decode(params[0][0].as_str().unwrap()).unwrap();
+            verdict(&raw, true, None)
+        }
+        _ => err(-32601, "Method not found"),
+    })
+    .await;
+    let outpoints: Vec<OutPoint> = (1..=3)
+        .map(|vout| OutPoint {
+            txid: txid(9),
+            vout,
+        })
+        .collect();
+    let answer = stub
+        .client()
+        .coins_and_acceptance(&outpoints, &raw)
+        .await
+        .expect("answer");
+    // The stub answers a batch backwards: the coins come back in the order asked all the same,
+    // and the verdict is the check's.
+    let CoinsAndAcceptance::Found { coins, acceptance } = answer else {
+        panic!("{answer:?}");
+    };
+    assert_eq!(
+        coins.iter().map(|c| c.output.value).collect::<Vec<_>>(),
+        [1000, 2000, 3000]
+    );
+    assert_eq!(acceptance, Acceptance::Allowed);
+    let seen = stub.drain();
+    assert_eq!(seen.len(), 1, "one HTTP request");
+    let calls = seen[0].body.as_array().expect("a batch");
+    let asked: Vec<(&str, &Value)> = calls
+        .iter()
+        .map(|c| (c["method"].as_str().unwrap(), &c["params"]))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            ("gettxout", &json!([txid(9).to_hex(), 1, true])),
+            ("gettxout", &json!([txid(9).to_hex(), 2, true])),
+            ("gettxout", &json!([txid(9).to_hex(), 3, true])),
+            ("testmempoolaccept", &json!([[hex_raw]])),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn coins_and_acceptance_past_a_batch_carry_the_check_on_the_last_request() {
+    let raw = raw_tx(4);
+    let mut stub = Stub::start(|method, params| match method {
+        "gettxout" => txout("0.00001000", 1, None),
+        "testmempoolaccept" => {
+            let raw = hex::decode(params[0][0].as_str().unwrap()).unwrap();
+            verdict(&raw, true, None)
+        }
+        _ => err(-32601, "Method not found"),
+    })
+    .await;
+    let outpoints: Vec<OutPoint> = (0..=MAX_INPUTS)
+        .map(|n| OutPoint {
+            txid: txid((n % 251) as u8),
+            vout: n as u32,
+        })
+        .collect();
+    let client = stub.client();
+    // The largest payment: one request, whatever its input count.
+    let answer = client
+        .coins_and_acceptance(&outpoints[..MAX_INPUTS], &raw)
+        .await
+        .expect("answer");
+    assert!(
+        matches!(answer, CoinsAndAcceptance::Found { ref coins, .. } if coins.len() == MAX_INPUTS)
+    );
+    assert_eq!(request_methods(&mut stub), [coins_then_check(MAX_INPUTS)]);
+    // One more than any payment has: split as the coins alone are, the check riding last.
+    let answer = client
+        .coins_and_acceptance(&outpoints, &raw)
+        .await
+        .expect("answer");
+    assert!(
+        matches!(answer, CoinsAndAcceptance::Found { ref coins, .. } if coins.len() == MAX_INPUTS + 1)
+    );
+    assert_eq!(
+        request_methods(&mut stub),
+        [vec!["gettxout".to_owned(); MAX_INPUTS], coins_then_check(1)]
+    );
+}
+
+#[tokio::test]
+async fn each_entry_of_the_batch_is_read_as_it_would_be_alone() {
+    // (the coin's answer, the check's answer, what the client must make of the batch); the
+    // case is told by the raw transaction's tag byte, and the stub answers batches backwards.
+    type Case = (
+        fn() -> Reply,
+        fn(&[u8]) -> Reply,
+        Result<Option<Acceptance>, &'static str>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            || txout("0.00010000", 1, None),
+            |r| verdict(r, false, Some("16: mandatory-script-verify-flag-failed (Signature must be zero for failed CHECK(MULTI)SIG operation)")),
+            Ok(Some(Acceptance::Rejected(rejected(
+                RejectKind::Invalid,
+                "mandatory-script-verify-flag-failed (Signature must be zero for failed CHECK(MULTI)SIG operation)",
+            )))),
+        ),
+        (
+            || txout("0.00010000", 1, None),
+            |r| verdict(r, false, Some("18: txn-mempool-conflict")),
+            Ok(Some(Acceptance::Rejected(rejected(RejectKind::Conflict, "txn-mempool-conflict")))),
+        ),
+        // An RPC error inside the batch that is a refusal is one.
+        (
+            || txout("0.00010000", 1, None),
+            |_| err(-26, "min relay fee not met (code 66)"),
+            Ok(Some(Acceptance::Rejected(rejected(RejectKind::Invalid, "min relay fee not met")))),
+        ),
+        (
+            || txout("0.00010000", 1, None),
+            |_| err(-22, "TX decode failed"),
+            Ok(Some(Acceptance::Rejected(rejected(RejectKind::Invalid, "TX decode failed")))),
+        ),
+        // Any other is the node's failure, named by the check.
+        (
+            || txout("0.00010000", 1, None),
+            |_| err(-28, "Loading block index..."),
+            Err("unavailable"),
+        ),
+        (
+            || txout("0.00010000", 1, None),
+            |_| err(-1, "something else"),
+            Err("protocol: testmempoolaccept failed with RPC error -1"),
+        ),
+        (
+            || txout("0.00010000", 1, None),
+            |_| ok(json!([])),
+            Err("protocol: testmempoolaccept: 0 results"),
+        ),
+        // A missing coin: the check is not read, whatever it says.
+        (|| ok(Value::Null), |_| err(-1, "something else"), Ok(None)),
+        (|| ok(Value::Null), |r| verdict(r, true, None), Ok(None)),
+        // A coin's error is the node's failure, whatever the check says.
+        (
+            || err(-1, "gettxout broke"),
+            |r| verdict(r, true, None),
+            Err("protocol: gettxout failed with RPC error -1"),
+        ),
+    ];
+    let cases = Arc::new(cases);
+    let answers = cases.clone();
+    let case_of = |raw: &[u8]| raw[5] as usize;
+    let mut stub = Stub::start(move |method, params| match method {
+        "gettxout" => answers[params[1].as_u64().unwrap() as usize].0(),
+        "testmempoolaccept" => {
+            let raw = hex::decode(params[0][0].as_str().unwrap()).unwrap();
+            answers[case_of(&raw)].1(&raw)
+        }
+        _ => err(-32601, "Method not found"),
+    })
+    .await;
+    let client = stub.client();
+    for (i, (_, _, expected)) in cases.iter().enumerate() {
+        let raw = raw_tx(i as u8);
+        // Two coins, both answered by the case; the node is asked once.
+        let outpoints = [
+            OutPoint {
+                txid: txid(1),
+                vout: i as u32,
+            },
+            OutPoint {
+                txid: txid(2),
+                vout: i as u32,
+            },
+        ];
+        let got = client.coins_and_acceptance(&outpoints, &raw).await;
+        match (expected, &got) {
+            (Ok(Some(a)), Ok(CoinsAndAcceptance::Found { coins, acceptance })) => {
+                assert_eq!(coins.len(), 2, "case {i}");
+                assert_eq!(acceptance, a, "case {i}");
+            }
+            (Ok(None), Ok(CoinsAndAcceptance::Missing)) => {}
+            (Err("unavailable"), Err(NodeError::Unavailable(_))) => {}
+            (Err(e), Err(NodeError::Protocol(m))) if m.starts_with(&e["protocol: ".len()..]) => {}
+            _ => panic!("case {i}: expected {expected:?}, got {got:?}"),
+        }
+        assert_eq!(
+            request_methods(&mut stub),
+            [coins_then_check(2)],
+            "case {i}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn coins_and_acceptance_of_a_transaction_in_the_mempool_asks_when_it_arrived() {
+    let raw = raw_tx(7);
+    let id = txid_of(&raw).to_hex();
+    let mut stub = Stub::start(move |method, params| match method {
+        "gettxout" => txout("0.00010000", 1, None),
+        "testmempoolaccept" => {
+            let raw = hex::decode(params[0][0].as_str().unwrap()).unwrap();
+            verdict(&raw, false, Some("18: txn-already-in-mempool"))
+        }
+        "getmempoolentry" if params[0] == json!(id) => Reply::Result(
+            r#"{"size":200,"time":1700000000,"fees":{"base":0.00000400,"modified":0.00000400},"depends":[],"spentby":[]}"#.into(),
+        ),
+        _ => err(-32601, "Method not found"),
+    })
+    .await;
+    let outpoint = OutPoint {
+        txid: txid(1),
+        vout: 0,
+    };
+    let answer = stub
+        .client()
+        .coins_and_acceptance(&[outpoint], &raw)
+        .await
+        .expect("answer");
+    assert!(
+        matches!(
+            answer,
+            CoinsAndAcceptance::Found {
+                acceptance: Acceptance::AlreadyKnown {
+                    first_seen_ms: Some(1_700_000_000_000)
+                },
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+    assert_eq!(
+        request_methods(&mut stub),
+        [coins_then_check(1), vec!["getmempoolentry".to_owned()]]
+    );
+}
+
+#[tokio::test]
 async fn coins_of_nothing_asks_nothing() {
     let mut stub = Stub::start(|_, _| err(-1, "must not be called")).await;
     assert_eq!(stub.client().coins(&[]).await, Ok(vec![]));
@@ -1446,23 +1741,34 @@ mod pay_flow {
     }
 
     /// A Schnorr-signed payment of `invoice` (SIGHASH_ALL|UTXOS|FORKID, as Paytaca signs)
-    /// paying `fee_per_kb`, from a coin the stub never shows (it is spent in every case).
+    /// paying `fee_per_kb`, from a coin of 50,000 sats (`txid(0x42)`, output 1) that the stub
+    /// shows or not as the test needs.
     fn payment(invoice: &Invoice, fee_per_kb: u64) -> Vec<u8> {
+        payment_from(invoice, fee_per_kb, 1)
+    }
+
+    /// [`payment`] from `inputs` coins of `txid(0x42)` (outputs 1 to `inputs`), 50,000 sats in
+    /// all.
+    fn payment_from(invoice: &Invoice, fee_per_kb: u64, inputs: u32) -> Vec<u8> {
         let secp = bitcoin::secp256k1::Secp256k1::new();
         let key = cashier::chain::wallet::random_key();
-        let coin = (
-            OutPoint {
-                txid: txid(0x42),
-                vout: 1,
-            },
-            Output {
-                value: 50_000,
-                token: None,
-                locking_bytecode: cashier::chain::sighash::p2pkh_locking_bytecode(
-                    &key.public_key(&secp),
-                ),
-            },
-        );
+        let coins: Vec<(OutPoint, Output)> = (1..=inputs)
+            .map(|vout| {
+                (
+                    OutPoint {
+                        txid: txid(0x42),
+                        vout,
+                    },
+                    Output {
+                        value: 50_000 / u64::from(inputs),
+                        token: None,
+                        locking_bytecode: cashier::chain::sighash::p2pkh_locking_bytecode(
+                            &key.public_key(&secp),
+                        ),
+                    },
+                )
+            })
+            .collect();
         let outputs = invoice
             .outputs
             .iter()
@@ -1475,7 +1781,7 @@ mod pay_flow {
         cashier::chain::wallet::build_payment_with(
             &secp,
             &key,
-            &[coin],
+            &coins,
             outputs,
             fee_per_kb,
             SignWith::Schnorr { hash_type: 0x61 },
@@ -1730,6 +2036,260 @@ mod pay_flow {
         );
         // Released: open again, no payment row, no event; nothing more was sent.
         nothing_changed(&mut stub, app.store(), &invoice, &raw).await;
+    }
+
+    /// The raw transaction of a `testmempoolaccept` or `sendrawtransaction` call.
+    fn raw_of(param: &Value) -> Vec<u8> {
+        hex::decode(param.as_str().unwrap_or("")).unwrap_or_default()
+    }
+
+    /// The events of the invoice.
+    async fn events_of(store: &Store, invoice: &Invoice) -> usize {
+        let topic = format!("invoice:{}", invoice.id);
+        store
+            .read(move |c| cashier::store::events::for_topic(c, &topic))
+            .await
+            .expect("events")
+            .len()
+    }
+
+    /// A payment asks the node two HTTP requests whatever its input count: one batch of every
+    /// coin and the acceptance check, then the broadcast.
+    #[tokio::test]
+    async fn a_payment_is_one_batch_of_coins_and_check_then_the_broadcast() {
+        for inputs in [1u32, 40] {
+            let invoice = new_invoice(cashier::units::now_ms());
+            let raw = payment_from(&invoice, RATE_PER_KB, inputs);
+            let value = format!("0.{:08}", 50_000 / inputs);
+            let mut stub = Stub::start(move |method, params| match method {
+                "getblockchaininfo" => ok(json!({"chain": "regtest"})),
+                "gettxout" if params[0] == json!(txid(0x42).to_hex()) => txout(&value, 3, None),
+                "testmempoolaccept" => verdict(&raw_of(&params[0][0]), true, None),
+                "sendrawtransaction" => ok(json!(txid_of(&raw_of(&params[0])).to_hex())),
+                _ => err(-32601, "Method not found"),
+            })
+            .await;
+            let (app, _dir) = serving(&stub, &invoice).await;
+            request_methods(&mut stub);
+            let paid = app
+                .payments()
+                .pay(invoice.id, submission(&raw))
+                .await
+                .expect("paid");
+            assert_eq!(paid.status, InvoiceStatus::Paid);
+            assert_eq!(
+                request_methods(&mut stub),
+                [
+                    coins_then_check(inputs as usize),
+                    vec!["sendrawtransaction".to_owned()]
+                ],
+                "{inputs} inputs"
+            );
+            assert_eq!(events_of(app.store(), &invoice).await, 1);
+        }
+    }
+
+    /// Every refusal of the acceptance check (anchors.md §2.1, and a bad or missing signature),
+    /// given in the batch with the coins: refused before the claim, with the refusal it always
+    /// had (verify says the same), nothing recorded or broadcast; the same payment refused
+    /// again; then an honest payment pays the invoice.
+    #[tokio::test]
+    async fn each_refusal_of_the_check_in_the_batch_comes_before_the_claim() {
+        // (what, the check's answer in the batch, the refusal the wallet gets)
+        type Case = (&'static str, fn(&[u8]) -> Reply, fn(&PayError) -> bool);
+        const CASES: [Case; 11] = [
+            (
+                "a bad signature",
+                |r| {
+                    verdict(r, false, Some("16: mandatory-script-verify-flag-failed (Signature must be zero for failed CHECK(MULTI)SIG operation)"))
+                },
+                |e| matches!(e, PayError::Rejected(m) if m.starts_with("mandatory-script-verify-flag-failed")),
+            ),
+            (
+                "an unsigned input",
+                |r| {
+                    verdict(r, false, Some("16: mandatory-script-verify-flag-failed (Operation not valid with the current stack size)"))
+                },
+                |e| matches!(e, PayError::Rejected(m) if m.starts_with("mandatory-script-verify-flag-failed")),
+            ),
+            (
+                "dust change",
+                |r| verdict(r, false, Some("64: dust")),
+                |e| matches!(e, PayError::Rejected(m) if m == "dust"),
+            ),
+            (
+                "a fee below the node's floor",
+                |r| verdict(r, false, Some("66: min relay fee not met")),
+                |e| matches!(e, PayError::Rejected(m) if m == "min relay fee not met"),
+            ),
+            (
+                "an absurd fee",
+                |r| verdict(r, false, Some("256: absurdly-high-fee")),
+                |e| matches!(e, PayError::Rejected(m) if m == "absurdly-high-fee"),
+            ),
+            (
+                "a conflict the coins did not show",
+                |r| verdict(r, false, Some("18: txn-mempool-conflict")),
+                |e| matches!(e, PayError::DoubleSpend),
+            ),
+            (
+                "a coin gone between the coins and the check",
+                |r| verdict(r, false, Some("missing-inputs")),
+                |e| matches!(e, PayError::InputsMissing),
+            ),
+            (
+                "a refusal as an RPC error inside the batch",
+                |_| {
+                    err(
+                        -26,
+                        "mandatory-script-verify-flag-failed (Invalid signature) (code 16)",
+                    )
+                },
+                |e| matches!(e, PayError::Rejected(m) if m.starts_with("mandatory-script-verify-flag-failed")),
+            ),
+            (
+                "bytes the node cannot decode",
+                |_| err(-22, "TX decode failed"),
+                |e| matches!(e, PayError::Rejected(m) if m == "TX decode failed"),
+            ),
+            (
+                "a node still starting",
+                |_| err(-28, "Loading block index..."),
+                |e| matches!(e, PayError::NodeUnavailable(NodeError::Unavailable(_))),
+            ),
+            (
+                "an error the check never gives",
+                |_| err(-1, "something else"),
+                |e| matches!(e, PayError::NodeUnavailable(NodeError::Protocol(_))),
+            ),
+        ];
+        // Which case the stub answers; past the last, it takes the transaction.
+        let case = Arc::new(AtomicUsize::new(0));
+        let answering = case.clone();
+        let mut stub = Stub::start(move |method, params| {
+            let refusal = CASES.get(answering.load(Ordering::SeqCst));
+            match (method, refusal) {
+                ("getblockchaininfo", _) => ok(json!({"chain": "regtest"})),
+                ("gettxout", _) if params[0] == json!(txid(0x42).to_hex()) => {
+                    txout("0.00050000", 3, None)
+                }
+                ("testmempoolaccept", Some((_, answer, _))) => answer(&raw_of(&params[0][0])),
+                ("testmempoolaccept", None) => verdict(&raw_of(&params[0][0]), true, None),
+                ("sendrawtransaction", _) => ok(json!(txid_of(&raw_of(&params[0])).to_hex())),
+                _ => err(-32601, "Method not found"),
+            }
+        })
+        .await;
+        let (app, _dir) = server(&stub).await;
+        let invoice = new_invoice(cashier::units::now_ms());
+        store_invoice(app.store(), &invoice).await;
+        for (n, (what, _, expected)) in CASES.iter().enumerate() {
+            case.store(n, Ordering::SeqCst);
+            let raw = payment(&invoice, RATE_PER_KB);
+            let checked = app
+                .payments()
+                .verify(invoice.id, &raw)
+                .await
+                .expect_err("verify refuses");
+            assert!(expected(&checked), "{what}: verify says {checked:?}");
+            request_methods(&mut stub);
+            for attempt in 0..2 {
+                let paid = app
+                    .payments()
+                    .pay(invoice.id, submission(&raw))
+                    .await
+                    .expect_err("pay refuses");
+                assert!(expected(&paid), "{what}, attempt {attempt}: {paid:?}");
+                // One request: the coins and the check. No broadcast, so no claim was taken
+                // (the claim is always followed by the broadcast).
+                assert_eq!(
+                    request_methods(&mut stub),
+                    [coins_then_check(1)],
+                    "{what}, attempt {attempt}"
+                );
+                nothing_changed(&mut stub, app.store(), &invoice, &raw).await;
+            }
+        }
+        // The invoice all those were posted to is paid by one the node takes.
+        case.store(CASES.len(), Ordering::SeqCst);
+        let good = payment(&invoice, RATE_PER_KB);
+        let paid = app
+            .payments()
+            .pay(invoice.id, submission(&good))
+            .await
+            .expect("paid");
+        assert_eq!(paid.status, InvoiceStatus::Paid);
+        assert_eq!(paid.payment.map(|p| p.txid), Some(txid_of(&good)));
+        assert_eq!(
+            request_methods(&mut stub),
+            [coins_then_check(1), vec!["sendrawtransaction".to_owned()]]
+        );
+        assert_eq!(events_of(app.store(), &invoice).await, 1);
+    }
+
+    /// A junk-signed payment and an honest one for the same invoice, both at the node at once:
+    /// the junk one is refused by the check before it can claim, so the honest one is never
+    /// refused because of it, in whichever order the node answers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_honest_payment_racing_a_junk_signed_one_is_never_refused_for_it() {
+        let invoice = new_invoice(cashier::units::now_ms());
+        let junk = payment(&invoice, RATE_PER_KB);
+        let honest = payment(&invoice, RATE_PER_KB);
+        let junk_hex = hex::encode(&junk);
+        let mut stub = Stub::gated(move |method, params| match method {
+            "getblockchaininfo" => ok(json!({"chain": "regtest"})),
+            "gettxout" if params[0] == json!(txid(0x42).to_hex()) => txout("0.00050000", 3, None),
+            "testmempoolaccept" if params[0][0] == json!(junk_hex) => verdict(
+                &raw_of(&params[0][0]),
+                false,
+                Some("16: mandatory-script-verify-flag-failed (Signature must be zero for failed CHECK(MULTI)SIG operation)"),
+            ),
+            "testmempoolaccept" => verdict(&raw_of(&params[0][0]), true, None),
+            "sendrawtransaction" => ok(json!(txid_of(&raw_of(&params[0])).to_hex())),
+            _ => err(-32601, "Method not found"),
+        })
+        .await;
+        // The server's start asks the chain; let it through.
+        stub.release(1);
+        let (app, _dir) = serving(&stub, &invoice).await;
+        stub.drain();
+        let payments = app.payments().clone();
+        let pay = |raw: &Vec<u8>| {
+            let (payments, raw, id) = (payments.clone(), raw.clone(), invoice.id);
+            tokio::spawn(async move { payments.pay(id, submission(&raw)).await })
+        };
+        let junk_pay = pay(&junk);
+        let honest_pay = pay(&honest);
+        // Both batches wait at the node; then it answers them, in whichever order.
+        let mut batches = Vec::new();
+        for _ in 0..2 {
+            let seen = stub.next().await;
+            let calls = seen.body.as_array().expect("a batch").clone();
+            assert_eq!(calls.last().unwrap()["method"], "testmempoolaccept");
+            batches.push(calls.last().unwrap()["params"][0][0].clone());
+        }
+        assert!(batches.contains(&json!(hex::encode(&junk))));
+        assert!(batches.contains(&json!(hex::encode(&honest))));
+        stub.release(2);
+        // The junk one is refused for its signature, never because the invoice was taken.
+        match junk_pay.await.unwrap() {
+            Err(PayError::Rejected(m)) => {
+                assert!(m.starts_with("mandatory-script-verify-flag-failed"), "{m}")
+            }
+            other => panic!("the junk payment: {other:?}"),
+        }
+        // The honest one has claimed and now broadcasts; only its own transaction is sent.
+        let seen = stub.next().await;
+        assert_eq!(
+            seen.call(),
+            ("sendrawtransaction", &json!([hex::encode(&honest)]))
+        );
+        stub.release(1);
+        let paid = honest_pay.await.unwrap().expect("the honest payment pays");
+        assert_eq!(paid.status, InvoiceStatus::Paid);
+        assert_eq!(paid.payment.map(|p| p.txid), Some(txid_of(&honest)));
+        assert!(stub.drain().is_empty(), "nothing else reached the node");
+        assert_eq!(events_of(app.store(), &invoice).await, 1);
     }
 }
 

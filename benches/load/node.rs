@@ -8,11 +8,16 @@
 //! `getdsproof`), in BCHN's shapes (`reference/anchors.md` §2.1). It keeps a UTXO set and a
 //! mempool, so a coin spent is gone and a transaction sent twice is answered as BCHN answers
 //! it, but checks no signature: the injected latency stands for the node's own work. Each
-//! HTTP request (a batch is one) is answered no sooner than its method's latency after it was
-//! read; `std::thread::sleep` is used because tokio's timer rounds up to whole milliseconds.
+//! HTTP request is answered no sooner than its method's latency after it was read; a batch is
+//! one request, answered after the longest latency of the methods it holds (one round trip: the
+//! latency stands mostly for the trip, and the node's work on a few more read-only calls is
+//! small beside it). `std::thread::sleep` is used because tokio's timer rounds up to whole
+//! milliseconds.
 //!
-//! The stub counts requests and calls by method, so the node calls a payment costs are read
-//! from the node's side and the server's pay path carries no counter.
+//! The stub counts HTTP requests by their shape (a single call by its method; a batch by the
+//! methods it holds, in order and without repeats, e.g. `gettxout+testmempoolaccept`) and the
+//! calls inside them, so the node requests a payment costs are read from the node's side and
+//! the server's pay path carries no counter.
 //!
 //! The server runs with `--chain-poll-every 600` and `--reconcile-every 3600`: the watcher
 //! makes its first pass at start and none during the measurement, which the counts show (any
@@ -69,7 +74,7 @@ struct Chain {
     mempool: HashMap<Txid, MempoolTx>,
 }
 
-/// Requests (a batch counts once) and calls (each call of a batch) by method.
+/// Requests (a batch counts once) and calls (each call of a batch), by the request's shape.
 #[derive(Clone, Copy, Default, Debug)]
 pub struct Count {
     pub requests: u64,
@@ -179,9 +184,9 @@ fn serve(stream: TcpStream, state: &State) {
             return;
         }
         let read_at = Instant::now();
-        let (status, answer, method) = state.answer(&body);
+        let (status, answer, latency) = state.answer(&body);
         // The stub's own work counts inside the latency, as a node's would.
-        if let Some(rest) = state.latency.of(&method).checked_sub(read_at.elapsed()) {
+        if let Some(rest) = latency.checked_sub(read_at.elapsed()) {
             std::thread::sleep(rest);
         }
         let reason = match status {
@@ -207,29 +212,36 @@ type Outcome = Result<String, (i64, String)>;
 const METHOD_NOT_FOUND: i64 = -32601;
 
 impl State {
-    /// The HTTP status, the body and the method (a batch's first) of the answer to `body`.
-    fn answer(&self, body: &[u8]) -> (u16, String, String) {
+    /// The HTTP status, the body and the latency of the answer to `body`.
+    fn answer(&self, body: &[u8]) -> (u16, String, Duration) {
         let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         match &request {
             Value::Array(calls) => {
-                let method = calls
-                    .first()
-                    .and_then(|c| c["method"].as_str())
-                    .unwrap_or("")
-                    .to_owned();
-                self.count(&method, calls.len() as u64);
+                let mut methods: Vec<&str> = Vec::new();
+                for c in calls {
+                    let m = c["method"].as_str().unwrap_or("");
+                    if !methods.contains(&m) {
+                        methods.push(m);
+                    }
+                }
+                self.count(&methods.join("+"), calls.len() as u64);
+                let latency = methods
+                    .iter()
+                    .map(|m| self.latency.of(m))
+                    .max()
+                    .unwrap_or(self.latency.other);
                 let replies: Vec<String> = calls
                     .iter()
                     .map(|c| envelope(self.call(c), &c["id"]).1)
                     .collect();
                 // BCHN answers a batch with 200 and each call's error inside it.
-                (200, format!("[{}]", replies.join(",")), method)
+                (200, format!("[{}]", replies.join(",")), latency)
             }
             call => {
-                let method = call["method"].as_str().unwrap_or("").to_owned();
-                self.count(&method, 1);
+                let method = call["method"].as_str().unwrap_or("");
+                self.count(method, 1);
                 let (status, text) = envelope(self.call(call), &call["id"]);
-                (status, text, method)
+                (status, text, self.latency.of(method))
             }
         }
     }
@@ -575,10 +587,10 @@ pub fn b3n(o: &Options, runtime: &tokio::runtime::Runtime, db: &str, figures: &m
                 let s = send.report("B3n", &format!("stub sendraw, {what}"), db);
                 let ratio = p["p50_ms"].as_f64().unwrap_or(f64::NAN)
                     / s["p50_ms"].as_f64().unwrap_or(f64::NAN);
-                let calls: Vec<String> = per_payment
+                let per = |n: u64| n as f64 / paid.max(1) as f64;
+                let shapes: Vec<String> = per_payment
                     .iter()
                     .map(|(m, c)| {
-                        let per = |n: u64| n as f64 / paid.max(1) as f64;
                         if c.calls == c.requests {
                             format!("{m} {:.2}", per(c.requests))
                         } else {
@@ -586,9 +598,11 @@ pub fn b3n(o: &Options, runtime: &tokio::runtime::Runtime, db: &str, figures: &m
                         }
                     })
                     .collect();
+                let requests: u64 = per_payment.values().map(|c| c.requests).sum();
                 println!(
-                    "B3n {what:<10} {db:<8} pay p50 / sendrawtransaction p50 = {ratio:.2}   node requests per payment: {}",
-                    calls.join(", ")
+                    "B3n {what:<10} {db:<8} pay p50 / sendrawtransaction p50 = {ratio:.2}   node requests per payment: {:.2} ({})",
+                    per(requests),
+                    shapes.join(", ")
                 );
                 let counts: Value = per_payment
                     .iter()
@@ -605,6 +619,7 @@ pub fn b3n(o: &Options, runtime: &tokio::runtime::Runtime, db: &str, figures: &m
                 figures.push(s);
                 figures.push(json!({"id": "B3n", "what": "ratio", "db": db, "inputs": inputs,
                     "concurrency": concurrency, "pay_p50_over_sendraw_p50": ratio,
+                    "node_requests_per_payment": per(requests),
                     "node_per_payment": counts,
                     "latency_ms": {"gettxout": ms(l.gettxout), "sendrawtransaction": ms(l.send), "other": ms(l.other)}}));
             }

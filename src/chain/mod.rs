@@ -16,7 +16,9 @@ pub mod watch;
 
 pub use address::{Address, AddressError, LockKind, Network};
 pub use token::{Nft, NftCapability, TokenData, TokenError, MAX_COMMITMENT_LEN, MAX_FT_AMOUNT};
-pub use tx::{txid_of, Input, OutPoint, Output, Tx, TxError, Txid, MAX_TX_SIZE, MIN_TX_SIZE};
+pub use tx::{
+    txid_of, Input, OutPoint, Output, Tx, TxError, Txid, MAX_INPUTS, MAX_TX_SIZE, MIN_TX_SIZE,
+};
 
 /// Largest amount of satoshis that can exist (21 million BCH).
 pub const MAX_MONEY_SATS: u64 = 2_100_000_000_000_000;

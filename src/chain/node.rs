@@ -1,6 +1,6 @@
 //! What paying needs from a BCH node, and the answers it gives, in BCHN's terms
-//! (`reference/anchors.md` §2.1): the coins a transaction spends, the node's acceptance check,
-//! broadcast, and a transaction's status.
+//! (`reference/anchors.md` §2.1): the coins a transaction spends, the node's acceptance check
+//! (alone, or asked with the coins in one round trip), broadcast, and a transaction's status.
 
 use std::future::Future;
 
@@ -46,6 +46,20 @@ pub enum Acceptance {
         first_seen_ms: Option<i64>,
     },
     Rejected(Rejection),
+}
+
+/// The coins a transaction spends and the node's acceptance check of it, asked together
+/// ([`Node::coins_and_acceptance`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoinsAndAcceptance {
+    /// Every coin is there, in the order asked, and this is what the acceptance check says.
+    Found {
+        coins: Vec<Coin>,
+        acceptance: Acceptance,
+    },
+    /// A coin is unknown or spent. The acceptance check is not given: the caller asks the
+    /// node why a coin is gone (`tx_status`, then `test_accept`), as it would have without it.
+    Missing,
 }
 
 /// The answer to `sendrawtransaction`.
@@ -114,6 +128,15 @@ pub trait Node: Send + Sync {
     /// The node's own acceptance check (`testmempoolaccept`).
     fn test_accept(&self, raw: &[u8])
         -> impl Future<Output = Result<Acceptance, NodeError>> + Send;
+    /// [`Node::coins`] of `outpoints` (the inputs of `raw`, in order) and [`Node::test_accept`]
+    /// of `raw`, in one round trip to the node: what paying asks before it claims an invoice.
+    /// Both are read-only, so asking the acceptance check before the coins are judged costs
+    /// nothing but the node's work on a transaction the caller may refuse anyway.
+    fn coins_and_acceptance(
+        &self,
+        outpoints: &[OutPoint],
+        raw: &[u8],
+    ) -> impl Future<Output = Result<CoinsAndAcceptance, NodeError>> + Send;
     /// `sendrawtransaction`.
     fn broadcast(&self, raw: &[u8]) -> impl Future<Output = Result<Broadcast, NodeError>> + Send;
     /// What the node knows of a transaction.
@@ -129,6 +152,13 @@ macro_rules! node_by_inherent_methods {
             }
             async fn test_accept(&self, raw: &[u8]) -> Result<Acceptance, NodeError> {
                 <$type>::test_accept(self, raw).await
+            }
+            async fn coins_and_acceptance(
+                &self,
+                outpoints: &[OutPoint],
+                raw: &[u8],
+            ) -> Result<CoinsAndAcceptance, NodeError> {
+                <$type>::coins_and_acceptance(self, outpoints, raw).await
             }
             async fn broadcast(&self, raw: &[u8]) -> Result<Broadcast, NodeError> {
                 <$type>::broadcast(self, raw).await

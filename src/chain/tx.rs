@@ -11,6 +11,12 @@ use super::{TokenData, TokenError};
 pub const MAX_TX_SIZE: usize = 100_000;
 /// The smallest transaction consensus allows since Upgrade 9.
 pub const MIN_TX_SIZE: usize = 65;
+/// The fewest bytes an input takes: its 36-byte outpoint, the one-byte length of an empty
+/// unlocking bytecode and its 4-byte sequence.
+pub const MIN_INPUT_SIZE: usize = 41;
+/// The most inputs a payment can have: no more than this many fit in [`MAX_TX_SIZE`] bytes
+/// (2,439), so every input of a payment `Tx::parse` accepts can be looked up in one request.
+pub const MAX_INPUTS: usize = MAX_TX_SIZE / MIN_INPUT_SIZE;
 
 /// A transaction id in display order (as explorers, wallets and RPC write it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -347,5 +353,33 @@ mod tests {
         for cut in 0..a.len() {
             assert!(Tx::decode_prefix(&a[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn no_payment_has_more_than_max_inputs() {
+        // The smallest inputs there are (empty unlocking bytecode), one more than the bound,
+        // and the smallest output: too large to be a payment.
+        let mut smallest = tx(1);
+        smallest.outputs[0].locking_bytecode.clear();
+        let input = Input {
+            script_sig: Vec::new(),
+            ..smallest.inputs[0].clone()
+        };
+        smallest.inputs = (0..=MAX_INPUTS)
+            .map(|n| Input {
+                prevout: OutPoint {
+                    txid: Txid([1; 32]),
+                    vout: n as u32,
+                },
+                ..input.clone()
+            })
+            .collect();
+        let raw = smallest.serialize();
+        assert_eq!(
+            raw.len(),
+            (MAX_INPUTS + 1) * MIN_INPUT_SIZE + 4 + 3 + 1 + 9 + 4,
+            "each input is the smallest"
+        );
+        assert!(matches!(Tx::parse(&raw), Err(TxError::TooLarge(_))));
     }
 }

@@ -11,7 +11,9 @@ use crate::chain::dev::{
     check_alone, check_with_coins, conflict_tx, faucet_tx, fee_and_size, spent_outputs,
     stored_output, whole_second, Checked, FaucetCoin, StoredCoin, Verifier, GENESIS,
 };
-use crate::chain::node::{Acceptance, Broadcast, Coin, NodeError, RejectKind, Rejection, TxStatus};
+use crate::chain::node::{
+    Acceptance, Broadcast, Coin, CoinsAndAcceptance, NodeError, RejectKind, Rejection, TxStatus,
+};
 use crate::chain::watch::{Block, BlockHash, ChainTx, DsProof, Header, Notice};
 use crate::chain::{txid_of, Address, OutPoint, TokenData, Tx, Txid};
 use crate::store::dev_chain::{self, CoinRow};
@@ -84,6 +86,17 @@ fn unavailable(e: StoreError) -> NodeError {
     NodeError::Unavailable(format!("dev chain storage: {e}"))
 }
 
+/// A stored coin as `gettxout` answers it at `tip`: `None` when it is missing or spent.
+fn unspent(row: Option<CoinRow>, tip: i64) -> Option<Coin> {
+    let row = row.filter(|r| r.spent_by.is_none())?;
+    let output = stored_output(row.value, &row.script)?;
+    let confirmations = row.height.map_or(0, |h| (tip - h + 1).max(0) as u32);
+    Some(Coin {
+        output,
+        confirmations,
+    })
+}
+
 fn stored(row: CoinRow) -> StoredCoin {
     StoredCoin {
         value: row.value,
@@ -127,18 +140,66 @@ impl DevChain {
             .read(move |c| Ok((dev_chain::coins(c, &wanted)?, dev_chain::tip(c)?)))
             .await
             .map_err(unavailable)?;
-        Ok(rows
+        Ok(rows.into_iter().map(|row| unspent(row, tip)).collect())
+    }
+
+    /// [`DevChain::coins`] and [`DevChain::test_accept`] with one read of the store: the coins
+    /// the acceptance check needs are the ones asked for, so they are looked up once. When a
+    /// coin is missing the check is not made (the caller asks why on its own).
+    pub async fn coins_and_acceptance(
+        &self,
+        outpoints: &[OutPoint],
+        raw: &[u8],
+    ) -> Result<CoinsAndAcceptance, NodeError> {
+        let alone = check_alone(raw);
+        let own_inputs = alone.as_ref().is_ok_and(|tx| {
+            tx.inputs.len() == outpoints.len()
+                && tx
+                    .inputs
+                    .iter()
+                    .zip(outpoints)
+                    .all(|(i, o)| i.prevout == *o)
+        });
+        if alone.is_ok() && !own_inputs {
+            // Not this transaction's inputs: the two questions are asked apart.
+            return Ok(match self.coins(outpoints).await?.into_iter().collect() {
+                Some(coins) => CoinsAndAcceptance::Found {
+                    coins,
+                    acceptance: self.test_accept(raw).await?,
+                },
+                None => CoinsAndAcceptance::Missing,
+            });
+        }
+        let wanted = outpoints.to_vec();
+        let (rows, tip) = self
+            .store
+            .read(move |c| Ok((dev_chain::coins(c, &wanted)?, dev_chain::tip(c)?)))
+            .await
+            .map_err(unavailable)?;
+        // Every input of a transaction the chain holds (mempool or block) is marked spent by
+        // it, so with every coin unspent the chain does not hold this one: no `Known` here,
+        // and no conflict to tell from a missing input. (A coin whose stored bytes are not an
+        // output reads as missing, as in `coins`.)
+        let Some(coins) = rows
             .into_iter()
-            .map(|row| {
-                let row = row.filter(|r| r.spent_by.is_none())?;
-                let output = stored_output(row.value, &row.script)?;
-                let confirmations = row.height.map_or(0, |h| (tip - h + 1).max(0) as u32);
-                Some(Coin {
-                    output,
-                    confirmations,
-                })
-            })
-            .collect())
+            .map(|row| unspent(row, tip))
+            .collect::<Option<Vec<_>>>()
+        else {
+            return Ok(CoinsAndAcceptance::Missing);
+        };
+        let acceptance = match alone {
+            Err(r) => Acceptance::Rejected(r),
+            Ok(tx) => {
+                let spent: Vec<_> = coins.iter().map(|c| c.output.clone()).collect();
+                let judged = check_with_coins(&tx, raw.len(), &spent)
+                    .and_then(|()| self.verifier.verify(txid_of(raw), &tx, &spent));
+                match judged {
+                    Ok(()) => Acceptance::Allowed,
+                    Err(r) => Acceptance::Rejected(r),
+                }
+            }
+        };
+        Ok(CoinsAndAcceptance::Found { coins, acceptance })
     }
 
     pub async fn test_accept(&self, raw: &[u8]) -> Result<Acceptance, NodeError> {

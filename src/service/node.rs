@@ -2,7 +2,9 @@
 //! set is ours), so calls stay static and need no boxing.
 
 use crate::chain::bchn::BchnClient;
-use crate::chain::node::{Acceptance, Broadcast, Coin, Node, NodeError, TxStatus};
+use crate::chain::node::{
+    Acceptance, Broadcast, Coin, CoinsAndAcceptance, Node, NodeError, TxStatus,
+};
 use crate::chain::watch::{Block, BlockHash, ChainSource, ChainTx, DsProof, Header};
 use crate::chain::{OutPoint, Txid};
 
@@ -26,6 +28,17 @@ impl Node for NodeClient {
         match self {
             NodeClient::Dev(d) => d.test_accept(raw).await,
             NodeClient::Bchn(b) => b.test_accept(raw).await,
+        }
+    }
+
+    async fn coins_and_acceptance(
+        &self,
+        outpoints: &[OutPoint],
+        raw: &[u8],
+    ) -> Result<CoinsAndAcceptance, NodeError> {
+        match self {
+            NodeClient::Dev(d) => d.coins_and_acceptance(outpoints, raw).await,
+            NodeClient::Bchn(b) => b.coins_and_acceptance(outpoints, raw).await,
         }
     }
 

@@ -2,19 +2,21 @@
 //!
 //! Cheap checks first, with no I/O; then the idempotency and replay checks against what is
 //! recorded; then the invoice's state, the outputs, the coins and fee, and the node's own
-//! acceptance check; then the claim (open → paying, payment recorded) before anything is
+//! acceptance check (the coins and the check asked in one round trip); then the claim (open → paying, payment recorded) before anything is
 //! broadcast, so a second payer loses before its coins move; then broadcast and the paid
 //! commit with its event. An ambiguous broadcast keeps the claim: the reconciler settles it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::chain::node::{Acceptance, Broadcast, Node, NodeError, RejectKind, Rejection, TxStatus};
+use crate::chain::node::{
+    Acceptance, Broadcast, Coin, CoinsAndAcceptance, Node, NodeError, RejectKind, Rejection,
+    TxStatus,
+};
 use crate::chain::{txid_of, Network, Tx, Txid};
 use crate::jpp::pay::{
-    check_memo, check_refunds, coin_lookups, fee_meets_rate, judge_already_in_mempool,
-    match_outputs, node_down, rejected, seen_since, PayError, Submission,
-    SMALLEST_P2PKH_UNLOCK_BYTES,
+    check_memo, check_refunds, fee_meets_rate, judge_already_in_mempool, match_outputs, node_down,
+    rejected, seen_since, PayError, Submission, SMALLEST_P2PKH_UNLOCK_BYTES,
 };
 use crate::jpp::{Invoice, InvoiceId, InvoiceStatus, InvoiceView};
 use crate::notify::{self, Event};
@@ -219,10 +221,14 @@ impl Payments {
     }
 
     /// Steps 5 of the flow: the coins, the fee, and the node's own check (`ask_node`, for signed
-    /// transactions). When a coin is gone, the node tells why: the transaction is in its
-    /// mempool already (the wallet broadcast it itself; judged by when the node first saw it
-    /// and by the fee the node says it pays), or another transaction spent the coin (a double
-    /// spend), or the coin does not exist.
+    /// transactions). The coins and the node's check are one question to the node (for BCHN one
+    /// batch request, `[gettxout…, testmempoolaccept]`), judged in this order: a missing coin
+    /// first, then the invoice's fee rate, then the node's verdict (scripts and signatures,
+    /// fee floor, dust, conflicts). So the signatures are checked before the claim, at the cost
+    /// of one round trip for both. When a coin is gone, the node tells why: the transaction is
+    /// in its mempool already (the wallet broadcast it itself; judged by when the node first saw
+    /// it and by the fee the node says it pays), or another transaction spent the coin (a
+    /// double spend), or the coin does not exist.
     async fn inputs_fee_and_node(
         &self,
         tx: &Tx,
@@ -232,14 +238,34 @@ impl Payments {
         invoice: &Invoice,
         ask_node: bool,
     ) -> Result<(), PayError> {
-        match self.check_coins_and_fee(tx, invoice, size).await {
-            Ok(()) if ask_node => self.node_accepts(raw, invoice).await,
-            Ok(()) => Ok(()),
-            Err(PayError::InputsMissing) => {
+        let outpoints: Vec<_> = tx.inputs.iter().map(|i| i.prevout).collect();
+        // Every coin in one request (BCHN's batch holds the largest payment's inputs). Asking
+        // the first coin alone first would spare the node a transaction of made-up coins only
+        // while the first is made up too; with one real coin first, the rest are looked up
+        // anyway. So it cost honest payments of many inputs a round trip and bounded nothing.
+        let found = if ask_node {
+            self.node.coins_and_acceptance(&outpoints, raw).await
+        } else {
+            // An unsigned draft: the node would refuse its scripts, so only its coins are asked.
+            self.node.coins(&outpoints).await.map(|coins| {
+                match coins.into_iter().collect::<Option<Vec<_>>>() {
+                    Some(coins) => CoinsAndAcceptance::Found {
+                        coins,
+                        acceptance: Acceptance::Allowed,
+                    },
+                    None => CoinsAndAcceptance::Missing,
+                }
+            })
+        };
+        match found.map_err(node_down)? {
+            CoinsAndAcceptance::Found { coins, acceptance } => {
+                fee_meets_invoice(tx, &coins, invoice, size)?;
+                node_accepts(acceptance, invoice)
+            }
+            CoinsAndAcceptance::Missing => {
                 let status = self.node.tx_status(txid).await.map_err(node_down)?;
                 self.already_with_the_node(status, raw, invoice).await
             }
-            Err(e) => Err(e),
         }
     }
 
@@ -274,45 +300,6 @@ impl Payments {
             }) => PayError::DoubleSpend,
             _ => PayError::InputsMissing,
         })
-    }
-
-    /// Every input's coin must exist unspent; the fee must meet the invoice's rate.
-    async fn check_coins_and_fee(
-        &self,
-        tx: &Tx,
-        invoice: &Invoice,
-        size: usize,
-    ) -> Result<(), PayError> {
-        let outpoints: Vec<_> = tx.inputs.iter().map(|i| i.prevout).collect();
-        let mut total_in = 0u64;
-        // In steps, stopping at the first missing coin: a transaction of made-up inputs costs
-        // the node one lookup, not one per input.
-        for step in coin_lookups(&outpoints) {
-            for coin in self.node.coins(step).await.map_err(node_down)? {
-                let coin = coin.ok_or(PayError::InputsMissing)?;
-                total_in = total_in.saturating_add(coin.output.value);
-            }
-        }
-        let total_out: u64 = tx.outputs.iter().map(|o| o.value).sum();
-        let fee = total_in.checked_sub(total_out).ok_or_else(|| {
-            PayError::Rejected(
-                "bad-txns-in-belowout (the outputs spend more than the inputs hold)".into(),
-            )
-        })?;
-        fee_meets_rate(fee, size as u64, invoice.fee_per_kb)
-    }
-
-    /// The node's own acceptance check. A transaction the node already has is a replay, unless
-    /// it reached the network after the invoice was created (the wallet broadcast it itself).
-    async fn node_accepts(&self, raw: &[u8], invoice: &Invoice) -> Result<(), PayError> {
-        match self.node.test_accept(raw).await.map_err(node_down)? {
-            Acceptance::Allowed => Ok(()),
-            Acceptance::AlreadyKnown {
-                first_seen_ms: Some(seen),
-            } if seen_since(seen, invoice.created_ms) => Ok(()),
-            Acceptance::AlreadyKnown { .. } => Err(PayError::Replay),
-            Acceptance::Rejected(r) => Err(rejected(r)),
-        }
     }
 
     /// Marks the payment broadcast and the invoice paid, with `payment_received`, in one
@@ -356,5 +343,37 @@ impl Payments {
         if map.get(&txid).is_some_and(|g| Arc::strong_count(g) == 1) {
             map.remove(&txid);
         }
+    }
+}
+
+/// The fee the coins leave must meet the invoice's rate at `size` bytes.
+fn fee_meets_invoice(
+    tx: &Tx,
+    coins: &[Coin],
+    invoice: &Invoice,
+    size: usize,
+) -> Result<(), PayError> {
+    let total_in = coins
+        .iter()
+        .fold(0u64, |sum, c| sum.saturating_add(c.output.value));
+    let total_out: u64 = tx.outputs.iter().map(|o| o.value).sum();
+    let fee = total_in.checked_sub(total_out).ok_or_else(|| {
+        PayError::Rejected(
+            "bad-txns-in-belowout (the outputs spend more than the inputs hold)".into(),
+        )
+    })?;
+    fee_meets_rate(fee, size as u64, invoice.fee_per_kb)
+}
+
+/// The node's own acceptance check. A transaction the node already has is a replay, unless it
+/// reached the network after the invoice was created (the wallet broadcast it itself).
+fn node_accepts(acceptance: Acceptance, invoice: &Invoice) -> Result<(), PayError> {
+    match acceptance {
+        Acceptance::Allowed => Ok(()),
+        Acceptance::AlreadyKnown {
+            first_seen_ms: Some(seen),
+        } if seen_since(seen, invoice.created_ms) => Ok(()),
+        Acceptance::AlreadyKnown { .. } => Err(PayError::Replay),
+        Acceptance::Rejected(r) => Err(rejected(r)),
     }
 }

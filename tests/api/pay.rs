@@ -27,6 +27,8 @@ on_both_backends!(
     a_transaction_broadcast_twice_at_once_is_accepted_both_times,
     payments_racing_the_reconciler_are_each_paid_once,
     a_periodic_reconcile_leaves_a_claim_younger_than_its_cutoff_alone,
+    junk_signed_payments_racing_an_honest_one_never_take_the_invoice,
+    the_dev_chains_coins_and_check_answer_as_the_two_questions_do,
 );
 
 mod node_down {
@@ -260,6 +262,153 @@ async fn fifty_different_payments_at_once_only_one_wins_and_only_it_is_broadcast
         answers[winners[0]].1["payment"]["txid"],
         txid_of(&txs[winners[0]]).to_hex()
     );
+}
+
+/// Junk-signed payments racing an honest one for the same invoice: the node's check (asked with
+/// the coins, before the claim) refuses each before it can claim the invoice, so the honest one
+/// pays whatever the order, and only it reaches the broadcast and the node.
+async fn junk_signed_payments_racing_an_honest_one_never_take_the_invoice(app: TestApp) {
+    let invoice = create(
+        &app,
+        json!({"outputs": [{"address": ADDR, "amount": 5000}]}),
+    )
+    .await;
+    let id = id_of(&invoice);
+    let (_, honest) = funded_payment(&app, &invoice).await;
+    let mut junk = Vec::new();
+    for _ in 0..20 {
+        let (_, raw) = funded_payment(&app, &invoice).await;
+        let mut tx = cashier::chain::Tx::decode(&raw).unwrap();
+        tx.inputs[0].script_sig[10] ^= 0x01;
+        junk.push(tx.serialize());
+    }
+    // The honest payment in the middle of the junk.
+    let mut txs = junk.clone();
+    txs.insert(10, honest.clone());
+    let answers = join_all(txs.iter().map(|raw| app.post_tx(&id, "pay", raw))).await;
+    for (raw, (status, body)) in txs.iter().zip(&answers) {
+        if *raw == honest {
+            assert_eq!(*status, 200, "the honest payment: {body}");
+            assert_eq!(body["payment"]["txid"], txid_of(&honest).to_hex());
+        } else {
+            // Refused for its signature; or, once the honest one holds the invoice, for that.
+            assert_eq!(*status, 400, "{body}");
+            assert!(
+                body["code"] == "rejected_by_network" || body["code"] == "invoice_not_accepting",
+                "{body}"
+            );
+            if body["code"] == "rejected_by_network" {
+                assert!(
+                    body["detail"]
+                        .as_str()
+                        .unwrap()
+                        .contains("mandatory-script-verify-flag-failed"),
+                    "{body}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        dev_broadcasts(&app),
+        1,
+        "only the honest payment was broadcast"
+    );
+    for raw in &junk {
+        assert!(matches!(
+            app.payments.node().tx_status(txid_of(raw)).await.unwrap(),
+            cashier::chain::node::TxStatus::Unknown
+        ));
+        assert!(app.payment_of(raw).await.is_none());
+    }
+    let events = app.events(&format!("invoice:{id}")).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event: Value = serde_json::from_str(&events[0].2).unwrap();
+    assert_eq!(event["txid"], txid_of(&honest).to_hex());
+}
+
+/// The dev chain's one read for the coins and the check answers what `coins` and `test_accept`
+/// answer apart: every coin and the verdict (allowed, or the signature or dust refusal), or
+/// `Missing` as soon as a coin is unknown or spent.
+async fn the_dev_chains_coins_and_check_answer_as_the_two_questions_do(app: TestApp) {
+    use cashier::chain::node::{Acceptance, CoinsAndAcceptance};
+    let invoice = create(
+        &app,
+        json!({"outputs": [{"address": ADDR, "amount": 5000}]}),
+    )
+    .await;
+    let wallet = TestWallet::new();
+    let a = wallet.fund(&app, 20_000, None).await;
+    let b = wallet.fund(&app, 30_000, None).await;
+    let unknown = (
+        OutPoint {
+            txid: Txid([7; 32]),
+            vout: 0,
+        },
+        a.1.clone(),
+    );
+    let good = wallet.pay(&[a.clone(), b.clone()], invoice_outputs(&invoice));
+    let mut bad = cashier::chain::Tx::decode(&good).unwrap();
+    bad.inputs[1].script_sig[10] ^= 0x01;
+    let bad = bad.serialize();
+    let dust = wallet.pay(
+        &[a.clone(), b.clone()],
+        [
+            invoice_outputs(&invoice),
+            vec![Output {
+                value: 100,
+                ..invoice_outputs(&invoice)[0].clone()
+            }],
+        ]
+        .concat(),
+    );
+    let missing = wallet.pay(&[a.clone(), unknown], invoice_outputs(&invoice));
+    let node = app.payments.node();
+    let outpoints = |raw: &[u8]| -> Vec<OutPoint> {
+        cashier::chain::Tx::decode(raw)
+            .unwrap()
+            .inputs
+            .iter()
+            .map(|i| i.prevout)
+            .collect()
+    };
+    for (name, raw) in [
+        ("good", &good),
+        ("bad", &bad),
+        ("dust", &dust),
+        ("missing", &missing),
+    ] {
+        let both = node
+            .coins_and_acceptance(&outpoints(raw), raw)
+            .await
+            .unwrap();
+        let coins = node.coins(&outpoints(raw)).await.unwrap();
+        let alone = node.test_accept(raw).await.unwrap();
+        match both {
+            CoinsAndAcceptance::Found {
+                coins: found,
+                acceptance,
+            } => {
+                assert_eq!(Some(found), coins.into_iter().collect(), "{name}");
+                assert_eq!(acceptance, alone, "{name}");
+                assert_eq!(name == "good", acceptance == Acceptance::Allowed, "{name}");
+            }
+            CoinsAndAcceptance::Missing => {
+                assert_eq!(name, "missing");
+                assert!(coins.iter().any(Option::is_none));
+            }
+        }
+    }
+    // Once the good one is in the mempool, its coins are spent: missing for every spender.
+    let (status, body) = app.post_tx(&id_of(&invoice), "pay", &good).await;
+    assert_eq!(status, 200, "{body}");
+    for raw in [&good, &bad] {
+        assert_eq!(
+            node.coins_and_acceptance(&outpoints(raw), raw)
+                .await
+                .unwrap(),
+            CoinsAndAcceptance::Missing
+        );
+    }
 }
 
 async fn a_transaction_that_paid_one_invoice_cannot_pay_another(app: TestApp) {
@@ -549,6 +698,14 @@ async fn refused_payments_say_why_and_change_nothing(app: TestApp) {
         assert_eq!(body["non_field_errors"][0], detail, "{name}");
         let recorded = app.payment_of(&raw).await;
         assert!(recorded.is_none(), "{name} recorded a payment");
+        // Refused before the claim, so before the broadcast: the node holds none of them.
+        assert!(
+            matches!(
+                app.payments.node().tx_status(txid_of(&raw)).await.unwrap(),
+                cashier::chain::node::TxStatus::Unknown
+            ),
+            "{name} reached the node"
+        );
     }
     // Not hex at all.
     let r = app

@@ -34,8 +34,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::node::{network_of_chain, Acceptance, Broadcast, Coin, NodeError, Rejection, TxStatus};
-use super::{txid_of, Network, OutPoint, Txid};
+use super::node::{
+    network_of_chain, Acceptance, Broadcast, Coin, CoinsAndAcceptance, NodeError, Rejection,
+    TxStatus,
+};
+use super::{txid_of, Network, OutPoint, Txid, MAX_INPUTS};
 use crate::outbound::Outbound;
 use answers::{node_reason, reject_kind, rejection, EntryReply, MempoolEntry, TxOutReply};
 use rpc::{decode, expect_ok, unexpected, RPC_INVALID_ADDRESS_OR_KEY, RPC_VERIFY_ALREADY_IN_CHAIN};
@@ -48,9 +51,12 @@ pub use zmq::ZmqHints;
 /// depth exceeded" instead of queueing them.
 pub const DEFAULT_MAX_CONCURRENT: usize = 16;
 
-/// Outpoints asked about in one batch request, so one huge transaction makes a few bounded
-/// requests rather than one unbounded one.
-const MAX_BATCH: usize = 500;
+/// Outpoints asked about in one batch request: every input of the largest payment
+/// ([`MAX_INPUTS`]), so a payment's coins are one request, one round trip and one slot of the
+/// node's work queue, whatever its size. The bound stays for longer lists (no payment has
+/// one), so no request grows past about 300 kB asked and 1 MB answered (BCHN takes bodies of
+/// up to 32 MB).
+const MAX_BATCH: usize = MAX_INPUTS;
 
 /// A BCHN node reached over JSON-RPC. Cheap to clone: clones share the connection pool and
 /// the bound on concurrent calls.
@@ -112,86 +118,95 @@ impl BchnClient {
     /// The unspent coin behind each outpoint, mempool included (`gettxout <txid> <n> true`),
     /// in the order asked; `None` when it is unknown or spent.
     pub async fn coins(&self, outpoints: &[OutPoint]) -> Result<Vec<Option<Coin>>, NodeError> {
-        const METHOD: &str = "gettxout";
         let mut coins = Vec::with_capacity(outpoints.len());
-        // One batch request per chunk rather than one request per outpoint: one round trip
-        // and one slot of the node's work queue, however many inputs a payment has.
+        // One batch request per chunk rather than one request per outpoint; a payment's
+        // outpoints fit in one chunk.
         for chunk in outpoints.chunks(MAX_BATCH) {
-            // BCHN reads `n` as a signed 32-bit int and errors above that; no transaction
-            // has 2^31 outputs, so such a coin cannot exist and the node need not be asked.
-            let asked: Vec<&OutPoint> = chunk
-                .iter()
-                .filter(|op| i32::try_from(op.vout).is_ok())
-                .collect();
-            let calls = asked
-                .iter()
-                .map(|op| (METHOD, json!([op.txid.to_hex(), op.vout, true])))
-                .collect::<Vec<_>>();
-            let mut replies = if calls.is_empty() {
+            let calls = coin_calls(chunk);
+            let replies = if calls.is_empty() {
                 Vec::new()
             } else {
                 self.batch(calls).await?
-            }
-            .into_iter();
-            for op in chunk {
-                if i32::try_from(op.vout).is_err() {
-                    coins.push(None);
-                    continue;
-                }
-                let reply = replies.next().ok_or_else(|| {
-                    NodeError::Protocol(format!("{METHOD}: fewer replies than calls"))
-                })?;
-                let txout: Option<TxOutReply> = decode(METHOD, expect_ok(METHOD, reply)?)?;
-                coins.push(txout.map(|t| t.into_coin(op)).transpose()?);
-            }
+            };
+            read_coins(chunk, replies.into_iter(), &mut coins)?;
         }
         Ok(coins)
     }
 
     /// Would the node accept this transaction into its mempool (`testmempoolaccept`)?
     pub async fn test_accept(&self, raw: &[u8]) -> Result<Acceptance, NodeError> {
-        #[derive(Deserialize)]
-        struct Verdict {
-            allowed: bool,
-            #[serde(rename = "reject-reason", default)]
-            reject_reason: Option<String>,
+        let reply = self.call(TEST_ACCEPT, test_accept_params(raw)).await?;
+        self.acceptance(raw, verdict(reply)?).await
+    }
+
+    /// [`BchnClient::coins`] and [`BchnClient::test_accept`] in one batch request:
+    /// `[gettxout…, testmempoolaccept]`. BCHN runs a batch's calls in turn and both are
+    /// read-only, so the answer is the one the two requests would have had, a round trip
+    /// sooner. Outpoint lists longer than a batch (no payment has one) are split as
+    /// [`BchnClient::coins`] splits them, the acceptance check riding with the last chunk.
+    /// The replies are placed by id, whatever order they come in; a `testmempoolaccept` that
+    /// errors inside the batch is read as it is alone (a refusal, or the node's failure), and
+    /// is not read at all when a coin is missing.
+    pub async fn coins_and_acceptance(
+        &self,
+        outpoints: &[OutPoint],
+        raw: &[u8],
+    ) -> Result<CoinsAndAcceptance, NodeError> {
+        let mut coins = Vec::with_capacity(outpoints.len());
+        let mut chunks = outpoints.chunks(MAX_BATCH).peekable();
+        let mut tested = None;
+        // A transaction has inputs; with none, the acceptance check goes alone.
+        if chunks.peek().is_none() {
+            tested = Some(verdict(
+                self.call(TEST_ACCEPT, test_accept_params(raw)).await?,
+            ));
         }
-        const METHOD: &str = "testmempoolaccept";
-        let verdicts: Vec<Verdict> = match self.call(METHOD, json!([[hex::encode(raw)]])).await? {
-            Ok(result) => decode(METHOD, result)?,
-            Err(e) => {
-                return match rejection(&e) {
-                    Some(r) => Ok(Acceptance::Rejected(r)),
-                    None => Err(unexpected(METHOD, e)),
-                }
+        while let Some(chunk) = chunks.next() {
+            let last = chunks.peek().is_none();
+            let mut calls = coin_calls(chunk);
+            if last {
+                calls.push((TEST_ACCEPT, test_accept_params(raw)));
             }
-        };
-        let [verdict] = <[Verdict; 1]>::try_from(verdicts).map_err(|v| {
-            NodeError::Protocol(format!("{METHOD}: {} results for one transaction", v.len()))
-        })?;
-        if verdict.allowed {
-            return Ok(Acceptance::Allowed);
+            let mut replies = self.batch(calls).await?;
+            if last {
+                // The batch answers every call, the acceptance check last (placed by id).
+                let reply = replies.pop().ok_or_else(|| {
+                    NodeError::Protocol(format!("{TEST_ACCEPT}: no reply in the batch"))
+                })?;
+                tested = Some(verdict(reply));
+            }
+            read_coins(chunk, replies.into_iter(), &mut coins)?;
+            if coins.iter().any(Option::is_none) {
+                // The caller asks why; the rest of the lookup would be work for nobody.
+                return Ok(CoinsAndAcceptance::Missing);
+            }
         }
-        let text = verdict.reject_reason.ok_or_else(|| {
-            NodeError::Protocol(format!("{METHOD}: refused without a reject-reason"))
-        })?;
-        let reason = node_reason(&text);
-        if reason.starts_with("txn-already-in-mempool") {
-            // When it was first seen tells a replay from a payment that reached the node over
-            // P2P first; a failure here only loses that hint, so it is not an error.
-            let first_seen_ms = self.mempool_first_seen(txid_of(raw)).await.unwrap_or(None);
-            return Ok(Acceptance::AlreadyKnown { first_seen_ms });
-        }
-        if reason.starts_with("txn-already-known") {
+        let checked = tested.ok_or_else(|| {
+            NodeError::Protocol(format!("{TEST_ACCEPT}: the batch was not asked"))
+        })??;
+        Ok(CoinsAndAcceptance::Found {
+            coins: coins.into_iter().flatten().collect(),
+            acceptance: self.acceptance(raw, checked).await?,
+        })
+    }
+
+    /// An [`Acceptance`] from `testmempoolaccept`'s verdict: a transaction already in the
+    /// mempool is asked when the node first saw it.
+    async fn acceptance(&self, raw: &[u8], verdict: Verdict) -> Result<Acceptance, NodeError> {
+        Ok(match verdict {
+            Verdict::Allowed => Acceptance::Allowed,
+            Verdict::InMempool => {
+                // When it was first seen tells a replay from a payment that reached the node
+                // over P2P first; a failure here only loses that hint, so it is not an error.
+                let first_seen_ms = self.mempool_first_seen(txid_of(raw)).await.unwrap_or(None);
+                Acceptance::AlreadyKnown { first_seen_ms }
+            }
             // Its outputs are in the UTXO set: confirmed, so the mempool has no entry to ask.
-            return Ok(Acceptance::AlreadyKnown {
+            Verdict::Confirmed => Acceptance::AlreadyKnown {
                 first_seen_ms: None,
-            });
-        }
-        Ok(Acceptance::Rejected(Rejection {
-            kind: reject_kind(reason),
-            reason: reason.to_string(),
-        }))
+            },
+            Verdict::Rejected(r) => Acceptance::Rejected(r),
+        })
     }
 
     /// Hands the transaction to the node (`sendrawtransaction`).
@@ -266,4 +281,93 @@ impl BchnClient {
     async fn mempool_first_seen(&self, txid: Txid) -> Result<Option<i64>, NodeError> {
         Ok(self.mempool_entry(txid).await?.map(|e| e.first_seen_ms))
     }
+}
+
+const GETTXOUT: &str = "gettxout";
+const TEST_ACCEPT: &str = "testmempoolaccept";
+
+/// The `gettxout` calls for `chunk`. BCHN reads `n` as a signed 32-bit int and errors above
+/// that; no transaction has 2^31 outputs, so such a coin cannot exist and is not asked for.
+fn coin_calls(chunk: &[OutPoint]) -> Vec<(&'static str, serde_json::Value)> {
+    chunk
+        .iter()
+        .filter(|op| i32::try_from(op.vout).is_ok())
+        .map(|op| (GETTXOUT, json!([op.txid.to_hex(), op.vout, true])))
+        .collect()
+}
+
+/// Reads the replies to [`coin_calls`] of `chunk` (in its order) onto `coins`.
+fn read_coins(
+    chunk: &[OutPoint],
+    mut replies: impl Iterator<Item = rpc::Reply>,
+    coins: &mut Vec<Option<Coin>>,
+) -> Result<(), NodeError> {
+    for op in chunk {
+        if i32::try_from(op.vout).is_err() {
+            coins.push(None);
+            continue;
+        }
+        let reply = replies
+            .next()
+            .ok_or_else(|| NodeError::Protocol(format!("{GETTXOUT}: fewer replies than calls")))?;
+        let txout: Option<TxOutReply> = decode(GETTXOUT, expect_ok(GETTXOUT, reply)?)?;
+        coins.push(txout.map(|t| t.into_coin(op)).transpose()?);
+    }
+    Ok(())
+}
+
+fn test_accept_params(raw: &[u8]) -> serde_json::Value {
+    json!([[hex::encode(raw)]])
+}
+
+/// What `testmempoolaccept` said, before a transaction already in the mempool is asked when it
+/// arrived.
+enum Verdict {
+    Allowed,
+    InMempool,
+    Confirmed,
+    Rejected(Rejection),
+}
+
+/// Reads one `testmempoolaccept` reply, alone or from a batch: a verdict, or an RPC error that
+/// is a refusal (-22, -25, -26); any other error is the node's failure.
+fn verdict(reply: rpc::Reply) -> Result<Verdict, NodeError> {
+    #[derive(Deserialize)]
+    struct Answer {
+        allowed: bool,
+        #[serde(rename = "reject-reason", default)]
+        reject_reason: Option<String>,
+    }
+    let answers: Vec<Answer> = match reply {
+        Ok(result) => decode(TEST_ACCEPT, result)?,
+        Err(e) => {
+            return match rejection(&e) {
+                Some(r) => Ok(Verdict::Rejected(r)),
+                None => Err(unexpected(TEST_ACCEPT, e)),
+            }
+        }
+    };
+    let [answer] = <[Answer; 1]>::try_from(answers).map_err(|v| {
+        NodeError::Protocol(format!(
+            "{TEST_ACCEPT}: {} results for one transaction",
+            v.len()
+        ))
+    })?;
+    if answer.allowed {
+        return Ok(Verdict::Allowed);
+    }
+    let text = answer.reject_reason.ok_or_else(|| {
+        NodeError::Protocol(format!("{TEST_ACCEPT}: refused without a reject-reason"))
+    })?;
+    let reason = node_reason(&text);
+    if reason.starts_with("txn-already-in-mempool") {
+        return Ok(Verdict::InMempool);
+    }
+    if reason.starts_with("txn-already-known") {
+        return Ok(Verdict::Confirmed);
+    }
+    Ok(Verdict::Rejected(Rejection {
+        kind: reject_kind(reason),
+        reason: reason.to_string(),
+    }))
 }

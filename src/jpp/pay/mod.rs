@@ -10,7 +10,7 @@ mod submission;
 pub use outputs::match_outputs;
 pub use refusal::PayError;
 pub use rules::{
-    coin_lookups, fee_meets_rate, judge_already_in_mempool, node_down, rejected, seen_since,
+    fee_meets_rate, judge_already_in_mempool, node_down, rejected, seen_since,
     SMALLEST_P2PKH_UNLOCK_BYTES,
 };
 pub use submission::{check_memo, check_refunds, Submission, MAX_TX_HEX};

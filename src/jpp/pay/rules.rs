@@ -1,10 +1,9 @@
 //! The rules a payment is judged by that need no I/O: fee rates in integers, when a
-//! transaction the node already has counts as sent for this invoice, how coins are looked up,
-//! and what the node's refusals mean for the wallet.
+//! transaction the node already has counts as sent for this invoice, and what the node's
+//! refusals mean for the wallet.
 
 use super::PayError;
 use crate::chain::node::{NodeError, RejectKind, Rejection, RELAY_FEE_PER_KB};
-use crate::chain::OutPoint;
 use crate::jpp::Invoice;
 
 /// Bytes the smallest P2PKH unlocking bytecode adds to an unsigned input (for `verify`): a
@@ -32,23 +31,6 @@ pub fn judge_already_in_mempool(
         _ if invoice.fee_per_kb <= RELAY_FEE_PER_KB => Ok(()),
         _ => Err(PayError::FeeUnverifiable(invoice.fee_per_kb)),
     }
-}
-
-/// Above this many inputs the first coin is asked for alone before the others. An honest
-/// payment has a few inputs and keeps a single lookup; a large transaction pays one small
-/// extra lookup, and one of made-up inputs is refused after it.
-const PROBE_ABOVE: usize = 16;
-/// Coins asked for in one step after that: the BCHN client's batch size, so the steps add no
-/// round trips to the node, and a missing coin ends the lookup within one batch.
-const LOOKUP_STEP: usize = 500;
-
-/// The steps `check_coins_and_fee` looks `outpoints` up in.
-pub fn coin_lookups(outpoints: &[OutPoint]) -> impl Iterator<Item = &[OutPoint]> {
-    let probe = if outpoints.len() > PROBE_ABOVE { 1 } else { 0 };
-    let (first, rest) = outpoints.split_at(probe);
-    std::iter::once(first)
-        .filter(|f| !f.is_empty())
-        .chain(rest.chunks(LOOKUP_STEP))
 }
 
 pub fn node_down(e: NodeError) -> PayError {
