@@ -160,33 +160,25 @@ impl DevChain {
                     .zip(outpoints)
                     .all(|(i, o)| i.prevout == *o)
         });
-        if alone.is_ok() && !own_inputs {
-            // Not this transaction's inputs: the two questions are asked apart.
-            return Ok(match self.coins(outpoints).await?.into_iter().collect() {
-                Some(coins) => CoinsAndAcceptance::Found {
-                    coins,
-                    acceptance: self.test_accept(raw).await?,
-                },
-                None => CoinsAndAcceptance::Missing,
-            });
-        }
-        let wanted = outpoints.to_vec();
-        let (rows, tip) = self
-            .store
-            .read(move |c| Ok((dev_chain::coins(c, &wanted)?, dev_chain::tip(c)?)))
-            .await
-            .map_err(unavailable)?;
         // Every input of a transaction the chain holds (mempool or block) is marked spent by
         // it, so with every coin unspent the chain does not hold this one: no `Known` here,
         // and no conflict to tell from a missing input. (A coin whose stored bytes are not an
         // output reads as missing, as in `coins`.)
-        let Some(coins) = rows
+        let Some(coins) = self
+            .coins(outpoints)
+            .await?
             .into_iter()
-            .map(|row| unspent(row, tip))
             .collect::<Option<Vec<_>>>()
         else {
             return Ok(CoinsAndAcceptance::Missing);
         };
+        if alone.is_ok() && !own_inputs {
+            // Not this transaction's inputs: its check needs its own coins.
+            return Ok(CoinsAndAcceptance::Found {
+                coins,
+                acceptance: self.test_accept(raw).await?,
+            });
+        }
         let acceptance = match alone {
             Err(r) => Acceptance::Rejected(r),
             Ok(tx) => {
