@@ -112,10 +112,15 @@ impl Dispatcher {
             .await
             .map(|rows| rows.into_iter().map(|(id, _, _)| id).collect())
             .unwrap_or_default();
+        // An interval, not a sleep started afresh each turn: under a steady stream of local
+        // commits a sleep would never end, and another process's events (an operator command's
+        // on SQLite) would wait for a lull.
+        let mut poll = tokio::time::interval(POLL_EVERY);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let timer = tokio::select! {
                 _ = commits.notified() => false,
-                _ = tokio::time::sleep(POLL_EVERY) => true,
+                _ = poll.tick() => true,
                 _ = stopping.stopped() => return Ok(()),
             };
             // This process's commits first, as its writers handed them over: no read between
@@ -129,6 +134,10 @@ impl Dispatcher {
                     }
                 }
                 if !timer {
+                    // The window's bookkeeping stays bounded between reads too.
+                    if delivered.len() > 4 * LOOKBACK as usize {
+                        delivered = delivered.split_off(&(newest - LOOKBACK));
+                    }
                     continue;
                 }
             }

@@ -9,6 +9,7 @@ use crate::on_both_backends;
 on_both_backends!(
     a_failing_write_leaves_the_others_in_its_batch_intact,
     pruning_removes_only_events_past_retention,
+    another_writers_event_is_delivered_while_this_process_commits_without_pause,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -404,4 +405,56 @@ async fn committed_events_are_handed_over_once_and_bounded(backend: Backend) {
     }
     assert!(store.take_committed().is_none());
     assert_eq!(store.take_committed().map(|e| e.len()), Some(0));
+}
+
+/// Events another process commits (an operator command; with SQLite no notification tells
+/// of them) reach this process's sockets even while its own commits never pause: the
+/// dispatcher's safety-net read runs on a clock, not after a lull.
+async fn another_writers_event_is_delivered_while_this_process_commits_without_pause(app: TestApp) {
+    use cashier::notify::Topic;
+    use cashier::store::events;
+    let topic = Topic::parse("invoice:elsewhere");
+    let mut live = app.hub.subscribe(&topic);
+    // Another process's store on the same database, which this server's dispatcher is not told of.
+    let other = crate::helpers::open_store(&app.database_url).await;
+    let busy = std::sync::atomic::AtomicBool::new(true);
+    let local = async {
+        let mut n = 0u64;
+        while busy.load(std::sync::atomic::Ordering::Relaxed) {
+            app.store
+                .write(|c| events::insert(c, "invoice:here", "invoice_cancelled", "{}", 1))
+                .await
+                .unwrap();
+            n += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        n
+    };
+    let heard = async {
+        other
+            .write(|c| {
+                events::insert(
+                    c,
+                    "invoice:elsewhere",
+                    "invoice_cancelled",
+                    "{\"from\":\"elsewhere\"}",
+                    1,
+                )
+            })
+            .await
+            .unwrap();
+        let message = tokio::time::timeout(std::time::Duration::from_secs(30), live.recv()).await;
+        busy.store(false, std::sync::atomic::Ordering::Relaxed);
+        message
+    };
+    let (n, message) = tokio::join!(local, heard);
+    let message = message
+        .expect("another writer's event was never delivered")
+        .unwrap();
+    assert!(
+        message.text.contains("\"from\":\"elsewhere\""),
+        "{}",
+        message.text
+    );
+    assert!(n > 0);
 }
